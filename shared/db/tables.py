@@ -1,0 +1,54 @@
+"""Postgres tables (SQLAlchemy Core). Schema changes go through Alembic migrations."""
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Integer, MetaData, Numeric, String, Table,
+                        func)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+MONEY = Numeric(20, 10)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("org_id", String(100), nullable=False, server_default="default"),
+    Column("team_id", String(100)),
+    Column("models", ARRAY(String)),
+    Column("is_admin", Boolean, nullable=False, server_default="false"),
+    Column("spend", MONEY, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+spend_ledger = Table(
+    "spend_ledger", metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("request_id", String(64)),
+    Column("org_id", String(100), nullable=False),
+    Column("team_id", String(100)),
+    Column("key_id", String(40)),
+    Column("model", String(200), nullable=False),
+    Column("provider", String(200)),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost", MONEY, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("org_id", String(100), nullable=False),
+    Column("team_id", String(100)),
+    Column("key_id", String(40)),
+    Column("request_id", String(64)),
+    Column("data", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+)

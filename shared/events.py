@@ -1,0 +1,114 @@
+"""The event envelope and every event type. Documented in docs/events.md.
+
+One envelope for all events: id (UUIDv7, also the JetStream `Nats-Msg-Id`), type, time,
+source, org/team/key ids, request id, schema version, data. Consumers parse with
+`parse_event` and send what does not parse to the dead-letter stream.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.ids import uuid7
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Principal(BaseModel):
+    """Who a request is made for: carried from the ingress through every worker."""
+
+    key_id: str
+    org_id: str = "default"
+    team_id: str | None = None
+    is_admin: bool = False
+    models: list[str] | None = None  # None: every model
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=uuid7)
+    time: datetime = Field(default_factory=_now)
+    source: str
+    schema_version: int = SCHEMA_VERSION
+    org_id: str = "default"
+    team_id: str | None = None
+    key_id: str | None = None
+    request_id: str | None = None
+
+
+class UsageData(BaseModel):
+    model: str
+    provider: str | None = None
+    deployment_model: str | None = None
+    endpoint: Literal["chat", "embeddings"] = "chat"
+    stream: bool = False
+    status: Literal["ok", "error", "cancelled"] = "ok"
+    usage_source: Literal["upstream", "estimated", "none"] = "upstream"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+    attempts: int = 1
+
+
+class UsageEvent(_Envelope):
+    type: Literal["usage.recorded"] = "usage.recorded"
+    data: UsageData
+
+
+class RequestData(BaseModel):
+    method: str = "POST"
+    path: str
+    model: str | None = None
+    stream: bool = False
+    status_code: int | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    latency_ms: float | None = None
+
+
+RequestEventType = Literal["request.received", "request.completed", "request.failed", "request.denied"]
+
+
+class RequestEvent(_Envelope):
+    type: RequestEventType
+    data: RequestData
+
+
+class KeyData(BaseModel):
+    name: str | None = None
+    actor_key_id: str | None = None
+    models: list[str] | None = None
+
+
+class KeyEvent(_Envelope):
+    type: Literal["key.created", "key.revoked"]
+    data: KeyData
+
+
+AuditEvent = Annotated[RequestEvent | KeyEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | RequestEvent | KeyEvent, Field(discriminator="type")]
+
+_EVENT = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent:
+    """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
+    return _EVENT.validate_json(raw)
+
+
+def envelope_ids(principal: Principal | None, request_id: str | None) -> dict[str, Any]:
+    if principal is None:
+        return {"request_id": request_id}
+    return {"org_id": principal.org_id, "team_id": principal.team_id,
+            "key_id": principal.key_id, "request_id": request_id}

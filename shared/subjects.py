@@ -1,0 +1,62 @@
+"""Every NATS subject, stream, consumer and queue group, named once.
+
+Usage and audit subjects carry the organisation id right after the prefix, so a tenant
+can be given permission to subscribe to `jetgate.usage.<org>` and `jetgate.audit.<org>.>`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# request-reply, served by queue groups
+GUARDRAILS_INPUT = "jetgate.rpc.guardrails.input"
+ROUTER_CHAT = "jetgate.rpc.router.chat"
+ROUTER_EMBEDDINGS = "jetgate.rpc.router.embeddings"
+ACCOUNTING_USAGE_QUERY = "jetgate.rpc.accounting.usage"
+
+GUARDRAILS_QUEUE = "guardrails"
+ROUTER_QUEUE = "router"
+ACCOUNTING_QUEUE = "accounting"
+
+# core NATS broadcasts (every replica listens, no queue group)
+ROUTER_CANCEL = "jetgate.ctl.router.cancel"
+KEYS_REVOKED = "jetgate.ctl.keys.revoked"
+
+# stream frame header (router -> caller inbox)
+FRAME_HEADER = "Jetgate-Frame"
+STATUS_HEADER = "Jetgate-Status"
+
+
+def _token(value: str | None) -> str:
+    """A value made safe to be one subject token."""
+    if not value:
+        return "_"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in value)
+
+
+def usage_subject(org_id: str | None) -> str:
+    return f"jetgate.usage.{_token(org_id)}"
+
+
+def audit_subject(org_id: str | None, event_type: str) -> str:
+    return f"jetgate.audit.{_token(org_id)}.{event_type}"
+
+
+def dlq_subject(consumer: str) -> str:
+    return f"jetgate.dlq.{_token(consumer)}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age_s: float
+    duplicate_window_s: float = 120.0
+
+
+USAGE_STREAM = StreamSpec("JETGATE_USAGE", ("jetgate.usage.>",), max_age_s=7 * 86400)
+AUDIT_STREAM = StreamSpec("JETGATE_AUDIT", ("jetgate.audit.>",), max_age_s=30 * 86400)
+DLQ_STREAM = StreamSpec("JETGATE_DLQ", ("jetgate.dlq.>",), max_age_s=30 * 86400)
+STREAMS = (USAGE_STREAM, AUDIT_STREAM, DLQ_STREAM)
+
+USAGE_CONSUMER = "accounting-usage"
+AUDIT_CONSUMER = "accounting-audit"

@@ -1,0 +1,43 @@
+"""Real servers for the whole test session: nats-server (JetStream) and Postgres from
+their wheels, ClickHouse through chDB. Nothing here is a mock."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jetgate.embedded.nats import EmbeddedNats
+from jetgate.embedded.postgres import EmbeddedPostgres
+from shared.db.migrate import upgrade
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: EmbeddedNats) -> str:
+    return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: EmbeddedPostgres) -> str:
+    upgrade(postgres_server.url)
+    return postgres_server.url
+
+
+@pytest.fixture
+def chdb_dsn(tmp_path: Path) -> str:
+    """A fresh chDB directory. Only one process may open it at a time."""
+    return f"chdb://{tmp_path / 'chdb'}"
