@@ -89,3 +89,7 @@ class UsageRow(BaseModel):
 class UsageReport(BaseModel):
     rows: list[UsageRow]
     error: str | None = None
+
+
+class KeyRevoked(BaseModel):
+    key_id: str

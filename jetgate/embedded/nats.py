@@ -9,6 +9,10 @@ from pathlib import Path
 
 from jetgate.embedded.ports import free_port, wait_for_port
 
+MAX_PAYLOAD = 8 * 1024 * 1024
+
+MAX_PAYLOAD = 8 * 1024 * 1024
+
 
 def nats_server_binary() -> str:
     candidate = Path(sys.executable).parent / "nats-server"
@@ -34,9 +38,13 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
+        conf = self.store_dir / "nats-server.conf"
+        conf.write_text(
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f"max_payload: {MAX_PAYLOAD}\n"  # request bodies up to the ingress limit fit in one message
+            f'jetstream {{ store_dir: "{self.store_dir}" }}\n')
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.store_dir), ],
+            [nats_server_binary(), "-c", str(conf)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for_port(self.port, timeout=timeout)

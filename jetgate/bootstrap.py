@@ -1,0 +1,32 @@
+"""One-time set-up steps of `jetgate up`: JetStream topology and the first admin key."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from shared.bus import connect, ensure_streams
+from shared.db.engine import make_engine
+from shared.db.tables import api_keys
+from shared.keys import create_key
+
+
+async def prepare_bus(nats_url: str) -> None:
+    nc = await connect(nats_url, "jetgate-launcher")
+    try:
+        await ensure_streams(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+async def bootstrap_admin_key(database_url: str) -> str | None:
+    """Make an admin key when none exists yet; it is returned (and shown) only that once."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            exists = (await conn.execute(
+                select(api_keys.c.id).where(api_keys.c.is_admin, api_keys.c.revoked_at.is_(None)).limit(1))).first()
+        if exists:
+            return None
+        new = await create_key(engine, name="bootstrap-admin", is_admin=True)
+        return new.key
+    finally:
+        await engine.dispose()

@@ -1,0 +1,75 @@
+"""The `jetgate` command: up, run SERVICE, keys."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from jetgate import keys_cmd
+from jetgate.home import read_state
+from shared.service import setup_logging
+from shared.settings import Settings, load_settings
+
+SERVICES = ("ingress", "guardrails", "router", "accounting")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jetgate", description="JetGate LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the whole gateway (embedded servers unless URLs are set)")
+    up.add_argument("--config", help="YAML config (default ./jetgate.yaml)")
+    up.add_argument("--home", help="data directory (default ./.jetgate)")
+    up.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    run = sub.add_parser("run", help="start one service alone (to scale it on its own)")
+    run.add_argument("service", choices=SERVICES)
+    run.add_argument("--config")
+    run.add_argument("--home")
+    run.add_argument("--port", type=int, help="HTTP port (ingress only)")
+    keys_cmd.add_parser(sub)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    updates: dict[str, object] = {}
+    if getattr(args, "config", None):
+        updates["config"] = Path(args.config)
+    if getattr(args, "home", None):
+        updates["home"] = Path(args.home)
+    if getattr(args, "port", None):
+        updates["port"] = args.port
+    return settings.model_copy(update=updates)
+
+
+def _run_service(service: str, settings: Settings) -> int:
+    """Join a running `jetgate up` (found by --home) unless server URLs are set."""
+    state = read_state(settings.home.resolve())
+    for name in ("nats_url", "database_url", "clickhouse_url"):
+        if not getattr(settings, name) and state is not None:
+            os.environ[f"JETGATE_{name.upper()}"] = getattr(state, name)
+    os.environ["JETGATE_CONFIG"] = str(settings.config)
+    os.environ["JETGATE_PORT"] = str(settings.port)
+    importlib.import_module(f"services.{service}.__main__").main()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    setup_logging(settings.log_level, "jetgate")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "up":
+        from jetgate.launcher import up
+
+        sys.exit(up(settings))
+    if args.command == "run":
+        sys.exit(_run_service(args.service, settings))
+    sys.exit(keys_cmd.keys_command(args, settings))
+
+
+if __name__ == "__main__":
+    main()

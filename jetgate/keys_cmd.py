@@ -1,0 +1,92 @@
+"""`jetgate keys create|list|revoke`: against the database of a running gateway."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from jetgate.home import read_state
+from shared.bus import connect, publish_event
+from shared.db.engine import make_engine
+from shared.events import KeyData, KeyEvent
+from shared.keys import KeyRecord, create_key, list_keys, revoke_key
+from shared.messages import KeyRevoked
+from shared.settings import Settings
+from shared.subjects import KEYS_REVOKED
+
+
+def _urls(settings: Settings) -> tuple[str, str | None]:
+    state = read_state(settings.home.resolve())
+    database_url = settings.database_url or (state.database_url if state else None)
+    nats_url = settings.nats_url or (state.nats_url if state else None)
+    if not database_url:
+        raise SystemExit(f"no running gateway in {settings.home} (start `jetgate up`) and JETGATE_DATABASE_URL is not set")
+    return database_url, nats_url
+
+
+async def _announce(nats_url: str | None, event: KeyEvent, revoked: str | None = None) -> None:
+    """Tell the bus: the audit stream, and every ingress replica for a revocation."""
+    if not nats_url:
+        print("warning: NATS unknown; no audit event sent", file=sys.stderr)
+        return
+    nc = await connect(nats_url, "jetgate-cli")
+    try:
+        await publish_event(nc.jetstream(), event)
+        if revoked:
+            await nc.publish(KEYS_REVOKED, KeyRevoked(key_id=revoked).model_dump_json().encode())
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+def _event(type_: str, record: KeyRecord) -> KeyEvent:
+    return KeyEvent(type=type_, source="cli", org_id=record.org_id, team_id=record.team_id,  # type: ignore[arg-type]
+                    key_id=record.id, data=KeyData(name=record.name, actor_key_id="cli", models=record.models))
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    database_url, nats_url = _urls(settings)
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        if args.keys_command == "create":
+            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            new = await create_key(engine, name=args.name, models=models, org_id=args.org,
+                                   team_id=args.team, is_admin=args.admin)
+            await _announce(nats_url, _event("key.created", new.record))
+            print(new.key)
+            print(f"id: {new.record.id} (the key is shown only once)", file=sys.stderr)
+        elif args.keys_command == "list":
+            for record in await list_keys(engine):
+                state = "revoked" if record.revoked_at else "active"
+                models = ",".join(record.models) if record.models else "*"
+                print(f"{record.id}\t{record.prefix}…\t{record.name}\t{record.org_id}\t{models}\t{state}")
+        else:
+            record = await revoke_key(engine, args.key_id)
+            if record is None:
+                print(f"no key with id {args.key_id}", file=sys.stderr)
+                return 1
+            await _announce(nats_url, _event("key.revoked", record), revoked=record.id)
+            print(f"revoked {record.id}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def keys_command(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(args, settings))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--models", help="comma-separated models this key may use (default: all)")
+    create.add_argument("--org", default="default")
+    create.add_argument("--team")
+    create.add_argument("--admin", action="store_true", help="an admin key (admin API)")
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key; every ingress refuses it within a second")
+    revoke.add_argument("key_id")
+    for parser in (create, keys_sub.choices["list"], revoke):
+        parser.add_argument("--home", type=str, help="home of the running gateway (default ./.jetgate)")

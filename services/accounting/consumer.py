@@ -1,0 +1,177 @@
+"""The batch loop both accounting consumers run: fetch → parse → write → ack.
+
+Every message ends one of three ways:
+- acked, after the write of its batch succeeded;
+- dead-lettered: published unchanged to `dlq_subject(consumer)` with the reason in
+  headers, counted, then terminated (it does not parse, is the wrong type for its
+  stream, or the store refused its values);
+- nak'ed with a growing delay, so JetStream redelivers it (the store failed).
+Nothing is acked before it is durable somewhere, and writes are idempotent on the event
+id, so a crash at any point loses nothing and counts nothing twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.accounting.failures import is_permanent
+from shared.metrics import DEAD_LETTERS, EVENTS_CONSUMED
+from shared.subjects import StreamSpec, dlq_subject
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DLQ_REASON = "Jetgate-Dlq-Reason"
+DLQ_SUBJECT = "Jetgate-Dlq-Subject"
+DLQ_CONSUMER = "Jetgate-Dlq-Consumer"
+DLQ_SEQUENCE = "Jetgate-Dlq-Stream-Seq"
+DLQ_MSG_ID = "Jetgate-Dlq-Msg-Id"
+
+ACK_WAIT_S = 30.0
+MAX_NAK_DELAY_S = 30.0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str             # durable consumer name; also names the dead-letter subject
+    stream: StreamSpec
+    batch_size: int = 500
+    batch_wait_s: float = 0.2
+    idle_poll_s: float = 1.0  # longest wait for a first message; bounds shutdown latency
+
+
+def header_safe(text: str, limit: int = 512) -> str:
+    """One printable line: NATS header values may not hold CR/LF."""
+    flat = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return flat.encode("ascii", "replace").decode("ascii")[:limit]
+
+
+def nak_delay(msg: Msg) -> float:
+    try:
+        delivered = msg.metadata.num_delivered or 1
+    except Exception:  # noqa: BLE001 - not a JetStream message: retry soon
+        delivered = 1
+    return min(MAX_NAK_DELAY_S, 0.5 * 2 ** min(delivered - 1, 6))
+
+
+class BatchConsumer(Generic[T]):
+    def __init__(self, js: JetStreamContext, spec: ConsumerSpec, parse: Callable[[bytes], T],
+                 write: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._js = js
+        self._spec = spec
+        self._parse = parse
+        self._write = write
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    async def subscribe(self) -> None:
+        spec = self._spec
+        config = ConsumerConfig(
+            durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_S, max_deliver=-1, max_ack_pending=max(20_000, 4 * spec.batch_size),
+        )
+        self._sub = await self._js.pull_subscribe(
+            spec.stream.subjects[0], durable=spec.name, stream=spec.stream.name, config=config)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop`; the batch in hand when it is set is finished first."""
+        if self._sub is None:
+            await self.subscribe()
+        while not stop.is_set():
+            try:
+                msgs = await self._collect()
+                healthy = await self.handle(msgs) if msgs else True
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+                log.exception("%s: batch loop error", self._spec.name)
+                healthy = False
+            if not healthy:
+                await _sleep_unless(stop, 1.0)
+
+    async def _collect(self) -> list[Msg]:
+        """Up to batch_size messages; once the first arrives, wait at most batch_wait_s more."""
+        assert self._sub is not None
+        spec = self._spec
+        try:
+            msgs = await self._sub.fetch(spec.batch_size, timeout=spec.idle_poll_s)
+        except TimeoutError:
+            return []
+        deadline = time.monotonic() + spec.batch_wait_s
+        while len(msgs) < spec.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining < 0.01:
+                break
+            try:
+                msgs += await self._sub.fetch(spec.batch_size - len(msgs), timeout=remaining)
+            except TimeoutError:
+                break
+        return msgs
+
+    async def handle(self, msgs: list[Msg]) -> bool:
+        """Settle every message of one batch. False when the store failed (retry later)."""
+        parsed: list[tuple[Msg, T]] = []
+        for msg in msgs:
+            try:
+                parsed.append((msg, self._parse(msg.data)))
+            except Exception as exc:  # noqa: BLE001 - whatever fails to parse is dead-lettered
+                await self.dead_letter(msg, f"invalid event: {exc}")
+        return await self._settle(parsed) if parsed else True
+
+    async def _settle(self, items: list[tuple[Msg, T]]) -> bool:
+        name = self._spec.name
+        try:
+            await self._write([event for _, event in items])
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_permanent(exc) and len(items) > 1:
+                # One event the store refuses must not hold back the rest: write them one by one.
+                results = [await self._settle([item]) for item in items]
+                return all(results)
+            if is_permanent(exc):
+                await self.dead_letter(items[0][0], f"rejected by the store: {type(exc).__name__}: {exc}")
+                return True
+            log.warning("%s: write of %d events failed, will retry: %s: %s",
+                        name, len(items), type(exc).__name__, header_safe(str(exc)))
+            for msg, _ in items:
+                await msg.nak(delay=nak_delay(msg))
+            EVENTS_CONSUMED.labels(name, "retried").inc(len(items))
+            return False
+        for msg, _ in items:
+            await msg.ack()
+        EVENTS_CONSUMED.labels(name, "written").inc(len(items))
+        return True
+
+    async def dead_letter(self, msg: Msg, reason: str) -> None:
+        name = self._spec.name
+        headers = {DLQ_REASON: header_safe(reason), DLQ_SUBJECT: msg.subject, DLQ_CONSUMER: name}
+        try:
+            meta = msg.metadata
+            headers[DLQ_SEQUENCE] = str(meta.sequence.stream)
+            headers["Nats-Msg-Id"] = f"dlq.{name}.{meta.stream}.{meta.sequence.stream}"
+        except Exception:  # noqa: BLE001 - no JetStream metadata: publish without a dedupe id
+            pass
+        if msg.headers and msg.headers.get("Nats-Msg-Id"):
+            headers[DLQ_MSG_ID] = header_safe(msg.headers["Nats-Msg-Id"])
+        try:
+            await self._js.publish(dlq_subject(name), msg.data, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - keep the original until the DLQ has it
+            log.warning("%s: dead-letter publish failed, will retry: %s", name, type(exc).__name__)
+            await msg.nak(delay=nak_delay(msg))
+            return
+        log.warning("%s: dead-lettered %s: %s", name, msg.subject, headers[DLQ_REASON])
+        DEAD_LETTERS.labels(name).inc()
+        EVENTS_CONSUMED.labels(name, "dead_lettered").inc()
+        await msg.term()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,93 @@
+"""Wiring: the two durable consumers and the usage-query responder.
+
+usage  (JETGATE_USAGE, durable `accounting-usage`) → ClickHouse + Postgres spend ledger
+audit  (JETGATE_AUDIT, durable `accounting-audit`) → Postgres audit log
+query  (`jetgate.rpc.accounting.usage`, queue `accounting`) → UsageReport from ClickHouse
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.accounting.clickhouse_store import ClickHouseStore
+from services.accounting.consumer import BatchConsumer, ConsumerSpec
+from services.accounting.intake import parse_audit, parse_usage
+from services.accounting.ledger import record_audit, record_spend
+from services.accounting.usage_query import answer
+from shared.bus import connect, ensure_streams
+from shared.db.engine import make_engine
+from shared.events import KeyEvent, RequestEvent, UsageEvent
+from shared.settings import Settings
+from shared.subjects import (ACCOUNTING_QUEUE, ACCOUNTING_USAGE_QUERY, AUDIT_CONSUMER, AUDIT_STREAM,
+                             USAGE_CONSUMER, USAGE_STREAM)
+
+log = logging.getLogger(__name__)
+
+
+async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
+    """Both stores, concurrently; raises the first failure once both have finished."""
+    results = await asyncio.gather(store.insert_usage(events), record_spend(engine, events),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    nc = await connect(settings.require("nats_url"), "accounting")
+    engine = make_engine(settings.require("database_url"))
+    store: ClickHouseStore | None = None
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        store = await ClickHouseStore.open(settings.require("clickhouse_url"))
+        ch = store
+
+        async def write_audit(events: Sequence[RequestEvent | KeyEvent]) -> None:
+            await record_audit(engine, events)
+
+        async def on_query(msg: Msg) -> None:
+            if msg.reply:
+                await msg.respond(await answer(ch, msg.data, nc.max_payload))
+
+        batch = {"batch_size": settings.usage_batch_size, "batch_wait_s": settings.usage_batch_wait_s}
+        consumers = [
+            BatchConsumer(js, ConsumerSpec(USAGE_CONSUMER, USAGE_STREAM, **batch), parse_usage,
+                          lambda events: write_usage(ch, engine, events)),
+            BatchConsumer(js, ConsumerSpec(AUDIT_CONSUMER, AUDIT_STREAM, **batch), parse_audit, write_audit),
+        ]
+        for consumer in consumers:
+            await consumer.subscribe()
+        await nc.subscribe(ACCOUNTING_USAGE_QUERY, queue=ACCOUNTING_QUEUE, cb=on_query)
+        log.info("accounting ready")
+        await _run_until_stopped(stop, consumers)
+    finally:
+        # Drain first: it settles acks and lets in-flight queries answer while the store is open.
+        try:
+            await nc.drain()
+        except Exception as exc:  # noqa: BLE001 - closing anyway
+            log.warning("nats drain: %s", type(exc).__name__)
+        if store is not None:
+            await store.close()
+        await engine.dispose()
+        log.info("accounting stopped")
+
+
+async def _run_until_stopped(stop: asyncio.Event, consumers: Sequence[BatchConsumer]) -> None:  # type: ignore[type-arg]
+    """Run the consumers until `stop`; if one dies, stop the others and raise its error."""
+    halt = asyncio.Event()
+    tasks = [asyncio.create_task(consumer.run(halt)) for consumer in consumers]
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        halt.set()
+        waiter.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

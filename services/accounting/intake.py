@@ -1,0 +1,50 @@
+"""What each consumer accepts. A parser returns the event, ready to store, or raises
+ValueError with the reason, and the message is dead-lettered with that reason.
+
+Checks are read from the stores' column types, so a value that one store would refuse
+never reaches either: both stores always hold the same events.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from services.accounting.ledger import audit_row, ledger_row, misfit
+from shared.db.tables import MONEY, audit_log, spend_ledger
+from shared.events import KeyEvent, RequestEvent, UsageEvent, parse_event
+
+# ClickHouse columns narrower than their Postgres counterparts (see clickhouse_store.DDL).
+UINT16_MAX = 2**16 - 1
+
+MONEY_QUANTUM = Decimal(1).scaleb(-(MONEY.scale or 0))
+MONEY_LIMIT = Decimal(10) ** ((MONEY.precision or 38) - (MONEY.scale or 0))
+
+
+def parse_usage(raw: bytes) -> UsageEvent:
+    event = parse_event(raw)
+    if not isinstance(event, UsageEvent):
+        raise ValueError(f"expected usage.recorded on the usage stream, got {event.type}")
+    data = event.data
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        if getattr(data, name) < 0:
+            raise ValueError(f"{name} is negative")
+    if not 0 <= data.attempts <= UINT16_MAX:
+        raise ValueError("attempts is out of range")
+    if abs(data.cost) >= MONEY_LIMIT:
+        raise ValueError("cost is out of range")
+    # Both stores keep the ledger's scale, rounded as Postgres rounds: sums agree exactly.
+    cost = data.cost.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+    event = event.model_copy(update={"data": data.model_copy(update={"cost": cost})})
+    reason = misfit(spend_ledger, ledger_row(event))
+    if reason:
+        raise ValueError(reason)
+    return event
+
+
+def parse_audit(raw: bytes) -> RequestEvent | KeyEvent:
+    event = parse_event(raw)
+    if isinstance(event, UsageEvent):
+        raise ValueError("expected a request or key event on the audit stream, got usage.recorded")
+    reason = misfit(audit_log, audit_row(event))
+    if reason:
+        raise ValueError(reason)
+    return event

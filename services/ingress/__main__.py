@@ -1,0 +1,22 @@
+"""Start one ingress process (uvicorn; SIGINT/SIGTERM finish requests, flush events, drain NATS)."""
+from __future__ import annotations
+
+import uvicorn
+
+from services.ingress.app import create_app
+from shared.service import install_event_loop, setup_logging
+from shared.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    setup_logging(settings.log_level, "ingress")
+    install_event_loop()
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, http="httptools",
+                            loop="none", lifespan="on", access_log=False, log_config=None,
+                            timeout_graceful_shutdown=30, server_header=False)
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The ingress application: built by `create_app`, clients made in the lifespan."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from nats.aio.msg import Msg
+
+from services.ingress.errors import install_error_handlers
+from services.ingress.keycache import KeyCache
+from services.ingress.request_id import RequestIdMiddleware
+from services.ingress.routes import admin, health, openai
+from services.ingress.state import IngressState
+from services.ingress.workers import WorkerClient
+from shared.bus import connect, ensure_streams
+from shared.config import load_config
+from shared.db.engine import make_engine
+from shared.messages import KeyRevoked
+from shared.publisher import EventPublisher
+from shared.settings import Settings
+from shared.subjects import KEYS_REVOKED
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = load_config(settings.config)
+        nc = await connect(settings.require("nats_url"), "jetgate-ingress")
+        js = nc.jetstream()
+        await ensure_streams(js)
+        engine = make_engine(settings.require("database_url"), pool_size=10)
+        master = settings.master_key.get_secret_value() if settings.master_key else None
+        keys = KeyCache(engine, ttl=settings.key_cache_ttl_s, master_key=master)
+
+        async def on_revoked(msg: Msg) -> None:
+            try:
+                keys.revoke(KeyRevoked.model_validate_json(msg.data).key_id)
+            except ValueError:
+                log.warning("ignored a malformed revocation message")
+
+        await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
+        events = EventPublisher(js)
+        app.state.ingress = IngressState(
+            settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events,
+            workers=WorkerClient(nc, timeout=settings.worker_timeout_s, idle_timeout=settings.stream_idle_timeout_s))
+        log.info("ingress ready: %d models", len(config.models))
+        try:
+            yield
+        finally:
+            await events.flush()
+            await nc.drain()
+            await engine.dispose()
+
+    app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(openai.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,47 @@
+"""Every error leaves the ingress in OpenAI's shape, with the right status."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from shared.errors import GatewayError, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: GatewayError) -> Response:
+    headers = dict(error.headers)
+    if error.status == 429 and "retry-after" not in {k.lower() for k in headers}:
+        headers["Retry-After"] = "1"
+    return Response(error.body().model_dump_json().encode(), status_code=error.status,
+                    media_type="application/json", headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, exc: GatewayError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        param = ".".join(str(p) for p in first["loc"][1:]) or None
+        return error_response(InvalidRequest(f"Invalid request: {first['msg']}", param=param))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            err: GatewayError = NotFound("Unknown request URL. Please check the URL and method.", code="unknown_url")
+        else:
+            err = GatewayError(str(exc.detail), status=exc.status_code, code=None)
+            err.type = "invalid_request_error"
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return error_response(GatewayError("The gateway had an internal error.", code="internal_error"))

@@ -1,0 +1,73 @@
+"""Verified keys, cached in the ingress; revocations arrive over NATS.
+
+A key found in Postgres is kept for `ttl` seconds. When Postgres cannot be reached, a
+key seen before keeps working (stale entries are served) and an unknown key gets 503,
+never 401: a database hiccup must not turn every key into a 401.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.errors import AuthenticationFailed, ServiceUnavailable
+from shared.events import Principal
+from shared.keys import KeyRecord, find_key, hash_key
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_TTL_S = 5.0
+MAX_ENTRIES = 100_000
+
+
+@dataclass
+class _Entry:
+    record: KeyRecord | None  # None: no such key (cached briefly)
+    expires: float
+
+
+class KeyCache:
+    def __init__(self, engine: AsyncEngine, *, ttl: float, master_key: str | None) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._master_hash = hash_key(master_key) if master_key else None
+        self._entries: dict[str, _Entry] = {}
+
+    async def authenticate(self, raw_key: str) -> Principal:
+        key_hash = hash_key(raw_key)
+        if self._master_hash and hmac.compare_digest(key_hash, self._master_hash):
+            return Principal(key_id="master", is_admin=True)
+        record = await self._lookup(key_hash)
+        if record is None or record.revoked_at is not None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        return record.principal()
+
+    async def _lookup(self, key_hash: str) -> KeyRecord | None:
+        now = time.monotonic()
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry.expires > now:
+            return entry.record
+        try:
+            record = await find_key(self._engine, key_hash)
+        except Exception as exc:  # noqa: BLE001 - any database failure
+            if entry is not None and entry.record is not None:
+                log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, entry.record.id)
+                return entry.record
+            raise ServiceUnavailable("The key store is unreachable; try again shortly.") from None
+        if len(self._entries) >= MAX_ENTRIES:
+            self._evict(now)
+        self._entries[key_hash] = _Entry(record, now + (self._ttl if record else NEGATIVE_TTL_S))
+        return record
+
+    def _evict(self, now: float) -> None:
+        for key_hash in [h for h, e in self._entries.items() if e.expires <= now]:
+            del self._entries[key_hash]
+        while len(self._entries) >= MAX_ENTRIES:
+            self._entries.pop(next(iter(self._entries)))
+
+    def revoke(self, key_id: str) -> None:
+        for key_hash in [h for h, e in self._entries.items() if e.record is not None and e.record.id == key_id]:
+            del self._entries[key_hash]

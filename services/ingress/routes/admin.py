@@ -1,0 +1,77 @@
+"""Admin API (admin keys only): keys and usage."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
+from shared.events import KeyData, KeyEvent, Principal
+from shared.keys import KeyRecord, create_key, list_keys, revoke_key
+from shared.messages import KeyRevoked, UsageQuery, UsageReport
+from shared.subjects import KEYS_REVOKED
+from services.ingress.state import AdminKey, State
+
+router = APIRouter(prefix="/admin")
+
+
+class CreateKey(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    models: list[str] | None = None
+    org_id: str = Field(default="default", min_length=1, max_length=100)
+    team_id: str | None = None
+    is_admin: bool = False
+
+
+class CreatedKey(BaseModel):
+    key: str
+    record: KeyRecord
+
+
+def _key_event(type_: str, record: KeyRecord, actor: Principal) -> KeyEvent:
+    return KeyEvent(type=type_, source="ingress", org_id=record.org_id, team_id=record.team_id,  # type: ignore[arg-type]
+                    key_id=record.id, data=KeyData(name=record.name, actor_key_id=actor.key_id, models=record.models))
+
+
+@router.post("/keys", status_code=201)
+async def create(body: CreateKey, admin: AdminKey, state: State) -> CreatedKey:
+    unknown = [m for m in body.models or [] if state.config.model(m) is None]
+    if unknown:
+        raise InvalidRequest(f"Unknown models: {', '.join(unknown)}", param="models")
+    new = await create_key(state.engine, name=body.name, models=body.models, org_id=body.org_id,
+                           team_id=body.team_id, is_admin=body.is_admin)
+    state.events.emit(_key_event("key.created", new.record, admin))
+    return CreatedKey(key=new.key, record=new.record)
+
+
+@router.get("/keys")
+async def keys(admin: AdminKey, state: State, org_id: str | None = None) -> list[KeyRecord]:
+    return await list_keys(state.engine, org_id)
+
+
+@router.delete("/keys/{key_id}")
+async def revoke(key_id: str, admin: AdminKey, state: State) -> KeyRevoked:
+    record = await revoke_key(state.engine, key_id)
+    if record is None:
+        raise NotFound(f"No key with id {key_id}.", code="key_not_found")
+    state.keys.revoke(key_id)
+    await state.nc.publish(KEYS_REVOKED, KeyRevoked(key_id=key_id).model_dump_json().encode())
+    state.events.emit(_key_event("key.revoked", record, admin))
+    return KeyRevoked(key_id=key_id)
+
+
+@router.get("/usage")
+async def usage(admin: AdminKey, state: State,
+                group_by: Annotated[str, Query()] = "model,key_id",
+                org_id: str | None = None, key_id: str | None = None, model: str | None = None,
+                since: str | None = None, until: str | None = None) -> UsageReport:
+    try:
+        query = UsageQuery(group_by=[g for g in group_by.split(",") if g], org_id=org_id, key_id=key_id,
+                           model=model, since=since, until=until)
+    except ValueError:
+        raise InvalidRequest("group_by takes model, key_id, org_id, provider, day", param="group_by") from None
+    report = await state.workers.usage(query)
+    if report.error:
+        raise ServiceUnavailable(f"Usage query failed: {report.error}")
+    return report

@@ -1,0 +1,35 @@
+"""Liveness, readiness and Prometheus metrics."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from services.ingress.state import State
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(state: State) -> Response:
+    checks: dict[str, str] = {"nats": "ok" if state.nc.is_connected else "down"}
+    try:
+        async with state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+        checks["postgres"] = f"down ({type(exc).__name__})"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if healthy else "not ready", "checks": checks},
+                        status_code=200 if healthy else 503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

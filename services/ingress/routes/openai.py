@@ -1,0 +1,91 @@
+"""The OpenAI-compatible API: chat completions (plain and SSE), embeddings, models."""
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from services.ingress.audit import RequestAudit
+from services.ingress.body import parse_body, read_body
+from services.ingress.policy import resolve_model, visible_models
+from services.ingress.sse import sse_events
+from services.ingress.state import CurrentKey, State, request_id_of
+from shared.errors import GatewayError, InvalidRequest, NotFound
+from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest, GuardrailRequest
+from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
+from shared.subjects import ROUTER_CHAT, ROUTER_EMBEDDINGS
+
+router = APIRouter(prefix="/v1")
+STARTED = int(time.time())
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
+    body = parse_body(await read_body(request, state.settings.max_body_bytes), ChatCompletionRequest)
+    resolve_model(state.config, principal, body.model, "chat")
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, body.model,
+                         bool(body.stream))
+    audit.received()
+    try:
+        if state.config.guardrails.enabled:
+            verdict = await state.workers.check_input(GuardrailRequest(
+                request_id=audit.request_id, principal=principal, model=body.model, messages=body.messages))
+            if verdict.verdict == "block":
+                error = InvalidRequest(verdict.message or f"Request blocked by guardrail rule '{verdict.rule}'.",
+                                       code="guardrail_blocked", param="messages")
+                audit.denied(error)
+                raise error
+            if verdict.verdict == "modify" and verdict.messages is not None:
+                body.messages = verdict.messages
+        route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body)
+        if body.stream:
+            frames = await state.workers.open_stream(ROUTER_CHAT, route, audit.request_id)
+            return StreamingResponse(sse_events(frames, audit), media_type="text/event-stream",
+                                     headers=SSE_HEADERS)
+        reply = await state.workers.call(ROUTER_CHAT, route)
+    except GatewayError as error:
+        if error.code != "guardrail_blocked":
+            audit.failed(error)
+        raise
+    audit.completed(reply.status)
+    return Response(reply.body, status_code=reply.status, media_type="application/json")
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, principal: CurrentKey, state: State) -> Response:
+    body = parse_body(await read_body(request, state.settings.max_body_bytes), EmbeddingsRequest)
+    resolve_model(state.config, principal, body.model, "embedding")
+    if body.input == "" or body.input == []:
+        raise InvalidRequest("'input' must not be empty.", param="input")
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, body.model)
+    audit.received()
+    try:
+        reply = await state.workers.call(
+            ROUTER_EMBEDDINGS, EmbeddingsRouteRequest(request_id=audit.request_id, principal=principal, body=body))
+    except GatewayError as error:
+        audit.failed(error)
+        raise
+    audit.completed(reply.status)
+    return Response(reply.body, status_code=reply.status, media_type="application/json")
+
+
+def _model_object(name: str, owned_by: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": STARTED, "owned_by": owned_by}
+
+
+@router.get("/models")
+async def list_models(principal: CurrentKey, state: State) -> dict[str, object]:
+    return {"object": "list", "data": [_model_object(m.name, m.owned_by) for m in visible_models(state.config, principal)]}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, principal: CurrentKey, state: State) -> dict[str, object]:
+    for model in visible_models(state.config, principal):
+        if model.name == model_id:
+            return _model_object(model.name, model.owned_by)
+    raise NotFound(f"The model '{model_id}' does not exist", param="model")
+
+

@@ -1,0 +1,69 @@
+"""What the ingress holds while it runs, built in the lifespan, reached through dependencies."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingress.keycache import KeyCache
+from services.ingress.workers import WorkerClient
+from shared.config import GatewayConfig
+from shared.errors import AuthenticationFailed, PermissionDenied
+from shared.events import Principal
+from shared.publisher import EventPublisher
+from shared.settings import Settings
+
+
+@dataclass
+class IngressState:
+    settings: Settings
+    config: GatewayConfig
+    nc: Client
+    js: JetStreamContext
+    engine: AsyncEngine
+    keys: KeyCache
+    workers: WorkerClient
+    events: EventPublisher
+
+
+def get_state(request: Request) -> IngressState:
+    return request.app.state.ingress  # type: ignore[no-any-return]
+
+
+State = Annotated[IngressState, Depends(get_state)]
+
+
+def _presented_key(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    raise AuthenticationFailed(
+        "You didn't provide an API key. Provide it in an Authorization header (Bearer) or in x-api-key.",
+        code="missing_api_key")
+
+
+async def current_principal(request: Request, state: State) -> Principal:
+    return await state.keys.authenticate(_presented_key(request))
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("This endpoint needs an admin key.", code="admin_required")
+    return principal
+
+
+CurrentKey = Annotated[Principal, Depends(current_principal)]
+AdminKey = Annotated[Principal, Depends(admin_principal)]
+
+
+def request_id_of(request: Request) -> str:
+    return request.scope["state"]["request_id"]  # type: ignore[no-any-return]

@@ -1,0 +1,112 @@
+"""Calls from the ingress to the workers over NATS request-reply."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from pydantic import BaseModel
+
+from shared.errors import ServiceUnavailable, UpstreamTimeout, error_from_body
+from shared.messages import CancelRequest, Frame, GuardrailRequest, GuardrailVerdict, RouteError, UsageQuery, UsageReport
+from shared.subjects import (ACCOUNTING_USAGE_QUERY, FRAME_HEADER, GUARDRAILS_INPUT, ROUTER_CANCEL,
+                             STATUS_HEADER)
+
+
+@dataclass
+class RawReply:
+    status: int
+    body: bytes
+
+
+def _frame(msg: Msg) -> str | None:
+    return msg.headers.get(FRAME_HEADER) if msg.headers else None
+
+
+def _raise_if_error(msg: Msg) -> None:
+    if _frame(msg) == Frame.ERROR.value:
+        failure = RouteError.model_validate_json(msg.data)
+        raise error_from_body(failure.status, failure.body)
+
+
+class WorkerClient:
+    def __init__(self, nc: Client, *, timeout: float, idle_timeout: float) -> None:
+        self._nc = nc
+        self._timeout = timeout
+        self._idle_timeout = idle_timeout
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def _request(self, subject: str, payload: BaseModel, worker: str, timeout: float | None = None) -> Msg:
+        try:
+            return await self._nc.request(subject, payload.model_dump_json(exclude_unset=True).encode(),
+                                          timeout=timeout or self._timeout)
+        except NoRespondersError:
+            raise ServiceUnavailable(f"No {worker} worker is available.") from None
+        except NatsTimeout:
+            raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
+
+    async def check_input(self, request: GuardrailRequest) -> GuardrailVerdict:
+        msg = await self._request(GUARDRAILS_INPUT, request, "guardrails", timeout=10.0)
+        return GuardrailVerdict.model_validate_json(msg.data)
+
+    async def call(self, subject: str, request: BaseModel) -> RawReply:
+        msg = await self._request(subject, request, "router")
+        _raise_if_error(msg)
+        status = int(msg.headers.get(STATUS_HEADER, "200")) if msg.headers else 200
+        return RawReply(status, msg.data)
+
+    async def usage(self, query: UsageQuery) -> UsageReport:
+        msg = await self._request(ACCOUNTING_USAGE_QUERY, query, "accounting", timeout=30.0)
+        return UsageReport.model_validate_json(msg.data)
+
+    async def open_stream(self, subject: str, request: BaseModel, request_id: str) -> AsyncIterator[Msg]:
+        """Start a streamed call; returns once the first frame is in (errors raise here)."""
+        frames: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_frame(msg: Msg) -> None:
+            frames.put_nowait(msg)
+
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox, cb=on_frame)
+        try:
+            await self._nc.publish(subject, request.model_dump_json(exclude_unset=True).encode(), reply=inbox)
+            first = await self._next(frames, self._timeout)
+            _raise_if_error(first)
+        except BaseException:
+            await sub.unsubscribe()
+            raise
+        return self._frames(first, frames, sub, request_id)
+
+    async def _next(self, frames: asyncio.Queue[Msg], timeout: float) -> Msg:
+        try:
+            msg = await asyncio.wait_for(frames.get(), timeout)
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout("The router sent nothing in time.") from None
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise ServiceUnavailable("No router worker is available.")
+        return msg
+
+    async def _frames(self, first: Msg, frames: asyncio.Queue[Msg], sub: Any, request_id: str) -> AsyncIterator[Msg]:
+        finished = False
+        try:
+            msg = first
+            while True:
+                yield msg
+                if _frame(msg) in (Frame.END.value, Frame.ERROR.value):
+                    finished = True
+                    return
+                msg = await self._next(frames, self._idle_timeout)
+        finally:
+            # run in its own task: this generator may be closing under a cancellation
+            task = asyncio.get_running_loop().create_task(self._close(sub, None if finished else request_id))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _close(self, sub: Any, cancel_request_id: str | None) -> None:
+        await sub.unsubscribe()
+        if cancel_request_id:  # the client went away or we gave up: stop the upstream, charge what was made
+            await self._nc.publish(ROUTER_CANCEL, CancelRequest(request_id=cancel_request_id).model_dump_json().encode())

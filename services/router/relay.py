@@ -1,0 +1,93 @@
+"""Relaying a stream to the caller's inbox, and charging it whatever happens.
+
+Frames go to the inbox in order: `chunk`* then exactly one `end` or `error`. The upstream
+is always asked for usage; when it sends none (or the caller cancels), the completion is
+counted from the relayed text, so every streamed request is charged.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client
+
+from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
+from services.router.providers.base import ProviderError
+from services.router.registry import RoutedModel
+from services.router.tokens import chunk_text, estimate_prompt_tokens, estimate_text_tokens
+from services.router.usage import usage_event
+from shared.errors import ErrorBody, ErrorDetail
+from shared.events import Principal, UsageEvent
+from shared.messages import Frame, RouteError, StreamEnd
+from shared.openai_types import Usage
+from shared.subjects import FRAME_HEADER
+
+CHUNK_HEADERS = {FRAME_HEADER: Frame.CHUNK.value}
+
+
+def error_frame(error: ProviderError) -> bytes:
+    body = ErrorBody(error=ErrorDetail(message=error.message, type=error.error_type, param=error.param,
+                                       code=error.code))
+    return RouteError(status=error.status, body=body).model_dump_json().encode()
+
+
+@dataclass
+class StreamTally:
+    body: dict[str, Any]
+    usage: Usage | None = None
+    text: list[str] = field(default_factory=list)
+
+    def add(self, parsed: dict[str, Any]) -> None:
+        self.text.append(chunk_text(parsed))
+
+    def final(self) -> tuple[Usage, str]:
+        if self.usage is not None:
+            return self.usage, "upstream"
+        prompt = estimate_prompt_tokens(self.body.get("messages") or [])
+        completion = estimate_text_tokens("".join(self.text))
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion), "estimated"
+
+
+async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Principal, routed: RoutedModel,
+                       body: dict[str, Any], cancelled: asyncio.Event) -> UsageEvent:
+    started = time.perf_counter()
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    tally = StreamTally(body)
+    try:
+        opened: OpenStream = await open_stream_with_failover(routed, body)
+    except RouteFailure as failure:
+        await nc.publish(inbox, error_frame(failure.error), headers={FRAME_HEADER: Frame.ERROR.value})
+        return usage_event(request_id=request_id, principal=principal, routed=routed, target=failure.target,
+                           usage=None, usage_source="none", status="error", endpoint="chat", stream=True,
+                           latency_ms=(time.perf_counter() - started) * 1000, attempts=failure.attempts)
+
+    status = "ok"
+    chunk = opened.first
+    try:
+        while True:
+            tally.add(chunk.parsed)
+            if chunk.usage is not None:
+                tally.usage = chunk.usage
+            if wants_usage or not chunk.is_usage_only:
+                await nc.publish(inbox, chunk.raw, headers=CHUNK_HEADERS)
+            if cancelled.is_set():
+                status = "cancelled"
+                break
+            try:
+                chunk = await anext(opened.rest)
+            except StopAsyncIteration:
+                break
+        if status == "ok":
+            end = StreamEnd(usage=tally.usage if wants_usage else None)
+            await nc.publish(inbox, end.model_dump_json().encode(), headers={FRAME_HEADER: Frame.END.value})
+    except ProviderError as error:
+        status = "error"
+        await nc.publish(inbox, error_frame(error), headers={FRAME_HEADER: Frame.ERROR.value})
+    finally:
+        await opened.rest.aclose()
+    usage, source = tally.final()
+    return usage_event(request_id=request_id, principal=principal, routed=routed, target=opened.target,
+                       usage=usage, usage_source=source, status=status, endpoint="chat", stream=True,  # type: ignore[arg-type]
+                       latency_ms=(time.perf_counter() - started) * 1000, attempts=opened.attempts)

@@ -1,0 +1,1 @@
+"""Fake upstream providers: real local HTTP servers that answer like the provider APIs."""

@@ -1,0 +1,302 @@
+"""A real local HTTP server that answers like the OpenAI API, for tests on the wire.
+
+`FakeOpenAI` runs a Starlette app under uvicorn in a background thread (its own event
+loop) on a free 127.0.0.1 port. The request's `model` field picks the behaviour, so a
+gateway config can point different deployments at different behaviours:
+
+| model               | behaviour                                                        |
+|---------------------|------------------------------------------------------------------|
+| any other name      | normal answer echoing the model; a tool call when the request    |
+|                     | has `tools` and `tool_choice` is not "none"                      |
+| `fail-400/401/404/429/500/503` | that status with OpenAI's error body (429: `retry-after`) |
+| `flaky-500`         | the first such request to this server gets 500, later ones are OK |
+| `stream-no-usage`   | streams never end with a usage chunk, even when asked            |
+| `slow-stream`       | streams 200 content chunks 50 ms apart (`SLOW_STREAM_CHUNKS`)     |
+| `hang`              | sleeps 30 s before answering                                     |
+
+Every request is recorded (`.requests`) before anything else happens, so tests can assert
+what the gateway sent. Token counts are deterministic: see `tests.fakes.payloads`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import payloads as p
+
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
+SLOW_STREAM_CHUNKS = 200
+SLOW_STREAM_DELAY_S = 0.05
+HANG_S = 30.0
+
+_FAILURES: dict[str, tuple[int, Callable[[str], p.Json]]] = {
+    "fail-400": (400, lambda m: p.invalid_request("Invalid value for 'messages': fake upstream refused.", "messages")),
+    "fail-401": (401, lambda m: p.invalid_api_key("sk-fake-upstream-rejected-key")),
+    "fail-404": (404, p.model_not_found),
+    "fail-429": (429, p.rate_limited),
+    "fail-500": (500, lambda m: p.server_error()),
+    "fail-503": (503, lambda m: p.error_body("The server is overloaded or not ready yet.", "server_error")),
+}
+_SAMPLE_VALUES: dict[str, Any] = {"string": "Paris", "number": 1.5, "integer": 1, "boolean": True,
+                                  "array": [], "object": {}}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    json: Any  # parsed body; None when there was none or it was not JSON
+
+    @property
+    def bearer(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        return auth[7:] if auth.lower().startswith("bearer ") else None
+
+
+class FakeOpenAI:
+    """Start with `start()` (or `with FakeOpenAI() as fake:`); point clients at `.base_url`."""
+
+    def __init__(self, *, expected_api_key: str | None = None, models: Sequence[str] = DEFAULT_MODELS,
+                 retry_after_s: int = 1) -> None:
+        self.expected_api_key = expected_api_key
+        self.models = list(models)
+        self.retry_after_s = retry_after_s
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._flaky_seen = 0
+        self._streams_aborted = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> FakeOpenAI:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"fake-openai-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("fake OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- what tests read -------------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def streams_aborted(self) -> int:
+        """Streams whose client went away before `data: [DONE]` was sent."""
+        with self._lock:
+            return self._streams_aborted
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        deadline = time.monotonic() + timeout
+        while len(seen := self.requests) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fake OpenAI got {len(seen)} requests, expected {count}")
+            time.sleep(0.01)
+        return seen
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/models", self._list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
+            Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ])
+
+    async def _receive(self, request: Request) -> tuple[Any, Response | None]:
+        """Record the request, then check its key. Returns (parsed body, early response)."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        recorded = RecordedRequest(request.method, request.url.path, headers, body)
+        with self._lock:
+            self._requests.append(recorded)
+        if self.expected_api_key is not None and recorded.bearer != self.expected_api_key:
+            return body, _json(401, p.invalid_api_key(recorded.bearer))
+        return body, None
+
+    async def _receive_model_request(self, request: Request) -> tuple[p.Json, Response | None]:
+        body, early = await self._receive(request)
+        if early is not None:
+            return {}, early
+        if not isinstance(body, dict):
+            return {}, _json(400, p.invalid_request(
+                "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+                "your HTTP library correctly. The OpenAI API expects a JSON payload.)"))
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return {}, _json(400, p.invalid_request("you must provide a model parameter"))
+        return body, self._failure(body["model"])
+
+    def _failure(self, model: str) -> Response | None:
+        if model in _FAILURES:
+            status, build = _FAILURES[model]
+            extra = {"retry-after": str(self.retry_after_s)} if status == 429 else {}
+            return _json(status, build(model), extra)
+        if model == "flaky-500":
+            with self._lock:
+                self._flaky_seen += 1
+                first = self._flaky_seen == 1
+            if first:
+                return _json(500, p.server_error())
+        return None
+
+    async def _chat(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        model: str = body["model"]
+        if model == "hang":
+            await asyncio.sleep(HANG_S)
+        prompt_tokens = p.count_prompt_tokens(body.get("messages"))
+        tool = _chosen_tool(body)
+        if body.get("stream") is True:
+            return self._stream(body, model, prompt_tokens, tool)
+        if tool is not None:
+            return _json(200, p.tool_call_completion(model, prompt_tokens, *tool))
+        return _json(200, p.chat_completion(model, prompt_tokens))
+
+    def _stream(self, body: p.Json, model: str, prompt_tokens: int, tool: tuple[str, str] | None) -> Response:
+        asked = (body.get("stream_options") or {}).get("include_usage") is True and model != "stream-no-usage"
+        slow = model == "slow-stream"
+        if tool is not None:
+            cid, created, chunks = p.tool_call_stream(model, tool[0], tool[1], asked)
+        else:
+            pieces = [f" tok{i}" for i in range(SLOW_STREAM_CHUNKS)] if slow else p.REPLY_PIECES
+            cid, created, chunks = p.content_stream(model, pieces, asked)
+        completion_tokens = SLOW_STREAM_CHUNKS if slow else p.COMPLETION_TOKENS
+        if asked:
+            chunks.append(p.usage_chunk(cid, created, model, p.usage(prompt_tokens, completion_tokens)))
+        delay = SLOW_STREAM_DELAY_S if slow else 0.0
+        return StreamingResponse(self._events(chunks, delay), media_type="text/event-stream",
+                                 headers=_openai_headers())
+
+    async def _events(self, chunks: list[p.Json], delay: float) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            for event in chunks:
+                if delay:
+                    await asyncio.sleep(delay)
+                yield p.sse(event)
+            yield p.sse("[DONE]")
+            finished = True
+        finally:
+            if not finished:
+                with self._lock:
+                    self._streams_aborted += 1
+
+    async def _embeddings(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if body["model"] == "hang":
+            await asyncio.sleep(HANG_S)
+        inputs = body.get("input")
+        if inputs is None or inputs == "" or inputs == []:
+            return _json(400, p.invalid_request("'input' is a required property", "input"))
+        encoding = "base64" if body.get("encoding_format") == "base64" else "float"
+        dimensions = body.get("dimensions") or p.EMBEDDING_DIMENSIONS
+        return _json(200, p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
+
+    async def _list_models(self, request: Request) -> Response:
+        _, early = await self._receive(request)
+        return early or _json(200, p.models_list(self.models))
+
+    async def _get_model(self, request: Request) -> Response:
+        _, early = await self._receive(request)
+        model = request.path_params["model"]
+        if early is not None:
+            return early
+        if model not in self.models:
+            return _json(404, p.model_not_found(model))
+        return _json(200, p.model_object(model))
+
+    async def _not_found(self, request: Request) -> Response:
+        _, early = await self._receive(request)
+        return early or _json(404, p.invalid_url(request.method, request.url.path))
+
+
+def _openai_headers() -> dict[str, str]:
+    return {"x-request-id": p.request_id(), "openai-processing-ms": "1", "openai-version": "2020-10-01"}
+
+
+def _json(status: int, body: p.Json, extra_headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={**_openai_headers(), **(extra_headers or {})})
+
+
+def _chosen_tool(body: p.Json) -> tuple[str, str] | None:
+    """(function name, JSON arguments) when the request offers tools and does not forbid them."""
+    tools, choice = body.get("tools"), body.get("tool_choice", "auto")
+    if not isinstance(tools, list) or not tools or choice == "none":
+        return None
+    wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and (wanted is None or function.get("name") == wanted):
+            return str(function.get("name", "")), json.dumps(_sample_arguments(function.get("parameters") or {}))
+    return None
+
+
+def _sample_arguments(schema: p.Json) -> p.Json:
+    """Arguments that fit a JSON schema's required (or else all) properties."""
+    properties: p.Json = schema.get("properties") or {}
+    names = schema.get("required") or list(properties)
+    args: p.Json = {}
+    for name in names:
+        prop = properties.get(name) or {}
+        args[name] = prop["enum"][0] if prop.get("enum") else _SAMPLE_VALUES.get(prop.get("type", ""), "example")
+    return args

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Any
+
+from services.guardrails.checks import Policy, check_input
+from shared.config import GuardrailsConfig, PiiConfig, RegexRule
+from shared.messages import Finding
+from shared.openai_types import ChatMessage
+
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@example.com"
+IMAGE = {"type": "image_url", "image_url": {"url": "https://img.example.com/jane.doe@example.com.png"}}
+
+
+def policy(**config: Any) -> Policy:
+    return Policy.from_config(GuardrailsConfig.model_validate(config))
+
+
+def user(content: Any) -> ChatMessage:
+    return ChatMessage(role="user", content=content)
+
+
+NO_PASSWORDS = {"name": "no-passwords", "pattern": r"(?i)\bpassword\b", "action": "block"}
+REDACT_TOKENS = {"name": "tokens", "pattern": r"tok_[a-z0-9]+", "action": "redact", "replacement": "[TOKEN]"}
+
+
+def test_clean_messages_are_allowed() -> None:
+    verdict = check_input(policy(rules=[NO_PASSWORDS]), [user("hello"), ChatMessage(role="assistant")])
+    assert verdict.verdict == "allow"
+    assert verdict.messages is None and verdict.findings == [] and verdict.rule is None
+
+
+def test_block_rule_names_the_rule() -> None:
+    verdict = check_input(policy(rules=[NO_PASSWORDS]), [user("hi"), user("my Password is hunter2")])
+    assert verdict.verdict == "block"
+    assert verdict.rule == "no-passwords"
+    assert verdict.message == "Request blocked by guardrail rule 'no-passwords'"
+    assert verdict.findings == [Finding(rule="no-passwords", action="block", count=1)]
+    assert verdict.messages is None
+    assert "hunter2" not in verdict.model_dump_json()
+
+
+def test_block_rule_sees_text_parts() -> None:
+    verdict = check_input(policy(rules=[NO_PASSWORDS]), [user([IMAGE, {"type": "text", "text": "the password"}])])
+    assert (verdict.verdict, verdict.rule) == ("block", "no-passwords")
+
+
+def test_block_wins_over_an_earlier_redaction_of_the_same_text() -> None:
+    hide = {"name": "hide", "pattern": "password", "action": "redact"}
+    verdict = check_input(policy(rules=[hide, NO_PASSWORDS]), [user("password")])
+    assert (verdict.verdict, verdict.rule) == ("block", "no-passwords")
+
+
+def test_first_matching_block_rule_decides() -> None:
+    rules = [{"name": "first", "pattern": "b"}, {"name": "second", "pattern": "a"}]
+    assert check_input(policy(rules=rules), [user("ab")]).rule == "first"
+
+
+def test_redacts_string_content() -> None:
+    messages = [ChatMessage(role="system", content="be nice"), user(f"mail {EMAIL}, card {CARD}, key tok_abc1")]
+    verdict = check_input(policy(rules=[REDACT_TOKENS]), messages)
+    assert verdict.verdict == "modify"
+    assert verdict.messages is not None
+    assert [m.content for m in verdict.messages] == ["be nice", "mail [EMAIL], card [CARD], key [TOKEN]"]
+    assert verdict.findings == [
+        Finding(rule="tokens", action="redact", count=1),
+        Finding(rule="pii.email", action="redact", count=1),
+        Finding(rule="pii.card", action="redact", count=1),
+    ]
+    assert messages[1].content == f"mail {EMAIL}, card {CARD}, key tok_abc1"  # input untouched
+
+
+def test_redacts_text_parts_and_leaves_images_alone() -> None:
+    content = [{"type": "text", "text": f"{EMAIL} and {EMAIL}"}, IMAGE, {"type": "text", "text": "fine"}]
+    verdict = check_input(policy(), [user(content)])
+    assert verdict.verdict == "modify"
+    assert verdict.messages is not None
+    assert verdict.messages[0].content == [{"type": "text", "text": "[EMAIL] and [EMAIL]"}, IMAGE,
+                                           {"type": "text", "text": "fine"}]
+    assert verdict.findings == [Finding(rule="pii.email", action="redact", count=2)]
+
+
+def test_counts_add_up_across_messages() -> None:
+    verdict = check_input(policy(), [user(CARD), user([{"type": "text", "text": CARD}]), user(f"{CARD}!")])
+    assert verdict.findings == [Finding(rule="pii.card", action="redact", count=3)]
+
+
+def test_modified_messages_keep_role_and_extra_fields() -> None:
+    message = ChatMessage.model_validate({"role": "user", "name": "jane", "content": EMAIL})
+    verdict = check_input(policy(), [message])
+    assert verdict.messages is not None
+    assert verdict.messages[0].model_dump() == {"role": "user", "name": "jane", "content": "[EMAIL]"}
+
+
+def test_pii_block_names_the_pii_rule() -> None:
+    verdict = check_input(policy(pii={"card": "block"}), [user(f"card {CARD} mail {EMAIL}")])
+    assert (verdict.verdict, verdict.rule) == ("block", "pii.card")
+    assert verdict.message == "Request blocked by guardrail rule 'pii.card'"
+    assert CARD not in verdict.model_dump_json()
+    verdict = check_input(policy(pii={"email": "block"}), [user([{"type": "text", "text": EMAIL}])])
+    assert (verdict.verdict, verdict.rule) == ("block", "pii.email")
+
+
+def test_pii_off_is_not_checked() -> None:
+    verdict = check_input(policy(pii=PiiConfig(email="off", card="off").model_dump()), [user(f"{EMAIL} {CARD}")])
+    assert verdict.verdict == "allow"
+
+
+def test_invalid_card_numbers_are_not_redacted() -> None:
+    assert check_input(policy(), [user("order 4111 1111 1111 1112")]).verdict == "allow"
+
+
+def test_disabled_config_always_allows() -> None:
+    disabled = policy(enabled=False, rules=[NO_PASSWORDS], pii={"email": "block"})
+    verdict = check_input(disabled, [user(f"password {EMAIL}")])
+    assert verdict.verdict == "allow" and verdict.findings == []
+
+
+def test_replacement_is_literal() -> None:
+    rule = RegexRule(name="digits", pattern=r"(\d+)", action="redact", replacement=r"<\1>")
+    verdict = check_input(Policy.from_config(GuardrailsConfig(rules=[rule])), [user("pin 1234")])
+    assert verdict.messages is not None and verdict.messages[0].content == r"pin <\1>"
+
+
+def test_verdict_round_trips_through_json() -> None:
+    verdict = check_input(policy(), [user([{"type": "text", "text": EMAIL}, IMAGE]), ChatMessage(role="assistant")])
+    again = type(verdict).model_validate_json(verdict.model_dump_json())
+    assert again == verdict
