@@ -1,0 +1,219 @@
+"""Direct-to-upstream against through-JetGate, side by side in one run.
+
+    python -m bench.run [--rate 100] [--seconds 20] [--conns 32] [--tp-seconds 10] [--stream]
+
+Starts bench/upstream.py and `jetgate up` (embedded NATS and Postgres, chDB, a temporary home
+and config whose only model, gpt-4o-mini, routes to that upstream), then measures each target
+at a fixed rate (open loop: p50/p90/p99) and at maximum throughput (`--conns` connections).
+Prints a markdown table (added = gateway - direct) and writes JSON to bench/results/.
+Everything runs on 127.0.0.1; everything started is stopped by PID, also on errors and Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+from bench import procs
+from bench.client import Connection, Target
+from bench.loadgen import CHAT_PATH, Summary, chat_body, closed_loop, open_loop
+from bench.loop import run_loop
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+MODEL = "gpt-4o-mini"
+CONFIG = """\
+providers:
+  - name: bench-upstream
+    type: openai
+    base_url: http://127.0.0.1:{port}/v1
+    api_key: env:BENCH_UPSTREAM_KEY
+models:
+  - name: {model}
+    deployments:
+      - provider: bench-upstream
+        model: {model}
+    pricing:
+      input_per_million: "0.15"
+      output_per_million: "0.60"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _jetgate() -> str:
+    for candidate in (Path(sys.executable).parent / "jetgate", REPO / ".venv" / "bin" / "jetgate"):
+        if candidate.exists():
+            return str(candidate)
+    raise SystemExit("jetgate is not installed: run `make install` first")
+
+
+def start_upstream(workdir: Path) -> procs.Child:
+    return procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", "0"], workdir / "upstream.log",
+                       env=dict(os.environ), cwd=REPO, ready_timeout_s=15)
+
+
+def start_gateway(workdir: Path, upstream_port: int, master_key: str) -> procs.Child:
+    config = workdir / "jetgate.yaml"
+    config.write_text(CONFIG.format(port=upstream_port, model=MODEL))
+    env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "BENCH_UPSTREAM_KEY": "sk-bench-" + secrets.token_hex(8)}
+    argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(_free_port())]
+    return procs.start("gateway", argv, workdir / "gateway.log", env=env, cwd=workdir, ready_timeout_s=180)
+
+
+async def smoke(name: str, target: Target, stream: bool) -> None:
+    """One request, so a misconfigured target fails loudly before any load."""
+    conn = await Connection.open(target.port)
+    try:
+        reply = await conn.send(target.request_bytes())
+    finally:
+        conn.close()
+    if reply.status != 200 or (stream and b"[DONE]" not in reply.tail):
+        raise SystemExit(f"{name}: smoke request failed with HTTP {reply.status}: {reply.tail!r}")
+
+
+async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict[str, Summary]]:
+    results: dict[str, dict[str, Summary]] = {name: {} for name in targets}
+    for name, target in targets.items():
+        await smoke(name, target, args.stream)
+    for name, target in targets.items():
+        print(f"  {name}: fixed rate {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
+        results[name]["open"] = await open_loop(target, rate=args.rate, seconds=args.seconds, warmup_s=args.warmup,
+                                                timeout_s=args.timeout, stream=args.stream)
+    for name, target in targets.items():
+        print(f"  {name}: {args.conns} connections for {args.tp_seconds:g}s ...", flush=True)
+        await closed_loop(target, conns=args.conns, seconds=args.warmup, timeout_s=args.timeout, stream=args.stream)
+        results[name]["closed"] = await closed_loop(target, conns=args.conns, seconds=args.tp_seconds,
+                                                    timeout_s=args.timeout, stream=args.stream)
+    return results
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
+
+
+def _errors(summary: Summary) -> str:
+    return f"{summary.ok:,}/{summary.sent:,}" + (f" {summary.errors}" if summary.errors else "")
+
+
+def table(results: dict[str, dict[str, Summary]], args: argparse.Namespace) -> tuple[str, dict[str, float | None]]:
+    """The markdown table, and the added latency (gateway - direct) per row."""
+    direct, gateway = results["direct"], results.get("gateway")
+    rate, conns = f"{args.rate:g} req/s", f"{args.conns} conns"
+    rows: list[tuple[str, str, str]] = [
+        (f"{rate} p50 ms", "open", "p50_ms"), (f"{rate} p90 ms", "open", "p90_ms"),
+        (f"{rate} p99 ms", "open", "p99_ms"), (f"{rate} max ms", "open", "max_ms"),
+        (f"{rate} first byte p50 ms", "open", "first_byte_p50_ms"),
+        (f"{rate} first byte p99 ms", "open", "first_byte_p99_ms"),
+        (f"{conns} req/s", "closed", "ok_rps"), (f"{conns} p50 ms", "closed", "p50_ms"),
+        (f"{conns} p99 ms", "closed", "p99_ms"),
+    ]
+    lines = ["| measure | direct | gateway | added |", "|---|---:|---:|---:|"]
+    added: dict[str, float | None] = {}
+    for label, mode, key in rows:
+        d = getattr(direct[mode], key)
+        g = getattr(gateway[mode], key) if gateway else None
+        diff = round(g - d, 2) if d is not None and g is not None else None
+        added[label] = diff
+        shown = "–" if diff is None else (f"{g / d:.1%} of direct" if key == "ok_rps" and d else f"{diff:+,.2f}")
+        lines.append(f"| {label} | {_cell(d)} | {_cell(g)} | {shown} |")
+    for mode, label in (("open", rate), ("closed", conns)):
+        g_errors = _errors(gateway[mode]) if gateway else "–"
+        lines.append(f"| {label} ok/sent | {_errors(direct[mode])} | {g_errors} | |")
+    return "\n".join(lines), added
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_json(results: dict[str, dict[str, Summary]], added: dict[str, float | None],
+               args: argparse.Namespace) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{stamp}{'-stream' if args.stream else ''}.json"
+    doc = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": _git_revision(), "args": vars(args),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "results": {name: {mode: asdict(s) for mode, s in modes.items()} for name, modes in results.items()},
+        "added": added,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=100.0, help="fixed rate, req/s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured fixed-rate duration")
+    parser.add_argument("--conns", type=int, default=32, help="connections for max throughput")
+    parser.add_argument("--tp-seconds", type=float, default=10.0, help="measured max-throughput duration")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured lead-in before each measurement")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    parser.add_argument("--stream", action="store_true", help='"stream": true with include_usage')
+    parser.add_argument("--direct-only", action="store_true", help="skip the gateway")
+    args = parser.parse_args()
+    if not (0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 0 < args.tp_seconds <= 600
+            and 0 < args.conns <= 1024 and 0 <= args.warmup <= 60):
+        parser.error("out of range: rate (0, 20000], seconds/tp-seconds (0, 600], conns (0, 1024], warmup [0, 60]")
+    signal.signal(signal.SIGTERM, _interrupt)
+    workdir = Path(tempfile.mkdtemp(prefix="jetgate-bench-"))
+    children: list[procs.Child] = []
+    finished = False
+    try:
+        upstream = start_upstream(workdir)
+        children.append(upstream)
+        body = chat_body(MODEL, args.stream)
+        targets = {"direct": Target(upstream.port, CHAT_PATH, body)}
+        if not args.direct_only:
+            master_key = "jg-bench-" + secrets.token_urlsafe(24)
+            print("starting the gateway ...", flush=True)
+            gateway = start_gateway(workdir, upstream.port, master_key)
+            children.append(gateway)
+            targets["gateway"] = Target(gateway.port, CHAT_PATH, body, master_key)
+        print(f"measuring {', '.join(targets)}{' (streaming)' if args.stream else ''}:", flush=True)
+        results = run_loop(measure(targets, args))
+        markdown, added = table(results, args)
+        print("\n" + markdown + "\n")
+        print(f"written: {write_json(results, added, args).relative_to(REPO)}")
+        finished = True
+    except procs.ChildFailed as exc:
+        raise SystemExit(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in reversed(children):
+            procs.stop(child)
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

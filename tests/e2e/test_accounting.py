@@ -1,0 +1,130 @@
+"""Every request is charged exactly once: ClickHouse usage, Postgres spend ledger, audit log."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import PRICE_IN, PRICE_OUT, pg_rows
+from tests.e2e.gateway import Gateway
+from tests.fakes.openai_upstream import FakeOpenAI
+
+MESSAGES = [{"role": "user", "content": "Count me exactly once"}]
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s (last: {value!r})")
+        time.sleep(every)
+
+
+def ledger(gateway: Gateway, key_id: str) -> list[Any]:
+    return pg_rows(gateway, "SELECT * FROM spend_ledger WHERE key_id = $1", key_id)
+
+
+def usage_row(gateway: Gateway, key_id: str) -> dict[str, Any] | None:
+    rows = gateway.usage(key_id=key_id, group_by="key_id")
+    return rows[0] if rows else None
+
+
+def test_one_request_leaves_one_row_everywhere(gateway: Gateway) -> None:
+    key, key_id = gateway.create_key("one-request")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    completion = raw.parse()
+    request_id = raw.headers["x-request-id"]
+    usage = completion.usage
+    assert usage is not None
+    expected = (PRICE_IN * usage.prompt_tokens + PRICE_OUT * usage.completion_tokens) / Decimal(1_000_000)
+
+    rows = wait_for(lambda: ledger(gateway, key_id))
+    assert len(rows) == 1
+    assert rows[0]["request_id"] == request_id
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert rows[0]["cost"] == expected
+    spend = pg_rows(gateway, "SELECT spend FROM api_keys WHERE id = $1", key_id)[0]["spend"]
+    assert spend == expected
+
+    row = wait_for(lambda: usage_row(gateway, key_id))
+    assert row["requests"] == 1 and Decimal(row["cost"]) == expected
+
+    audit = wait_for(lambda: pg_rows(gateway, "SELECT type FROM audit_log WHERE request_id = $1", request_id)
+                     if len(pg_rows(gateway, "SELECT 1 FROM audit_log WHERE request_id = $1", request_id)) >= 2 else None)
+    assert sorted(r["type"] for r in audit) == ["request.completed", "request.received"]
+
+
+def test_stream_without_upstream_usage_is_still_charged(gateway: Gateway) -> None:
+    key, key_id = gateway.create_key("no-usage-stream")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    chunks = list(client.chat.completions.create(model="stream-no-usage", messages=MESSAGES, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
+    rows = wait_for(lambda: ledger(gateway, key_id))
+    assert len(rows) == 1 and rows[0]["completion_tokens"] > 0 and rows[0]["cost"] > 0
+
+
+def test_client_disconnect_mid_stream_is_charged(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    key, key_id = gateway.create_key("disconnect")
+    aborted_before = fake_openai.streams_aborted
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as http:
+        with http.stream("POST", "/v1/chat/completions",
+                         json={"model": "slow-stream", "messages": MESSAGES, "stream": True}) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            received = [line for _, line in zip(range(10), lines) if line.startswith("data: ")]
+            assert received
+    rows = wait_for(lambda: ledger(gateway, key_id))
+    assert len(rows) == 1
+    assert rows[0]["status"] == "cancelled"
+    assert 0 < rows[0]["completion_tokens"]
+    wait_for(lambda: fake_openai.streams_aborted > aborted_before, timeout=10)  # the upstream was stopped too
+
+
+def test_exactly_once_when_accounting_is_killed_mid_burst(gateway: Gateway) -> None:
+    key, key_id = gateway.create_key("burst")
+    total = 500
+
+    def call(i: int) -> int:
+        with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=60) as http:
+            return http.post("/v1/chat/completions", json={
+                "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"burst request {i}"}]}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(call, i) for i in range(total)]
+        wait_for(lambda: sum(f.done() for f in futures) >= total // 4, timeout=120, every=0.02)
+        gateway.kill("accounting")  # SIGKILL: no flush, no ack of the batch in hand
+        wait_for(lambda: sum(f.done() for f in futures) >= total // 2, timeout=120, every=0.05)
+        gateway.start("accounting")
+        statuses = [f.result() for f in futures]
+    assert statuses == [200] * total  # accounting down never touches the request path
+
+    row = wait_for(lambda: (r := usage_row(gateway, key_id)) and r["requests"] == total and r, timeout=120)
+    rows = wait_for(lambda: (r := ledger(gateway, key_id)) and len(r) == total and r, timeout=60)
+    assert len({r["event_id"] for r in rows}) == total
+    assert len({r["request_id"] for r in rows}) == total
+    ledger_sum = sum((r["cost"] for r in rows), Decimal(0))
+    spend = pg_rows(gateway, "SELECT spend FROM api_keys WHERE id = $1", key_id)[0]["spend"]
+    assert spend == ledger_sum
+    assert Decimal(row["cost"]) == ledger_sum
+    time.sleep(2)  # anything redelivered late must still not double-count
+    assert usage_row(gateway, key_id)["requests"] == total  # type: ignore[index]
+    assert len(ledger(gateway, key_id)) == total
+
+
+@pytest.mark.parametrize("endpoint", ["embeddings"])
+def test_embeddings_are_charged(gateway: Gateway, endpoint: str) -> None:
+    key, key_id = gateway.create_key("embeddings")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    result = client.embeddings.create(model="text-embedding-3-small", input="charge my embedding")
+    rows = wait_for(lambda: ledger(gateway, key_id))
+    assert rows[0]["prompt_tokens"] == result.usage.prompt_tokens
