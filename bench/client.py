@@ -41,6 +41,12 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.closed = False
+        self.answered = 0  # responses read on this connection
+
+    @property
+    def reusable(self) -> bool:
+        """Open on our side, and the server has not closed it while it sat idle."""
+        return not self.closed and not self.reader.at_eof()
 
     @classmethod
     async def open(cls, port: int) -> Connection:
@@ -68,6 +74,7 @@ class Connection:
         except BaseException:
             self.close()
             raise
+        self.answered += 1
         if not keep_alive:
             self.close()
         return Reply(status, t_head, t_first, size, tail)

@@ -107,18 +107,33 @@ class Pool:
         self.idle: list[Connection] = []
         self.slots = asyncio.Semaphore(limit)
 
-    async def acquire(self) -> Connection:
+    async def exchange(self, request: bytes) -> Reply:
+        """Send on an idle connection (or a new one). When the server closed an idle keep-alive
+        connection just as it was reused, and answered nothing, send once more on a new one."""
         await self.slots.acquire()
+        conn: Connection | None = None
         try:
-            return self.idle.pop() if self.idle else await Connection.open(self.port)
-        except BaseException:
+            conn = self._idle_connection() or await Connection.open(self.port)
+            try:
+                return await conn.send(request)
+            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                nothing_read = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+                if conn.answered == 0 or not nothing_read:
+                    raise
+            conn = await Connection.open(self.port)
+            return await conn.send(request)
+        finally:
+            if conn is not None and conn.reusable:
+                self.idle.append(conn)
             self.slots.release()
-            raise
 
-    def release(self, conn: Connection) -> None:
-        if not conn.closed:
-            self.idle.append(conn)
-        self.slots.release()
+    def _idle_connection(self) -> Connection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.reusable:
+                return conn
+            conn.close()
+        return None
 
     def close(self) -> None:
         for conn in self.idle:
@@ -139,11 +154,7 @@ async def open_loop(target: Target, *, rate: float, seconds: float, warmup_s: fl
         tally.send_lag_ms.append((t_sent - intended) * 1000)
         try:
             async with asyncio.timeout(timeout_s):
-                conn = await pool.acquire()
-                try:
-                    reply = await conn.send(request)
-                finally:
-                    pool.release(conn)
+                reply = await pool.exchange(request)
         except TimeoutError:
             tally.error("timeout")
         except _NET_ERRORS as exc:

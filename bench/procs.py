@@ -3,6 +3,7 @@
 any process they left behind found by walking /proc from that PID, never by name."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -83,10 +84,8 @@ def _terminate(process: subprocess.Popen[bytes], grace_s: float) -> None:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -11,6 +11,7 @@ Everything runs on 127.0.0.1; everything started is stopped by PID, also on erro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -72,7 +73,8 @@ def start_upstream(workdir: Path) -> procs.Child:
 def start_gateway(workdir: Path, upstream_port: int, master_key: str) -> procs.Child:
     config = workdir / "jetgate.yaml"
     config.write_text(CONFIG.format(port=upstream_port, model=MODEL))
-    env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "BENCH_UPSTREAM_KEY": "sk-bench-" + secrets.token_hex(8)}
+    env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "JETGATE_HOST": "127.0.0.1",
+           "BENCH_UPSTREAM_KEY": "sk-bench-" + secrets.token_hex(8)}
     argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(_free_port())]
     return procs.start("gateway", argv, workdir / "gateway.log", env=env, cwd=workdir, ready_timeout_s=180)
 
@@ -104,8 +106,21 @@ async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[
     return results
 
 
+async def measure_until_signalled(targets: dict[str, Target], args: argparse.Namespace
+                                  ) -> dict[str, dict[str, Summary]]:
+    """`measure`, cancelled cleanly by SIGTERM (the loop's own handler turns SIGINT into KeyboardInterrupt)."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await measure(targets, args)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.2f}"
+    return "n/a" if value is None else f"{value:,.2f}"
 
 
 def _errors(summary: Summary) -> str:
@@ -131,10 +146,10 @@ def table(results: dict[str, dict[str, Summary]], args: argparse.Namespace) -> t
         g = getattr(gateway[mode], key) if gateway else None
         diff = round(g - d, 2) if d is not None and g is not None else None
         added[label] = diff
-        shown = "–" if diff is None else (f"{g / d:.1%} of direct" if key == "ok_rps" and d else f"{diff:+,.2f}")
+        shown = "n/a" if diff is None else (f"{g / d:.1%} of direct" if key == "ok_rps" and d else f"{diff:+,.2f}")
         lines.append(f"| {label} | {_cell(d)} | {_cell(g)} | {shown} |")
     for mode, label in (("open", rate), ("closed", conns)):
-        g_errors = _errors(gateway[mode]) if gateway else "–"
+        g_errors = _errors(gateway[mode]) if gateway else "n/a"
         lines.append(f"| {label} ok/sent | {_errors(direct[mode])} | {g_errors} | |")
     return "\n".join(lines), added
 
@@ -184,7 +199,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="jetgate-bench-"))
     children: list[procs.Child] = []
-    finished = False
+    finished = interrupted = False
     try:
         upstream = start_upstream(workdir)
         children.append(upstream)
@@ -197,19 +212,23 @@ def main() -> None:
             children.append(gateway)
             targets["gateway"] = Target(gateway.port, CHAT_PATH, body, master_key)
         print(f"measuring {', '.join(targets)}{' (streaming)' if args.stream else ''}:", flush=True)
-        results = run_loop(measure(targets, args))
+        results = run_loop(measure_until_signalled(targets, args))
         markdown, added = table(results, args)
         print("\n" + markdown + "\n")
         print(f"written: {write_json(results, added, args).relative_to(REPO)}")
         finished = True
     except procs.ChildFailed as exc:
         raise SystemExit(str(exc)) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; stopping what was started", file=sys.stderr)
+        interrupted = True
+        raise SystemExit(130) from None
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in reversed(children):
             procs.stop(child)
-        if finished:
+        if finished or interrupted:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"logs kept in {workdir}", file=sys.stderr)

@@ -9,10 +9,10 @@ from shared.db.tables import api_keys
 from shared.keys import create_key
 
 
-async def prepare_bus(nats_url: str) -> None:
+async def prepare_bus(nats_url: str, replicas: int = 1) -> None:
     nc = await connect(nats_url, "jetgate-launcher")
     try:
-        await ensure_streams(nc.jetstream())
+        await ensure_streams(nc.jetstream(), replicas)
     finally:
         await nc.close()
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
@@ -60,8 +59,6 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     setup_logging(settings.log_level, "jetgate")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
         from jetgate.launcher import up
 

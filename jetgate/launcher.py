@@ -37,7 +37,7 @@ def up(settings: Settings) -> int:
         database_url = settings.database_url or postgres.start().url  # type: ignore[union-attr]
         clickhouse_url = settings.clickhouse_url or f"chdb://{home / 'chdb'}"
         upgrade(database_url)
-        asyncio.run(prepare_bus(nats_url))
+        asyncio.run(prepare_bus(nats_url, settings.stream_replicas))
         url = f"http://{settings.host}:{settings.port}"
         env = child_env(nats_url=nats_url, database_url=database_url, clickhouse_url=clickhouse_url,
                         config=str(Path(settings.config).resolve()), home=str(home),

@@ -31,6 +31,8 @@ def setup_logging(level: str, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore", "alembic", "aiohttp.access"):  # one line per request is no log
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 def install_event_loop() -> None:

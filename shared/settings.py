@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     clickhouse_url: str | None = None
     master_key: SecretStr | None = None
+    # JetStream replicas for the gateway's streams: 1 on one machine, 3 on a 3-node cluster
+    stream_replicas: int = 1
 
     host: str = "127.0.0.1"
     port: int = 8000

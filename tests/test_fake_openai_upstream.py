@@ -106,12 +106,13 @@ def test_streamed_tool_call(client: openai.OpenAI) -> None:
 
 
 def test_embeddings_float_and_base64(client: openai.OpenAI, fake: FakeOpenAI) -> None:
-    floats = client.embeddings.create(model="text-embedding-3-small", input=["one two", "three"], encoding_format="float")
+    inputs = ["one two", "three"]
+    floats = client.embeddings.create(model="text-embedding-3-small", input=inputs, encoding_format="float")
     assert floats.object == "list" and floats.model == "text-embedding-3-small"
     assert [d.index for d in floats.data] == [0, 1] and all(d.object == "embedding" for d in floats.data)
     assert floats.data[1].embedding == payloads.embedding_vector(1, payloads.EMBEDDING_DIMENSIONS)
     assert floats.usage.prompt_tokens == 3 == floats.usage.total_tokens
-    decoded = client.embeddings.create(model="text-embedding-3-small", input=["one two", "three"])  # SDK asks for base64
+    decoded = client.embeddings.create(model="text-embedding-3-small", input=inputs)  # the SDK asks for base64
     assert fake.requests[-1].json["encoding_format"] == "base64"
     assert [d.embedding for d in decoded.data] == [d.embedding for d in floats.data]
 
@@ -151,9 +152,9 @@ def test_failures(client: openai.OpenAI, model: str, error: type[openai.APIStatu
 
 
 def test_wrong_key_is_rejected(fake: FakeOpenAI) -> None:
-    with openai.OpenAI(base_url=fake.base_url, api_key="sk-wrong-key-abcdefgh", max_retries=0) as sdk:
-        with pytest.raises(openai.AuthenticationError) as err:
-            sdk.models.list()
+    with (openai.OpenAI(base_url=fake.base_url, api_key="sk-wrong-key-abcdefgh", max_retries=0) as sdk,
+          pytest.raises(openai.AuthenticationError) as err):
+        sdk.models.list()
     assert err.value.code == "invalid_api_key" and "sk-wrong-key-abcdefgh" not in err.value.message
     assert fake.requests[-1].bearer == "sk-wrong-key-abcdefgh"
 

@@ -81,6 +81,15 @@ class BatchConsumer(Generic[T]):
         self._sub = await self._js.pull_subscribe(
             spec.stream.subjects[0], durable=spec.name, stream=spec.stream.name, config=config)
 
+    async def close(self) -> None:
+        """Drop the subscription. Messages fetched but not settled are redelivered after ack_wait."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # noqa: BLE001 - the connection is going away anyway
+                log.debug("%s: unsubscribe: %s", self._spec.name, type(exc).__name__)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`; the batch in hand when it is set is finished first."""
         if self._sub is None:

@@ -41,6 +41,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.require("nats_url"), "accounting")
     engine = make_engine(settings.require("database_url"))
     store: ClickHouseStore | None = None
+    consumers: list[BatchConsumer] = []  # type: ignore[type-arg]
     try:
         js = nc.jetstream()
         await ensure_streams(js)
@@ -55,7 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 await msg.respond(await answer(ch, msg.data, nc.max_payload))
 
         batch = {"batch_size": settings.usage_batch_size, "batch_wait_s": settings.usage_batch_wait_s}
-        consumers = [
+        consumers += [
             BatchConsumer(js, ConsumerSpec(USAGE_CONSUMER, USAGE_STREAM, **batch), parse_usage,
                           lambda events: write_usage(ch, engine, events)),
             BatchConsumer(js, ConsumerSpec(AUDIT_CONSUMER, AUDIT_STREAM, **batch), parse_audit, write_audit),
@@ -66,7 +67,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("accounting ready")
         await _run_until_stopped(stop, consumers)
     finally:
-        # Drain first: it settles acks and lets in-flight queries answer while the store is open.
+        # Pull subscriptions cannot be drained (nats-py waits on their queue forever): drop them,
+        # then drain the rest: it flushes the acks and lets in-flight queries answer.
+        for consumer in consumers:
+            await consumer.close()
         try:
             await nc.drain()
         except Exception as exc:  # noqa: BLE001 - closing anyway

@@ -54,9 +54,9 @@ def misfit(table: Table, row: Mapping[str, Any]) -> str | None:
             return f"{column.name} is longer than {kind.length} characters"
         elif isinstance(kind, Integer) and isinstance(value, int) and not -INT4_MAX - 1 <= value <= INT4_MAX:
             return f"{column.name} is out of range"
-        elif isinstance(kind, Numeric) and isinstance(value, Decimal) and kind.precision and kind.scale is not None:
-            if abs(value) >= Decimal(10) ** (kind.precision - kind.scale):
-                return f"{column.name} is out of range"
+        elif isinstance(kind, Numeric) and isinstance(value, Decimal) and kind.precision and kind.scale is not None \
+                and abs(value) >= Decimal(10) ** (kind.precision - kind.scale):
+            return f"{column.name} is out of range"
     return None
 
 

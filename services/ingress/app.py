@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from nats.aio.msg import Msg
 
 from services.ingress.errors import install_error_handlers
+from services.ingress.http_metrics import HttpMetricsMiddleware
 from services.ingress.keycache import KeyCache
 from services.ingress.request_id import RequestIdMiddleware
 from services.ingress.routes import admin, health, openai
@@ -31,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
         config = load_config(settings.config)
         nc = await connect(settings.require("nats_url"), "jetgate-ingress")
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.stream_replicas)
         engine = make_engine(settings.require("database_url"), pool_size=10)
         master = settings.master_key.get_secret_value() if settings.master_key else None
         keys = KeyCache(engine, ttl=settings.key_cache_ttl_s, master_key=master)
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(openai.router)
     app.include_router(admin.router)

@@ -30,7 +30,7 @@ class IngressState:
     events: EventPublisher
 
 
-def get_state(request: Request) -> IngressState:
+async def get_state(request: Request) -> IngressState:
     return request.app.state.ingress  # type: ignore[no-any-return]
 
 

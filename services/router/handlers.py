@@ -7,12 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import orjson
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
+from services.router.http_client import make_http_client
 from services.router.registry import ModelRegistry, RoutedModel
 from services.router.relay import error_frame, relay_stream
 from services.router.upstream_errors import invalid_router_request, unknown_model
@@ -137,8 +137,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     nc = await connect(settings.require("nats_url"), "jetgate-router")
     js = nc.jetstream()
-    await ensure_streams(js)
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+    await ensure_streams(js, settings.stream_replicas)
+    http = make_http_client()
     registry = ModelRegistry(config, http)
     publisher = EventPublisher(js)
     worker = RouterWorker(nc, registry, publisher)

@@ -64,4 +64,6 @@ def test_ready_and_metrics(gateway: Gateway) -> None:
     with httpx.Client(base_url=gateway.url) as http:
         ready = http.get("/ready")
         assert ready.status_code == 200 and ready.json()["checks"] == {"nats": "ok", "postgres": "ok"}
-        assert "jetgate_events_published_total" in http.get("/metrics").text
+        http.get("/v1/models")  # unauthenticated: a 401 to count
+        metrics = http.get("/metrics").text
+        assert 'jetgate_http_requests_total{route="/v1/models",status="401"}' in metrics

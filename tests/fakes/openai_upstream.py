@@ -4,16 +4,17 @@
 loop) on a free 127.0.0.1 port. The request's `model` field picks the behaviour, so a
 gateway config can point different deployments at different behaviours:
 
-| model               | behaviour                                                        |
-|---------------------|------------------------------------------------------------------|
-| any other name      | normal answer echoing the model; a tool call when the request    |
-|                     | has `tools` and `tool_choice` is not "none"                      |
-| `fail-400/401/404/429/500/503` | that status with OpenAI's error body (429: `retry-after`) |
-| `flaky-500`         | the first such request to this server gets 500, later ones are OK |
-| `stream-no-usage`   | streams never end with a usage chunk, even when asked            |
-| `slow-stream`       | streams 200 content chunks 50 ms apart (`SLOW_STREAM_CHUNKS`)     |
-| `hang`              | sleeps 30 s before answering                                     |
+- any name not listed below: a normal answer echoing the model; a tool call when the request has
+  `tools` and `tool_choice` is not "none"
+- `fail-400`, `fail-401`, `fail-404`, `fail-429`, `fail-500`, `fail-503`: that status with
+  OpenAI's error body (429 also sends `retry-after`)
+- `flaky-500`: the first such request to this server gets a 500, later ones are answered
+- `stream-no-usage`: streams never end with a usage chunk, even when asked for one
+- `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
+  that leaves early is counted in `.streams_aborted`
+- `hang`: sleeps `HANG_S` (30 s) before answering
 
+With `expected_api_key`, a request without `Authorization: Bearer <that key>` gets 401.
 Every request is recorded (`.requests`) before anything else happens, so tests can assert
 what the gateway sent. Token counts are deterministic: see `tests.fakes.payloads`.
 """
@@ -49,8 +50,6 @@ _FAILURES: dict[str, tuple[int, Callable[[str], p.Json]]] = {
     "fail-500": (500, lambda m: p.server_error()),
     "fail-503": (503, lambda m: p.error_body("The server is overloaded or not ready yet.", "server_error")),
 }
-_SAMPLE_VALUES: dict[str, Any] = {"string": "Paris", "number": 1.5, "integer": 1, "boolean": True,
-                                  "array": [], "object": {}}
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ class FakeOpenAI:
         if model == "hang":
             await asyncio.sleep(HANG_S)
         prompt_tokens = p.count_prompt_tokens(body.get("messages"))
-        tool = _chosen_tool(body)
+        tool = p.chosen_tool(body)
         if body.get("stream") is True:
             return self._stream(body, model, prompt_tokens, tool)
         if tool is not None:
@@ -276,27 +275,3 @@ def _openai_headers() -> dict[str, str]:
 
 def _json(status: int, body: p.Json, extra_headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={**_openai_headers(), **(extra_headers or {})})
-
-
-def _chosen_tool(body: p.Json) -> tuple[str, str] | None:
-    """(function name, JSON arguments) when the request offers tools and does not forbid them."""
-    tools, choice = body.get("tools"), body.get("tool_choice", "auto")
-    if not isinstance(tools, list) or not tools or choice == "none":
-        return None
-    wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and (wanted is None or function.get("name") == wanted):
-            return str(function.get("name", "")), json.dumps(_sample_arguments(function.get("parameters") or {}))
-    return None
-
-
-def _sample_arguments(schema: p.Json) -> p.Json:
-    """Arguments that fit a JSON schema's required (or else all) properties."""
-    properties: p.Json = schema.get("properties") or {}
-    names = schema.get("required") or list(properties)
-    args: p.Json = {}
-    for name in names:
-        prop = properties.get(name) or {}
-        args[name] = prop["enum"][0] if prop.get("enum") else _SAMPLE_VALUES.get(prop.get("type", ""), "example")
-    return args

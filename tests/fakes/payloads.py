@@ -4,6 +4,8 @@ embeddings list, models, error bodies). Plain functions returning JSON-ready dic
 Token counts are deterministic so tests can compute expected usage and cost:
 prompt tokens are the whitespace-separated words of the request's text, completion
 tokens are a constant per reply (`COMPLETION_TOKENS`, or the chunk count of `slow-stream`).
+A tool call names the first offered function (or the one `tool_choice` names), with
+arguments filled from its JSON schema ("Paris" for strings, the first value of an enum).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ EMBEDDING_DIMENSIONS = 8
 MODEL_CREATED = 1721172741
 
 Json = dict[str, Any]
+_SAMPLE_VALUES: dict[str, Any] = {"string": "Paris", "number": 1.5, "integer": 1, "boolean": True,
+                                  "array": [], "object": {}}
 
 
 def completion_id() -> str:
@@ -58,6 +62,30 @@ def count_input_tokens(inputs: Any) -> int:
     if isinstance(inputs, list):
         return sum(count_input_tokens(i) if not isinstance(i, int) else 1 for i in inputs)
     return 0
+
+
+def chosen_tool(body: Json) -> tuple[str, str] | None:
+    """(function name, JSON arguments) when the request offers tools and does not forbid them."""
+    tools, choice = body.get("tools"), body.get("tool_choice", "auto")
+    if not isinstance(tools, list) or not tools or choice == "none":
+        return None
+    wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and (wanted is None or function.get("name") == wanted):
+            return str(function.get("name", "")), json.dumps(_sample_arguments(function.get("parameters") or {}))
+    return None
+
+
+def _sample_arguments(schema: Json) -> Json:
+    """Arguments that fit a JSON schema's required (or else all) properties."""
+    properties: Json = schema.get("properties") or {}
+    names = schema.get("required") or list(properties)
+    args: Json = {}
+    for name in names:
+        prop = properties.get(name) or {}
+        args[name] = prop["enum"][0] if prop.get("enum") else _SAMPLE_VALUES.get(prop.get("type", ""), "example")
+    return args
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> Json:

@@ -1,0 +1,129 @@
+"""One conformance suite for every provider type in the registry.
+
+Each adapter must answer in OpenAI's shapes whatever its upstream is: the `openai`
+adapter talks to a real fake-OpenAI server over HTTP, the `mock` adapter answers locally.
+A provider type added to PROVIDER_TYPES without a config here fails the first test.
+"""
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Callable
+
+import httpx
+import orjson
+import pytest
+
+from services.router.providers import PROVIDER_TYPES, build_provider
+from services.router.providers.base import Provider, StreamChunk
+from shared.config import MockProviderConfig, OpenAIProviderConfig
+from tests.fakes.openai_upstream import FakeOpenAI
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
+DIMENSIONS = 8
+
+# provider type -> (config for this suite, the model name to ask for)
+CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[object, str]]] = {
+    "openai": lambda fake: (OpenAIProviderConfig(name="conformance-openai", base_url=fake.base_url, timeout_s=10),
+                            "gpt-4o-mini"),
+    "mock": lambda fake: (MockProviderConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+}
+
+
+def test_every_registered_provider_type_is_in_the_suite() -> None:
+    assert set(CONFIGS) == set(PROVIDER_TYPES)
+
+
+@pytest.fixture(params=sorted(PROVIDER_TYPES))
+def adapter(request: pytest.FixtureRequest, fake: FakeOpenAI, http: httpx.AsyncClient) -> tuple[Provider, str]:
+    config, model = CONFIGS[request.param](fake)
+    provider = build_provider(config, http)  # type: ignore[arg-type]
+    assert provider.name == config.name  # type: ignore[attr-defined]
+    return provider, model
+
+
+async def test_chat_returns_a_chat_completion_with_usage(adapter: tuple[Provider, str]) -> None:
+    provider, model = adapter
+    done = await provider.chat({"model": "gateway-name", "messages": MESSAGES}, model)
+
+    body = done.body
+    assert body["object"] == "chat.completion"
+    assert body["id"].startswith("chatcmpl-")
+    assert body["model"] == model  # the deployment's model, not the gateway's name
+    choice = body["choices"][0]
+    assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert choice["message"]["role"] == "assistant"
+    assert isinstance(choice["message"]["content"], str) and choice["message"]["content"]
+    assert done.usage is not None
+    assert done.usage.prompt_tokens > 0 and done.usage.completion_tokens > 0
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+    assert body["usage"]["total_tokens"] == done.usage.total_tokens
+
+
+async def _collect(provider: Provider, model: str) -> list[StreamChunk]:
+    return [chunk async for chunk in provider.chat_stream({"model": "gateway-name", "messages": MESSAGES}, model)]
+
+
+async def test_chat_stream_yields_chunks_ending_with_finish_and_usage(adapter: tuple[Provider, str]) -> None:
+    provider, model = adapter
+    chunks = await _collect(provider, model)
+
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        assert chunk.parsed["object"] == "chat.completion.chunk"
+        assert orjson.loads(chunk.raw) == chunk.parsed  # raw bytes are what gets relayed
+    assert len({chunk.parsed["id"] for chunk in chunks}) == 1
+
+    *content, finish, usage_only = chunks
+    text = "".join(c.parsed["choices"][0]["delta"].get("content") or "" for c in content)
+    assert text.strip()
+    assert all(c.parsed["choices"][0]["finish_reason"] is None for c in content)
+    assert finish.parsed["choices"][0]["finish_reason"] == "stop"
+    assert not finish.is_usage_only
+
+    assert usage_only.is_usage_only and usage_only.parsed["choices"] == []
+    usage = usage_only.usage
+    assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+async def test_chat_stream_usage_matches_plain_chat(adapter: tuple[Provider, str]) -> None:
+    provider, model = adapter
+    plain = await provider.chat({"model": "x", "messages": MESSAGES}, model)
+    streamed = (await _collect(provider, model))[-1].usage
+    assert plain.usage is not None and streamed is not None
+    assert streamed.prompt_tokens == plain.usage.prompt_tokens
+    assert streamed.completion_tokens == plain.usage.completion_tokens
+
+
+async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider, str]) -> None:
+    provider, model = adapter
+    inputs = ["first text", "second, longer text"]
+    done = await provider.embeddings({"model": "x", "input": inputs, "dimensions": DIMENSIONS}, model)
+
+    body = done.body
+    assert body["object"] == "list" and body["model"] == model
+    assert [item["index"] for item in body["data"]] == [0, 1]
+    for item in body["data"]:
+        assert item["object"] == "embedding"
+        assert len(item["embedding"]) == DIMENSIONS
+        assert all(isinstance(v, float) for v in item["embedding"])
+    assert body["data"][0]["embedding"] != body["data"][1]["embedding"]
+    assert done.usage is not None and done.usage.prompt_tokens > 0
+    assert done.usage.completion_tokens == 0
+    assert done.usage.total_tokens == done.usage.prompt_tokens
+
+
+async def test_embeddings_in_base64_decode_to_the_float_vectors(adapter: tuple[Provider, str]) -> None:
+    provider, model = adapter
+    request = {"model": "x", "input": "one text", "dimensions": DIMENSIONS}
+    floats = await provider.embeddings(request, model)
+    encoded = await provider.embeddings({**request, "encoding_format": "base64"}, model)
+
+    item = encoded.body["data"][0]
+    assert isinstance(item["embedding"], str)
+    raw = base64.b64decode(item["embedding"])
+    assert len(raw) == 4 * DIMENSIONS
+    decoded = list(struct.unpack(f"<{DIMENSIONS}f", raw))
+    assert decoded == pytest.approx(floats.body["data"][0]["embedding"], abs=1e-6)
+    assert encoded.usage is not None and encoded.usage.prompt_tokens == floats.usage.prompt_tokens  # type: ignore[union-attr]

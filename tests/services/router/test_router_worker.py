@@ -1,0 +1,247 @@
+"""The router process as it runs: serve() on the session's real nats-server, upstreams on a
+real fake-OpenAI server, called over NATS the way the ingress calls it. Every test works in
+its own organisation and reads its usage events back from the JETGATE_USAGE stream."""
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import orjson
+import pytest
+import yaml
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from services.router.handlers import serve
+from shared.bus import connect
+from shared.events import Principal, UsageEvent, parse_event
+from shared.messages import CancelRequest, ChatRouteRequest, EmbeddingsRouteRequest, RouteError, StreamEnd
+from shared.settings import Settings
+from shared.subjects import FRAME_HEADER, ROUTER_CANCEL, ROUTER_CHAT, ROUTER_EMBEDDINGS, STATUS_HEADER, usage_subject
+from tests.fakes import payloads
+from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
+
+PROMPT = "Tell me a short story please"  # 6 words: 6 prompt tokens at the fake
+MESSAGES = [{"role": "user", "content": PROMPT}]
+IN_PRICE, OUT_PRICE = Decimal("0.15"), Decimal("0.6")
+
+
+def cost(prompt: int, completion: int) -> Decimal:
+    return (IN_PRICE * prompt + OUT_PRICE * completion) / Decimal(1_000_000)
+
+
+def write_config(path: Path, fake: FakeOpenAI) -> Path:
+    def model(name: str, *deployments: str) -> dict[str, Any]:
+        return {"name": name, "deployments": [{"provider": "fake", "model": d} for d in deployments],
+                "pricing": {"input_per_million": 0.15, "output_per_million": 0.6}}  # floats, as people write YAML
+    path.write_text(yaml.safe_dump({
+        "providers": [{"name": "fake", "type": "openai", "base_url": fake.base_url, "timeout_s": 10}],
+        "models": [model("gw-chat", "fail-500", "gpt-4o-mini"), model("gw-slow", "slow-stream"),
+                   model("gw-no-usage", "stream-no-usage"), model("gw-broken", "fail-500", "fail-503"),
+                   {**model("gw-embed", "text-embedding-3-small"), "mode": "embedding"}],
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = await connect(nats_url, "router-tests")
+    yield client
+    await client.drain()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def router(nats_url: str, nc: Client, fake: FakeOpenAI,
+                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[asyncio.Task[None]]:
+    config = write_config(tmp_path_factory.mktemp("router") / "jetgate.yaml", fake)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(Settings(config=config, nats_url=nats_url), stop))
+    async with asyncio.timeout(30):
+        while True:  # ready once it answers (an unknown model is answered without an upstream)
+            assert not task.done(), task.exception()
+            try:
+                await nc.request(ROUTER_CHAT, b"{}", timeout=0.5)
+                break
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                await asyncio.sleep(0.05)
+    yield task
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+def principal() -> Principal:
+    return Principal(key_id="key_router_test", org_id="org-" + uuid.uuid4().hex[:12], team_id="team-a")
+
+
+def chat_request(who: Principal, model: str, **body: Any) -> tuple[str, bytes]:
+    request_id = uuid.uuid4().hex
+    route = ChatRouteRequest.model_validate({"request_id": request_id, "principal": who.model_dump(),
+                                             "body": {"model": model, "messages": MESSAGES, **body}})
+    return request_id, route.model_dump_json(exclude_unset=True).encode()
+
+
+async def usage_events(nc: Client, org_id: str, expect: int = 1) -> list[UsageEvent]:
+    """Exactly `expect` usage events of this organisation, read from JetStream."""
+    sub = await nc.jetstream().subscribe(usage_subject(org_id), ordered_consumer=True)
+    events: list[UsageEvent] = []
+    try:
+        while len(events) < expect:
+            event = parse_event((await sub.next_msg(timeout=15)).data)
+            assert isinstance(event, UsageEvent)
+            events.append(event)
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.5)
+    finally:
+        await sub.unsubscribe()
+    return events
+
+
+async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None = None,
+                        request_id: str = "") -> list[Msg]:
+    """Frames from the inbox until `end`/`error`; with cancel_after, cancel and read until silence."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    frames: list[Msg] = []
+    try:
+        await nc.publish(ROUTER_CHAT, payload, reply=inbox)
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=10 if cancel_after is None else 1)
+            except nats.errors.TimeoutError:
+                assert cancel_after is not None, "the router went silent before the end frame"
+                return frames
+            frames.append(msg)
+            if msg.headers[FRAME_HEADER] in ("end", "error"):
+                return frames
+            if cancel_after is not None and len(frames) == cancel_after:
+                await nc.publish(ROUTER_CANCEL, CancelRequest(request_id=request_id).model_dump_json().encode())
+    finally:
+        await sub.unsubscribe()
+
+
+def content_of(frames: list[Msg]) -> str:
+    chunks = [orjson.loads(f.data) for f in frames if f.headers[FRAME_HEADER] == "chunk"]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    return "".join(choice["delta"].get("content") or "" for c in chunks for choice in c["choices"])
+
+
+async def test_chat_answers_after_failover_and_charges_exact_cost(nc: Client) -> None:
+    who = principal()
+    request_id, payload = chat_request(who, "gw-chat")
+    reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
+    assert reply.headers[STATUS_HEADER] == "200"
+    body = orjson.loads(reply.data)
+    assert body["object"] == "chat.completion" and body["model"] == "gpt-4o-mini"
+    assert body["choices"][0]["message"]["content"] == payloads.REPLY_TEXT
+
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.source, event.org_id, event.key_id, event.team_id, event.request_id) == (
+        "router", who.org_id, who.key_id, "team-a", request_id)
+    data = event.data
+    assert (data.model, data.provider, data.deployment_model) == ("gw-chat", "fake", "gpt-4o-mini")
+    assert (data.endpoint, data.stream, data.status, data.usage_source) == ("chat", False, "ok", "upstream")
+    assert (data.prompt_tokens, data.completion_tokens, data.total_tokens) == (6, 10, 16)
+    assert data.attempts == 2
+    assert data.cost == cost(6, 10) == Decimal("0.0000069")
+
+
+async def test_stream_frames_in_order_with_end_and_usage(nc: Client) -> None:
+    who = principal()
+    _, payload = chat_request(who, "gw-chat", stream=True, stream_options={"include_usage": True})
+    frames = await stream_frames(nc, payload)
+    kinds = [f.headers[FRAME_HEADER] for f in frames]
+    assert kinds == ["chunk"] * (len(frames) - 1) + ["end"]
+    assert content_of(frames) == payloads.REPLY_TEXT
+    last_chunk = orjson.loads(frames[-2].data)
+    assert last_chunk["choices"] == [] and last_chunk["usage"]["total_tokens"] == 16
+    end = StreamEnd.model_validate_json(frames[-1].data)
+    assert end.usage is not None and (end.usage.prompt_tokens, end.usage.completion_tokens) == (6, 10)
+
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.stream, event.data.status, event.data.usage_source) == (True, "ok", "upstream")
+    assert (event.data.prompt_tokens, event.data.completion_tokens) == (6, 10)
+    assert event.data.cost == cost(6, 10)
+
+
+async def test_stream_without_include_usage_hides_usage_but_still_charges(nc: Client) -> None:
+    who = principal()
+    _, payload = chat_request(who, "gw-chat", stream=True)
+    frames = await stream_frames(nc, payload)
+    assert all(orjson.loads(f.data)["choices"] for f in frames[:-1])  # no usage-only chunk relayed
+    assert StreamEnd.model_validate_json(frames[-1].data).usage is None
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.completion_tokens, event.data.usage_source) == (10, "upstream")
+
+
+async def test_stream_without_upstream_usage_is_estimated(nc: Client) -> None:
+    who = principal()
+    _, payload = chat_request(who, "gw-no-usage", stream=True, stream_options={"include_usage": True})
+    frames = await stream_frames(nc, payload)
+    assert frames[-1].headers[FRAME_HEADER] == "end"
+    assert content_of(frames) == payloads.REPLY_TEXT
+    (event,) = await usage_events(nc, who.org_id)
+    assert event.data.usage_source == "estimated"
+    assert event.data.completion_tokens == math.ceil(len(payloads.REPLY_TEXT) / 4)
+    assert event.data.prompt_tokens > 0
+    assert event.data.cost == cost(event.data.prompt_tokens, event.data.completion_tokens)
+
+
+async def test_cancel_stops_the_stream_and_charges_what_was_made(nc: Client, fake: FakeOpenAI) -> None:
+    who = principal()
+    aborted_before = fake.streams_aborted
+    request_id, payload = chat_request(who, "gw-slow", stream=True)
+    frames = await stream_frames(nc, payload, cancel_after=5, request_id=request_id)
+    kinds = {f.headers[FRAME_HEADER] for f in frames}
+    assert kinds == {"chunk"}  # no end frame after a cancel
+    assert 5 <= len(frames) < 15 < SLOW_STREAM_CHUNKS
+
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.status, event.data.usage_source) == ("cancelled", "estimated")
+    assert event.data.completion_tokens > 0
+    assert event.data.cost == cost(event.data.prompt_tokens, event.data.completion_tokens) > 0
+    async with asyncio.timeout(5):  # the router hung up on the upstream too
+        while fake.streams_aborted == aborted_before:
+            await asyncio.sleep(0.05)
+
+
+async def test_unknown_model_gets_a_404_error_frame(nc: Client) -> None:
+    who = principal()
+    _, payload = chat_request(who, "no-such-model", stream=True)
+    (frame,) = await stream_frames(nc, payload)
+    assert frame.headers[FRAME_HEADER] == "error" and frame.headers[STATUS_HEADER] == "404"
+    error = RouteError.model_validate_json(frame.data)
+    assert error.status == 404 and error.body.error.code == "model_not_found"
+    assert "no-such-model" in error.body.error.message
+
+    _, plain = chat_request(who, "no-such-model")
+    reply = await nc.request(ROUTER_CHAT, plain, timeout=10)
+    assert reply.headers[STATUS_HEADER] == "404"
+
+
+async def test_all_deployments_failing_reply_502_and_record_the_error(nc: Client) -> None:
+    who = principal()
+    _, payload = chat_request(who, "gw-broken")
+    reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
+    assert (reply.headers[STATUS_HEADER], reply.headers[FRAME_HEADER]) == ("502", "error")
+    assert RouteError.model_validate_json(reply.data).body.error.code == "upstream_error"
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.status, event.data.usage_source, event.data.attempts) == ("error", "none", 2)
+    assert (event.data.deployment_model, event.data.cost) == ("fail-503", Decimal(0))
+
+
+async def test_embeddings_answer_and_charge_input_tokens(nc: Client) -> None:
+    who = principal()
+    route = EmbeddingsRouteRequest.model_validate({"request_id": uuid.uuid4().hex, "principal": who.model_dump(),
+                                                   "body": {"model": "gw-embed", "input": ["one two", "three"]}})
+    reply = await nc.request(ROUTER_EMBEDDINGS, route.model_dump_json(exclude_unset=True).encode(), timeout=10)
+    body = orjson.loads(reply.data)
+    assert reply.headers[STATUS_HEADER] == "200" and body["object"] == "list" and len(body["data"]) == 2
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.endpoint, event.data.prompt_tokens, event.data.completion_tokens) == ("embeddings", 3, 0)
+    assert event.data.cost == cost(3, 0)

@@ -1,0 +1,112 @@
+"""Durable event publishing on the session's real JetStream: subjects per organisation,
+and de-duplication by event id (Nats-Msg-Id)."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
+
+from shared.bus import connect, ensure_streams
+from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent, parse_event
+from shared.publisher import EventPublisher
+from shared.subjects import STREAMS, USAGE_STREAM, audit_subject, usage_subject
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = await connect(nats_url, "publisher-tests")
+    await ensure_streams(client.jetstream())
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def org_id() -> str:
+    return "org-" + uuid.uuid4().hex[:12]
+
+
+def usage(org_id: str, cost: str = "0.25") -> UsageEvent:
+    return UsageEvent(source="test", org_id=org_id, key_id="key_1", request_id=uuid.uuid4().hex,
+                      data=UsageData(model="gpt-4o", prompt_tokens=3, completion_tokens=4, total_tokens=7,
+                                     cost=Decimal(cost)))
+
+
+async def stored(nc: Client, subject: str) -> list[Msg]:
+    """Every message JetStream holds on a subject, read with an ordered consumer."""
+    sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+    found: list[Msg] = []
+    try:
+        while True:
+            try:
+                found.append(await sub.next_msg(timeout=0.75))
+            except nats.errors.TimeoutError:
+                return found
+    finally:
+        await sub.unsubscribe()
+
+
+def published_ok(event_type: str) -> float:
+    return REGISTRY.get_sample_value("jetgate_events_published_total", {"type": event_type, "outcome": "ok"}) or 0.0
+
+
+async def test_ensure_streams_is_idempotent(nc: Client) -> None:
+    js = nc.jetstream()
+    await ensure_streams(js)  # a second time: updates, never fails
+    for spec in STREAMS:
+        info = await js.stream_info(spec.name)
+        assert info.config.subjects == list(spec.subjects)
+        assert info.config.duplicate_window == spec.duplicate_window_s
+
+
+async def test_publish_lands_on_the_org_subject(nc: Client, org_id: str) -> None:
+    event = usage(org_id, "0.0000015")
+    before = published_ok("usage.recorded")
+    await EventPublisher(nc.jetstream()).publish(event)
+    (msg,) = await stored(nc, usage_subject(org_id))
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == event.id
+    assert msg.metadata.stream == USAGE_STREAM.name
+    assert parse_event(msg.data) == event
+    assert published_ok("usage.recorded") == before + 1
+
+
+async def test_publishing_the_same_event_twice_stores_it_once(nc: Client, org_id: str) -> None:
+    publisher = EventPublisher(nc.jetstream())
+    event, other = usage(org_id), usage(org_id)
+    await publisher.publish(event)
+    await publisher.publish(event)  # a retry after a lost PubAck
+    await publisher.publish(other)
+    msgs = await stored(nc, usage_subject(org_id))
+    assert [parse_event(m.data).id for m in msgs] == [event.id, other.id]
+
+
+async def test_emit_publishes_in_the_background_and_flush_waits(nc: Client, org_id: str) -> None:
+    publisher = EventPublisher(nc.jetstream())
+    events = [usage(org_id, str(i)) for i in range(20)]
+    for event in events:
+        publisher.emit(event)
+    assert publisher.pending > 0  # emit returned before publishing
+    await publisher.flush()
+    assert publisher.pending == 0
+    msgs = await stored(nc, usage_subject(org_id))
+    assert {parse_event(m.data).id for m in msgs} == {e.id for e in events}
+    costs = {parse_event(m.data).data.cost for m in msgs}  # type: ignore[union-attr]
+    assert sum(costs, Decimal(0)) == Decimal(sum(range(20)))
+
+
+async def test_audit_events_go_to_the_audit_subject_by_type(nc: Client, org_id: str) -> None:
+    publisher = EventPublisher(nc.jetstream())
+    request = RequestEvent(type="request.denied", source="ingress", org_id=org_id,
+                           data=RequestData(path="/v1/chat/completions", status_code=403, reason="model"))
+    key = KeyEvent(type="key.revoked", source="ingress", org_id=org_id, data=KeyData(name="old"))
+    await publisher.publish(request)
+    await publisher.publish(key)
+    (denied,) = await stored(nc, audit_subject(org_id, "request.denied"))
+    (revoked,) = await stored(nc, audit_subject(org_id, "key.revoked"))
+    assert parse_event(denied.data) == request and parse_event(revoked.data) == key
+    assert await stored(nc, usage_subject(org_id)) == []
