@@ -7,7 +7,8 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"\b(jg-)[A-Za-z0-9_-]{8,}"),
     re.compile(r"\b(sk-)[A-Za-z0-9_-]{8,}"),
-    re.compile(r"(?i)((?:api[-_]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+    re.compile(r"(?i)((?:api[-_]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)"
+               r"[^\s\"',}]{6,}"),
 )
 
 

@@ -98,7 +98,7 @@ class BatchConsumer(Generic[T]):
             try:
                 msgs = await self._collect()
                 healthy = await self.handle(msgs) if msgs else True
-            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+            except Exception:  # the loop must outlive any one failure
                 log.exception("%s: batch loop error", self._spec.name)
                 healthy = False
             if not healthy:
@@ -109,7 +109,8 @@ class BatchConsumer(Generic[T]):
         assert self._sub is not None
         spec = self._spec
         try:
-            msgs = await self._sub.fetch(spec.batch_size, timeout=spec.idle_poll_s)
+            # One message first: a pull for a whole batch would linger for the full idle poll.
+            msgs = await self._sub.fetch(1, timeout=spec.idle_poll_s)
         except TimeoutError:
             return []
         deadline = time.monotonic() + spec.batch_wait_s
@@ -163,8 +164,8 @@ class BatchConsumer(Generic[T]):
             meta = msg.metadata
             headers[DLQ_SEQUENCE] = str(meta.sequence.stream)
             headers["Nats-Msg-Id"] = f"dlq.{name}.{meta.stream}.{meta.sequence.stream}"
-        except Exception:  # noqa: BLE001 - no JetStream metadata: publish without a dedupe id
-            pass
+        except Exception as exc:  # noqa: BLE001 - no JetStream metadata: publish without a dedupe id
+            log.debug("%s: no metadata on %s: %s", name, msg.subject, type(exc).__name__)
         if msg.headers and msg.headers.get("Nats-Msg-Id"):
             headers[DLQ_MSG_ID] = header_safe(msg.headers["Nats-Msg-Id"])
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,8 +23,15 @@ from shared.bus import connect, ensure_streams
 from shared.db.engine import make_engine
 from shared.events import KeyEvent, RequestEvent, UsageEvent
 from shared.settings import Settings
-from shared.subjects import (ACCOUNTING_QUEUE, ACCOUNTING_USAGE_QUERY, AUDIT_CONSUMER, AUDIT_STREAM,
-                             USAGE_CONSUMER, USAGE_STREAM)
+from shared.subjects import (
+    ACCOUNTING_QUEUE,
+    ACCOUNTING_USAGE_QUERY,
+    AUDIT_CONSUMER,
+    AUDIT_STREAM,
+    USAGE_CONSUMER,
+    USAGE_STREAM,
+    StreamSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +45,16 @@ async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Seque
             raise result
 
 
+def _spec(settings: Settings, name: str, stream: StreamSpec) -> ConsumerSpec:
+    return ConsumerSpec(name, stream, batch_size=settings.usage_batch_size,
+                        batch_wait_s=settings.usage_batch_wait_s)
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.require("nats_url"), "accounting")
     engine = make_engine(settings.require("database_url"))
     store: ClickHouseStore | None = None
-    consumers: list[BatchConsumer] = []  # type: ignore[type-arg]
+    consumers: list[BatchConsumer[Any]] = []
     try:
         js = nc.jetstream()
         await ensure_streams(js)
@@ -55,11 +68,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             if msg.reply:
                 await msg.respond(await answer(ch, msg.data, nc.max_payload))
 
-        batch = {"batch_size": settings.usage_batch_size, "batch_wait_s": settings.usage_batch_wait_s}
         consumers += [
-            BatchConsumer(js, ConsumerSpec(USAGE_CONSUMER, USAGE_STREAM, **batch), parse_usage,
+            BatchConsumer(js, _spec(settings, USAGE_CONSUMER, USAGE_STREAM), parse_usage,
                           lambda events: write_usage(ch, engine, events)),
-            BatchConsumer(js, ConsumerSpec(AUDIT_CONSUMER, AUDIT_STREAM, **batch), parse_audit, write_audit),
+            BatchConsumer(js, _spec(settings, AUDIT_CONSUMER, AUDIT_STREAM), parse_audit, write_audit),
         ]
         for consumer in consumers:
             await consumer.subscribe()
@@ -81,7 +93,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("accounting stopped")
 
 
-async def _run_until_stopped(stop: asyncio.Event, consumers: Sequence[BatchConsumer]) -> None:  # type: ignore[type-arg]
+async def _run_until_stopped(stop: asyncio.Event, consumers: Sequence[BatchConsumer[Any]]) -> None:
     """Run the consumers until `stop`; if one dies, stop the others and raise its error."""
     halt = asyncio.Event()
     tasks = [asyncio.create_task(consumer.run(halt)) for consumer in consumers]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Integer, Numeric, String, Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import KeyEvent, RequestEvent, UsageEvent
@@ -52,12 +53,17 @@ def misfit(table: Table, row: Mapping[str, Any]) -> str | None:
                 return f"{column.name} is required"
         elif isinstance(kind, String) and kind.length and len(str(value)) > kind.length:
             return f"{column.name} is longer than {kind.length} characters"
-        elif isinstance(kind, Integer) and isinstance(value, int) and not -INT4_MAX - 1 <= value <= INT4_MAX:
-            return f"{column.name} is out of range"
-        elif isinstance(kind, Numeric) and isinstance(value, Decimal) and kind.precision and kind.scale is not None \
-                and abs(value) >= Decimal(10) ** (kind.precision - kind.scale):
+        elif not _in_range(kind, value):
             return f"{column.name} is out of range"
     return None
+
+
+def _in_range(kind: TypeEngine[Any], value: object) -> bool:
+    if isinstance(kind, Integer) and isinstance(value, int):
+        return -INT4_MAX - 1 <= value <= INT4_MAX
+    if isinstance(kind, Numeric) and isinstance(value, Decimal) and kind.precision and kind.scale is not None:
+        return abs(value) < Decimal(10) ** (kind.precision - kind.scale)
+    return True
 
 
 def unique(events: Iterable[E]) -> list[E]:

@@ -11,8 +11,10 @@
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
+import aiohttp
 import httpx
 import orjson
 
@@ -20,8 +22,16 @@ from services.router.providers.base import ProviderError
 from shared.redact import redact_secrets
 
 
+def _timed_out(exc: httpx.HTTPError) -> bool:
+    """The aiohttp transport maps every connection error to ConnectTimeout: ask the cause."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError | asyncio.TimeoutError):
+        return isinstance(cause, asyncio.TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
 def error_from_transport(provider: str, exc: httpx.HTTPError) -> ProviderError:
-    if isinstance(exc, httpx.TimeoutException):
+    if _timed_out(exc):
         return ProviderError(504, f"provider {provider} timed out", retryable=True, code="upstream_timeout")
     return ProviderError(502, f"provider {provider} is unreachable ({type(exc).__name__})", retryable=True,
                          code="upstream_unreachable")

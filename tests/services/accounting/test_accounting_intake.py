@@ -6,7 +6,14 @@ from decimal import Decimal
 import pytest
 
 from services.accounting.intake import parse_audit, parse_usage
-from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent
+from shared.events import (
+    KeyData,
+    KeyEvent,
+    RequestData,
+    RequestEvent,
+    UsageData,
+    UsageEvent,
+)
 
 
 def usage(**data: object) -> UsageEvent:

@@ -36,7 +36,7 @@ async def test_audit_rows_are_idempotent(harness) -> None:
 
 def test_misfit_reads_limits_from_the_columns() -> None:
     row = {"event_id": "e", "org_id": "o", "model": "m", "prompt_tokens": 1, "completion_tokens": 1,
-           "cost": Decimal("1"), "status": "ok", "time": "t"}
+           "cost": Decimal(1), "status": "ok", "time": "t"}
     assert misfit(spend_ledger, row) is None
     assert misfit(spend_ledger, {**row, "key_id": "k" * 41}) == "key_id is longer than 40 characters"
     assert misfit(spend_ledger, {**row, "cost": Decimal("1e10")}) == "cost is out of range"

@@ -10,8 +10,16 @@ from prometheus_client import REGISTRY
 from services.accounting.consumer import DLQ_CONSUMER, DLQ_REASON, DLQ_SUBJECT
 from shared.bus import publish_event
 from shared.events import KeyData, KeyEvent, RequestData, RequestEvent
-from shared.subjects import (AUDIT_CONSUMER, AUDIT_STREAM, DLQ_STREAM, USAGE_CONSUMER, USAGE_STREAM,
-                             audit_subject, dlq_subject, usage_subject)
+from shared.subjects import (
+    AUDIT_CONSUMER,
+    AUDIT_STREAM,
+    DLQ_STREAM,
+    USAGE_CONSUMER,
+    USAGE_STREAM,
+    audit_subject,
+    dlq_subject,
+    usage_subject,
+)
 
 
 async def test_usage_counted_once_everywhere_with_exact_cost(harness, service) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -20,7 +20,7 @@ async def store(chdb_dsn: str) -> AsyncIterator[ClickHouseStore]:
 
 
 def at(day: int, hour: int = 12) -> datetime:
-    return datetime(2025, 3, day, hour, tzinfo=timezone.utc)
+    return datetime(2025, 3, day, hour, tzinfo=UTC)
 
 
 async def test_duplicates_collapse_and_groups_add_up(store, harness) -> None:
