@@ -5,7 +5,8 @@ import asyncio
 import time
 
 import httpx
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 
 from shared.bus import connect
 from shared.subjects import ACCOUNTING_USAGE_QUERY, GUARDRAILS_INPUT, ROUTER_CHAT

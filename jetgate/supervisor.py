@@ -9,6 +9,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from jetgate.embedded.lifetime import die_with_parent
+
 log = logging.getLogger("jetgate.up")
 
 # stop order: first no new traffic, then the workers, accounting last (it flushes batches)
@@ -25,7 +27,7 @@ class Child:
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", f"services.{self.service}"], env=self.env,
-                                        start_new_session=True)  # stopped by us, in order
+                                        start_new_session=True, preexec_fn=die_with_parent)  # stopped by us, in order
         log.info("started %s (pid %d)", self.service, self.process.pid)
 
     def alive(self) -> bool:

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from jetgate.embedded.lifetime import die_with_parent
 from jetgate.embedded.ports import free_port, wait_for_port
 
 MAX_PAYLOAD = 8 * 1024 * 1024
@@ -45,7 +46,7 @@ class EmbeddedNats:
             f'jetstream {{ store_dir: "{self.store_dir}" }}\n')
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout=timeout)
         return self

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from jetgate.embedded.lifetime import die_with_parent
 from jetgate.embedded.ports import free_port, wait_for_port
 
 SYSTEM_USER = "jetgate_pg"
@@ -94,7 +95,7 @@ class EmbeddedPostgres:
         self.process = subprocess.Popen(
             [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
              "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "fsync=on"],
-            stdout=log, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, user=user, start_new_session=True, preexec_fn=die_with_parent,
         )
         wait_for_port(self.port, timeout=timeout)
         self._create_database(timeout)

@@ -63,22 +63,26 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("gateway")
-    nats = EmbeddedNats(root / "nats").start()
-    postgres = EmbeddedPostgres(root / "pg" / "data").start()
-    upgrade(postgres.url)
-    config = root / "jetgate.yaml"
-    config.write_text(yaml.safe_dump(_config(fake_openai)))
-    port = free_port()
-    master_key = "jg-master-" + secrets.token_hex(16)
-    gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
-                                 clickhouse_url=f"chdb://{root / 'chdb'}", config=config, port=port,
-                                 master_key=master_key, upstream_key=UPSTREAM_KEY),
-                 workdir=root, port=port, master_key=master_key)
+    nats = EmbeddedNats(root / "nats")
+    postgres = EmbeddedPostgres(root / "pg" / "data")
+    gw: Gateway | None = None
     try:
+        nats.start()
+        postgres.start()
+        upgrade(postgres.url)
+        config = root / "jetgate.yaml"
+        config.write_text(yaml.safe_dump(_config(fake_openai)))
+        port = free_port()
+        master_key = "jg-master-" + secrets.token_hex(16)
+        gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
+                                     clickhouse_url=f"chdb://{root / 'chdb'}", config=config, port=port,
+                                     master_key=master_key, upstream_key=UPSTREAM_KEY),
+                     workdir=root, port=port, master_key=master_key)
         gw.start_all()
         yield gw
     finally:
-        gw.stop()
+        if gw is not None:
+            gw.stop()
         postgres.stop()
         nats.stop()
 

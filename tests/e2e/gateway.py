@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from jetgate.embedded.lifetime import die_with_parent
 from jetgate.embedded.ports import free_port
 from jetgate.readiness import wait_ready
 
@@ -34,7 +35,7 @@ class Gateway:
     def _spawn(self, service: str, **overrides: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{service}-{len(self.extra) + len(self.procs)}.log", "ab")  # noqa: SIM115
         return subprocess.Popen([sys.executable, "-m", f"services.{service}"], env={**self.env, **overrides},
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def start(self, service: str) -> None:
         self.procs[service] = self._spawn(service)
