@@ -91,18 +91,34 @@ class BatchConsumer(Generic[T]):
                 log.debug("%s: unsubscribe: %s", self._spec.name, type(exc).__name__)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop`; the batch in hand when it is set is finished first."""
+        """Consume until `stop`. The next batch is fetched while the current one is written;
+        whatever was fetched when `stop` is set is still written and settled before returning."""
         if self._sub is None:
             await self.subscribe()
-        while not stop.is_set():
-            try:
-                msgs = await self._collect()
-                healthy = await self.handle(msgs) if msgs else True
-            except Exception:  # the loop must outlive any one failure
-                log.exception("%s: batch loop error", self._spec.name)
-                healthy = False
-            if not healthy:
-                await _sleep_unless(stop, 1.0)
+        ahead: asyncio.Task[list[Msg]] | None = asyncio.create_task(self._collect())
+        try:
+            while ahead is not None:
+                msgs = await self._take(ahead)
+                ahead = None if stop.is_set() else asyncio.create_task(self._collect())
+                healthy = msgs is not None
+                if msgs:
+                    try:
+                        healthy = await self.handle(msgs)
+                    except Exception:  # the loop must outlive any one failure
+                        log.exception("%s: batch failed", self._spec.name)
+                        healthy = False
+                if not healthy:
+                    await _sleep_unless(stop, 1.0)
+        finally:
+            if ahead is not None:  # cancelled: what it fetched comes back after ack_wait
+                ahead.cancel()
+
+    async def _take(self, fetch: asyncio.Task[list[Msg]]) -> list[Msg] | None:
+        try:
+            return await fetch
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
+            log.warning("%s: fetch failed: %s: %s", self._spec.name, type(exc).__name__, exc)
+            return None
 
     async def _collect(self) -> list[Msg]:
         """Up to batch_size messages; once the first arrives, wait at most batch_wait_s more."""

@@ -33,7 +33,8 @@ def parse_usage(raw: bytes) -> UsageEvent:
         raise ValueError("cost is out of range")
     # Both stores keep the ledger's scale, rounded as Postgres rounds: sums agree exactly.
     cost = data.cost.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
-    event = event.model_copy(update={"data": data.model_copy(update={"cost": cost})})
+    if cost != data.cost:
+        event = event.model_copy(update={"data": data.model_copy(update={"cost": cost})})
     reason = misfit(spend_ledger, ledger_row(event))
     if reason:
         raise ValueError(reason)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Numeric, String, Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import TypeEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import KeyEvent, RequestEvent, UsageEvent
@@ -43,27 +44,42 @@ def audit_row(event: RequestEvent | KeyEvent) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Limit:
+    name: str
+    required: bool
+    max_length: int | None = None
+    max_abs: int | Decimal | None = None  # exclusive
+
+
+@cache
+def _limits(table: Table) -> tuple[_Limit, ...]:
+    limits = []
+    for column in table.columns:
+        kind = column.type
+        limit = _Limit(column.name, required=not column.nullable and column.server_default is None)
+        if isinstance(kind, String) and kind.length:
+            limit = replace(limit, max_length=kind.length)
+        elif isinstance(kind, Integer):
+            limit = replace(limit, max_abs=INT4_MAX + 1)
+        elif isinstance(kind, Numeric) and kind.precision and kind.scale is not None:
+            limit = replace(limit, max_abs=Decimal(10) ** (kind.precision - kind.scale))
+        limits.append(limit)
+    return tuple(limits)
+
+
 def misfit(table: Table, row: Mapping[str, Any]) -> str | None:
     """Why `row` cannot be stored in `table` (read from the column types), or None."""
-    for column in table.columns:
-        value = row.get(column.name)
-        kind = column.type
+    for limit in _limits(table):
+        value = row.get(limit.name)
         if value is None:
-            if not column.nullable and column.server_default is None:
-                return f"{column.name} is required"
-        elif isinstance(kind, String) and kind.length and len(str(value)) > kind.length:
-            return f"{column.name} is longer than {kind.length} characters"
-        elif not _in_range(kind, value):
-            return f"{column.name} is out of range"
+            if limit.required:
+                return f"{limit.name} is required"
+        elif limit.max_length is not None and len(str(value)) > limit.max_length:
+            return f"{limit.name} is longer than {limit.max_length} characters"
+        elif limit.max_abs is not None and isinstance(value, int | Decimal) and abs(value) >= limit.max_abs:
+            return f"{limit.name} is out of range"
     return None
-
-
-def _in_range(kind: TypeEngine[Any], value: object) -> bool:
-    if isinstance(kind, Integer) and isinstance(value, int):
-        return -INT4_MAX - 1 <= value <= INT4_MAX
-    if isinstance(kind, Numeric) and isinstance(value, Decimal) and kind.precision and kind.scale is not None:
-        return abs(value) < Decimal(10) ** (kind.precision - kind.scale)
-    return True
 
 
 def unique(events: Iterable[E]) -> list[E]:
