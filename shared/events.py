@@ -52,12 +52,12 @@ class UsageData(BaseModel):
     stream: bool = False
     status: Literal["ok", "error", "cancelled"] = "ok"
     usage_source: Literal["upstream", "estimated", "none"] = "upstream"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    latency_ms: float = 0.0
-    attempts: int = 1
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+    cost: Decimal = Field(default=Decimal(0), ge=0)
+    latency_ms: float = Field(default=0.0, ge=0)
+    attempts: int = Field(default=1, ge=0)
 
 
 class UsageEvent(_Envelope):

@@ -57,7 +57,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     consumers: list[BatchConsumer[Any]] = []
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, settings.stream_replicas)
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
 

@@ -39,11 +39,11 @@ async def test_database_outage_naks_then_writes_everything_once(harness, service
     assert await harness.spend(key_id) == Decimal("2.5")
 
 
-def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def _start(settings: Settings, log: Path, batch_size: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JETGATE_NATS_URL": str(settings.nats_url),
            "JETGATE_DATABASE_URL": str(settings.database_url),
            "JETGATE_CLICKHOUSE_URL": str(settings.clickhouse_url),
-           "JETGATE_USAGE_BATCH_SIZE": "50", "JETGATE_USAGE_BATCH_WAIT_S": "0.05"}
+           "JETGATE_USAGE_BATCH_SIZE": str(batch_size), "JETGATE_USAGE_BATCH_WAIT_S": "0.05"}
     return subprocess.Popen([sys.executable, "-m", "services.accounting"], cwd=ROOT, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -51,11 +51,11 @@ def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 async def test_kill_9_mid_stream_then_restart_counts_each_event_once(harness, settings, tmp_path) -> None:
     """Messages the killed process held unacked come back after ack_wait (30 s): this test is slow."""
     key_id = await harness.add_key()
-    count = 1500
+    count = 3000  # in batches of 10: the kill lands while most are still to be written
     for _ in range(count):
         last = await harness.publish_usage(harness.usage(key_id, "0.001"))
     log = tmp_path / "accounting.log"
-    proc = _start(settings, log)
+    proc = _start(settings, log, batch_size=10)
     try:
         async def started() -> bool:
             assert proc.poll() is None, log.read_text()
@@ -67,12 +67,12 @@ async def test_kill_9_mid_stream_then_restart_counts_each_event_once(harness, se
         written, _ = await harness.ledger()
         assert written < count, "the process finished before it was killed: publish more"
 
-        proc = _start(settings, log)  # the same chDB directory, reopened after kill -9
+        proc = _start(settings, log, batch_size=500)  # the same chDB directory, reopened after kill -9
         await harness.consumed(USAGE_STREAM.name, USAGE_CONSUMER, last, timeout=90)
         report = await harness.query(org_id=harness.org_id, group_by=["key_id"])
-        assert [(row.group, row.requests, row.cost) for row in report.rows] == [({"key_id": key_id}, count, "1.5")]
-        assert await harness.ledger() == (count, Decimal("1.5"))
-        assert await harness.spend(key_id) == Decimal("1.5")
+        assert [(row.group, row.requests, row.cost) for row in report.rows] == [({"key_id": key_id}, count, "3")]
+        assert await harness.ledger() == (count, Decimal(3))
+        assert await harness.spend(key_id) == Decimal(3)
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0, log.read_text()
