@@ -26,9 +26,15 @@ def test_cost_is_rounded_to_the_ledger_scale_half_up() -> None:
     assert parse_usage(usage(cost=Decimal("1.25")).model_dump_json().encode()).data.cost == Decimal("1.25")
 
 
+def negative_tokens() -> UsageEvent:
+    """An event as a faulty or hostile publisher might send it (our models refuse to build one)."""
+    data = UsageData.model_construct(**{**UsageData(model="m").model_dump(), "completion_tokens": -1})
+    return UsageEvent(source="test", org_id="o", key_id="k", data=data)
+
+
 @pytest.mark.parametrize(("event", "reason"), [
     (usage(cost=Decimal("1e10")), "cost is out of range"),
-    (usage(completion_tokens=-1), "completion_tokens is negative"),
+    (negative_tokens(), "completion_tokens"),
     (usage(prompt_tokens=2**31), "prompt_tokens is out of range"),
     (usage(attempts=70_000), "attempts is out of range"),
     (usage(model="m" * 201), "model is longer than 200"),
