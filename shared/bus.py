@@ -20,8 +20,8 @@ async def connect(url: str, name: str) -> Client:
         log.warning("nats: %s", exc)
 
     return await nats.connect(
-        [server.strip() for server in url.split(",") if server.strip()], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        error_cb=on_error, pending_size=64 * 1024 * 1024,
+        [server.strip() for server in url.split(",") if server.strip()], name=name,
+        max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=on_error, pending_size=64 * 1024 * 1024,
     )
 
 

@@ -6,7 +6,7 @@ source, org/team/key ids, request id, schema version, data. Consumers parse with
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Principal(BaseModel):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
@@ -46,7 +46,7 @@ async def create_key(engine: AsyncEngine, *, name: str, models: list[str] | None
     raw = KEY_PREFIX + secrets.token_urlsafe(30)
     record = KeyRecord(id="key_" + uuid7().replace("-", "")[:24], name=name, prefix=raw[:10], org_id=org_id,
                        team_id=team_id, models=models or None, is_admin=is_admin,
-                       created_at=datetime.now(timezone.utc))
+                       created_at=datetime.now(UTC))
     async with engine.begin() as conn:
         await conn.execute(api_keys.insert().values(
             id=record.id, key_hash=hash_key(raw), prefix=record.prefix, name=name, org_id=org_id,
@@ -78,7 +78,7 @@ async def revoke_key(engine: AsyncEngine, key_id: str) -> KeyRecord | None:
     async with engine.begin() as conn:
         row = (await conn.execute(
             update(api_keys).where(api_keys.c.id == key_id)
-            .values(revoked_at=datetime.now(timezone.utc)).returning(api_keys))).first()
+            .values(revoked_at=datetime.now(UTC)).returning(api_keys))).first()
     return _record(row) if row else None
 
 

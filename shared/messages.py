@@ -6,14 +6,19 @@ what follows `data: ` on the SSE wire), `end` (body: StreamEnd) or `error` (body
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from shared.errors import ErrorBody
 from shared.events import Principal
-from shared.openai_types import ChatCompletionRequest, ChatMessage, EmbeddingsRequest, Usage
+from shared.openai_types import (
+    ChatCompletionRequest,
+    ChatMessage,
+    EmbeddingsRequest,
+    Usage,
+)
 
 
 class GuardrailRequest(BaseModel):
@@ -54,7 +59,7 @@ class RouteError(BaseModel):
     body: ErrorBody
 
 
-class Frame(str, Enum):
+class Frame(StrEnum):
     CHUNK = "chunk"
     END = "end"
     ERROR = "error"

@@ -39,7 +39,7 @@ class EventPublisher:
                 await publish_event(self._js, event)
                 EVENTS_PUBLISHED.labels(event.type, "ok").inc()
                 return
-            except Exception as exc:  # noqa: BLE001 - every failure is retried the same way
+            except Exception as exc:
                 if attempt == self._attempts:
                     EVENTS_PUBLISHED.labels(event.type, "lost").inc()
                     log.error("event %s (%s) not published after %d attempts: %s",

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from jetgate.embedded.lifetime import die_with_parent
+from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
 
 MAX_PAYLOAD = 8 * 1024 * 1024
@@ -52,11 +52,5 @@ class EmbeddedNats:
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=timeout)  # SIGTERM: nats-server shuts down cleanly
         self.process = None

@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jetgate.embedded.lifetime import die_with_parent
+from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
 
 SYSTEM_USER = "jetgate_pg"
@@ -118,11 +119,5 @@ class EmbeddedPostgres:
                             "-U", "postgres", self.database], check=True, capture_output=True)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT: fast shutdown, consistent on disk
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGINT, timeout)  # SIGINT: fast shutdown, consistent on disk
         self.process = None

@@ -12,6 +12,7 @@ id, so a crash at any point loses nothing and counts nothing twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,7 @@ def header_safe(text: str, limit: int = 512) -> str:
 def nak_delay(msg: Msg) -> float:
     try:
         delivered = msg.metadata.num_delivered or 1
-    except Exception:  # noqa: BLE001 - not a JetStream message: retry soon
+    except Exception:
         delivered = 1
     return min(MAX_NAK_DELAY_S, 0.5 * 2 ** min(delivered - 1, 6))
 
@@ -87,7 +88,7 @@ class BatchConsumer(Generic[T]):
         if sub is not None:
             try:
                 await sub.unsubscribe()
-            except Exception as exc:  # noqa: BLE001 - the connection is going away anyway
+            except Exception as exc:
                 log.debug("%s: unsubscribe: %s", self._spec.name, type(exc).__name__)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,7 +117,7 @@ class BatchConsumer(Generic[T]):
     async def _take(self, fetch: asyncio.Task[list[Msg]]) -> list[Msg] | None:
         try:
             return await fetch
-        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
+        except Exception as exc:
             log.warning("%s: fetch failed: %s: %s", self._spec.name, type(exc).__name__, exc)
             return None
 
@@ -146,7 +147,7 @@ class BatchConsumer(Generic[T]):
         for msg in msgs:
             try:
                 parsed.append((msg, self._parse(msg.data)))
-            except Exception as exc:  # noqa: BLE001 - whatever fails to parse is dead-lettered
+            except Exception as exc:
                 await self.dead_letter(msg, f"invalid event: {exc}")
         return await self._settle(parsed) if parsed else True
 
@@ -154,7 +155,7 @@ class BatchConsumer(Generic[T]):
         name = self._spec.name
         try:
             await self._write([event for _, event in items])
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             if is_permanent(exc) and len(items) > 1:
                 # One event the store refuses must not hold back the rest: write them one by one.
                 results = [await self._settle([item]) for item in items]
@@ -180,13 +181,13 @@ class BatchConsumer(Generic[T]):
             meta = msg.metadata
             headers[DLQ_SEQUENCE] = str(meta.sequence.stream)
             headers["Nats-Msg-Id"] = f"dlq.{name}.{meta.stream}.{meta.sequence.stream}"
-        except Exception as exc:  # noqa: BLE001 - no JetStream metadata: publish without a dedupe id
+        except Exception as exc:
             log.debug("%s: no metadata on %s: %s", name, msg.subject, type(exc).__name__)
         if msg.headers and msg.headers.get("Nats-Msg-Id"):
             headers[DLQ_MSG_ID] = header_safe(msg.headers["Nats-Msg-Id"])
         try:
             await self._js.publish(dlq_subject(name), msg.data, headers=headers)
-        except Exception as exc:  # noqa: BLE001 - keep the original until the DLQ has it
+        except Exception as exc:
             log.warning("%s: dead-letter publish failed, will retry: %s", name, type(exc).__name__)
             await msg.nak(delay=nak_delay(msg))
             return
@@ -197,7 +198,5 @@ class BatchConsumer(Generic[T]):
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -85,7 +85,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             await consumer.close()
         try:
             await nc.drain()
-        except Exception as exc:  # noqa: BLE001 - closing anyway
+        except Exception as exc:
             log.warning("nats drain: %s", type(exc).__name__)
         if store is not None:
             await store.close()

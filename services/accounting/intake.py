@@ -22,7 +22,7 @@ MONEY_LIMIT = Decimal(10) ** ((MONEY.precision or 38) - (MONEY.scale or 0))
 def parse_usage(raw: bytes) -> UsageEvent:
     event = parse_event(raw)
     if not isinstance(event, UsageEvent):
-        raise ValueError(f"expected usage.recorded on the usage stream, got {event.type}")  # noqa: TRY004
+        raise ValueError(f"expected usage.recorded on the usage stream, got {event.type}")
     data = event.data
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         if getattr(data, name) < 0:
@@ -44,7 +44,7 @@ def parse_usage(raw: bytes) -> UsageEvent:
 def parse_audit(raw: bytes) -> RequestEvent | KeyEvent:
     event = parse_event(raw)
     if isinstance(event, UsageEvent):
-        raise ValueError("expected a request or key event on the audit stream, got usage.recorded")  # noqa: TRY004
+        raise ValueError("expected a request or key event on the audit stream, got usage.recorded")
     reason = misfit(audit_log, audit_row(event))
     if reason:
         raise ValueError(reason)

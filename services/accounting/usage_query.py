@@ -79,7 +79,7 @@ def money(text: str) -> str:
 def to_rows(groups: list[str], records: list[tuple[Any, ...]]) -> list[UsageRow]:
     rows = []
     for record in records:
-        group = {name: str(value) for name, value in zip(groups, record)}
+        group = {name: str(value) for name, value in zip(groups, record, strict=False)}
         requests, prompt, completion, total, cost = record[len(groups):]
         if requests == 0:  # an ungrouped aggregate over nothing
             continue

@@ -5,7 +5,13 @@ import time
 from dataclasses import dataclass, field
 
 from shared.errors import GatewayError
-from shared.events import Principal, RequestData, RequestEvent, RequestEventType, envelope_ids
+from shared.events import (
+    Principal,
+    RequestData,
+    RequestEvent,
+    RequestEventType,
+    envelope_ids,
+)
 from shared.publisher import EventPublisher
 
 

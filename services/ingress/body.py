@@ -44,4 +44,5 @@ def parse_body(raw: bytes, model: type[M]) -> M:
             message = f"Missing required parameter: '{param}'."
         else:
             message = f"Invalid value for '{param}': {first['msg']}."
-        raise InvalidRequest(message, param=param, code="invalid_value" if first["type"] != "missing" else "missing_required_parameter") from None
+        code = "missing_required_parameter" if first["type"] == "missing" else "invalid_value"
+        raise InvalidRequest(message, param=param, code=code) from None

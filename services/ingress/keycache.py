@@ -52,7 +52,7 @@ class KeyCache:
             return entry.record
         try:
             record = await find_key(self._engine, key_hash)
-        except Exception as exc:  # noqa: BLE001 - any database failure
+        except Exception as exc:
             if entry is not None and entry.record is not None:
                 log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, entry.record.id)
                 return entry.record

@@ -8,13 +8,27 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from shared.errors import ServiceUnavailable, UpstreamTimeout, error_from_body
-from shared.messages import CancelRequest, Frame, GuardrailRequest, GuardrailVerdict, RouteError, UsageQuery, UsageReport
-from shared.subjects import (ACCOUNTING_USAGE_QUERY, FRAME_HEADER, GUARDRAILS_INPUT, ROUTER_CANCEL,
-                             STATUS_HEADER)
+from shared.messages import (
+    CancelRequest,
+    Frame,
+    GuardrailRequest,
+    GuardrailVerdict,
+    RouteError,
+    UsageQuery,
+    UsageReport,
+)
+from shared.subjects import (
+    ACCOUNTING_USAGE_QUERY,
+    FRAME_HEADER,
+    GUARDRAILS_INPUT,
+    ROUTER_CANCEL,
+    STATUS_HEADER,
+)
 
 
 @dataclass
@@ -84,7 +98,7 @@ class WorkerClient:
     async def _next(self, frames: asyncio.Queue[Msg], timeout: float) -> Msg:
         try:
             msg = await asyncio.wait_for(frames.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout("The router sent nothing in time.") from None
         if msg.headers and msg.headers.get("Status") == "503":
             raise ServiceUnavailable("No router worker is available.")

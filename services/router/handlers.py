@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from nats.aio.msg import Msg
@@ -15,20 +15,33 @@ from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import make_http_client
 from services.router.registry import ModelRegistry, RoutedModel
 from services.router.relay import error_frame, relay_stream
-from services.router.upstream_errors import invalid_router_request, unknown_model
 from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
+from services.router.upstream_errors import invalid_router_request, unknown_model
 from services.router.usage import usage_event
 from shared.bus import connect, ensure_streams
 from shared.config import load_config
 from shared.events import UsageEvent
-from shared.messages import CancelRequest, ChatRouteRequest, EmbeddingsRouteRequest, Frame
+from shared.messages import (
+    CancelRequest,
+    ChatRouteRequest,
+    EmbeddingsRouteRequest,
+    Frame,
+)
 from shared.openai_types import Usage
 from shared.publisher import EventPublisher
 from shared.settings import Settings
-from shared.subjects import (FRAME_HEADER, ROUTER_CANCEL, ROUTER_CHAT, ROUTER_EMBEDDINGS, ROUTER_QUEUE,
-                             STATUS_HEADER)
+from shared.subjects import (
+    FRAME_HEADER,
+    ROUTER_CANCEL,
+    ROUTER_CHAT,
+    ROUTER_EMBEDDINGS,
+    ROUTER_QUEUE,
+    STATUS_HEADER,
+)
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", ChatRouteRequest, EmbeddingsRouteRequest)
 
 
 class RouterWorker:
@@ -54,44 +67,43 @@ class RouterWorker:
     async def _reply_error(self, msg: Msg, status: int, body: bytes) -> None:
         await self._nc.publish(msg.reply, body, headers={STATUS_HEADER: str(status), FRAME_HEADER: Frame.ERROR.value})
 
-    def _resolve(self, model: str) -> RoutedModel | None:
-        return self._registry.get(model)
+    async def _accept(self, msg: Msg, kind: type[R]) -> tuple[R, RoutedModel] | None:
+        """Parse a call and find its model, or answer the caller with the error."""
+        try:
+            request = kind.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._reply_error(msg, 400, error_frame(invalid_router_request(exc.error_count())))
+            return None
+        routed = self._registry.get(request.body.model)
+        if routed is None:
+            await self._reply_error(msg, 404, error_frame(unknown_model(request.body.model)))
+            return None
+        return request, routed
 
     async def on_chat(self, msg: Msg) -> None:
-        try:
-            request = ChatRouteRequest.model_validate_json(msg.data)
-        except ValidationError as exc:
-            await self._reply_error(msg, 400, error_frame(invalid_router_request(exc.error_count())))
+        accepted = await self._accept(msg, ChatRouteRequest)
+        if accepted is None:
             return
-        routed = self._resolve(request.body.model)
-        if routed is None:
-            await self._reply_error(msg, 404, error_frame(unknown_model(request.body.model)))
-            return
+        request, routed = accepted
         body = request.body.model_dump(exclude_unset=True)
-        if request.body.stream:
-            cancelled = asyncio.Event()
-            self._cancels[request.request_id] = cancelled
-            try:
-                event = await relay_stream(self._nc, msg.reply, request_id=request.request_id,
-                                           principal=request.principal, routed=routed, body=body, cancelled=cancelled)
-            finally:
-                self._cancels.pop(request.request_id, None)
-            self._publisher.emit(event)
+        if not request.body.stream:
+            await self._complete(msg, request.request_id, request.principal, routed, body, "chat")
             return
-        await self._complete(msg, request.request_id, request.principal, routed, body, "chat")
+        cancelled = asyncio.Event()
+        self._cancels[request.request_id] = cancelled
+        try:
+            event = await relay_stream(self._nc, msg.reply, request_id=request.request_id,
+                                       principal=request.principal, routed=routed, body=body, cancelled=cancelled)
+        finally:
+            self._cancels.pop(request.request_id, None)
+        self._publisher.emit(event)
 
     async def on_embeddings(self, msg: Msg) -> None:
-        try:
-            request = EmbeddingsRouteRequest.model_validate_json(msg.data)
-        except ValidationError as exc:
-            await self._reply_error(msg, 400, error_frame(invalid_router_request(exc.error_count())))
-            return
-        routed = self._resolve(request.body.model)
-        if routed is None:
-            await self._reply_error(msg, 404, error_frame(unknown_model(request.body.model)))
-            return
-        await self._complete(msg, request.request_id, request.principal, routed,
-                             request.body.model_dump(exclude_unset=True), "embeddings")
+        accepted = await self._accept(msg, EmbeddingsRouteRequest)
+        if accepted is not None:
+            request, routed = accepted
+            await self._complete(msg, request.request_id, request.principal, routed,
+                                 request.body.model_dump(exclude_unset=True), "embeddings")
 
     async def _complete(self, msg: Msg, request_id: str, principal: Any, routed: RoutedModel,
                         body: dict[str, Any], endpoint: str) -> None:
@@ -115,7 +127,10 @@ class RouterWorker:
         await self._nc.publish(msg.reply, orjson.dumps(answer.completion.body), headers={STATUS_HEADER: "200"})
         usage, source = answer.completion.usage, "upstream"
         if usage is None:
-            prompt = estimate_input_tokens(body.get("input")) if embeddings else estimate_prompt_tokens(body.get("messages") or [])
+            if embeddings:
+                prompt = estimate_input_tokens(body.get("input"))
+            else:
+                prompt = estimate_prompt_tokens(body.get("messages") or [])
             usage, source = Usage(prompt_tokens=prompt, total_tokens=prompt), "estimated"
         event: UsageEvent = usage_event(
             request_id=request_id, principal=principal, routed=routed, target=answer.target, usage=usage,

@@ -16,7 +16,11 @@ from nats.aio.client import Client
 from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
 from services.router.providers.base import ProviderError
 from services.router.registry import RoutedModel
-from services.router.tokens import chunk_text, estimate_prompt_tokens, estimate_text_tokens
+from services.router.tokens import (
+    chunk_text,
+    estimate_prompt_tokens,
+    estimate_text_tokens,
+)
 from services.router.usage import usage_event
 from shared.errors import ErrorBody, ErrorDetail
 from shared.events import Principal, UsageEvent

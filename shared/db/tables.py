@@ -1,8 +1,18 @@
 """Postgres tables (SQLAlchemy Core). Schema changes go through Alembic migrations."""
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Integer, MetaData, Numeric, String, Table,
-                        func)
+from sqlalchemy import (
+                        JSON,
+                        Boolean,
+                        Column,
+                        DateTime,
+                        Integer,
+                        MetaData,
+                        Numeric,
+                        String,
+                        Table,
+                        func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()

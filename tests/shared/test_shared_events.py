@@ -8,8 +8,18 @@ import pytest
 from pydantic import ValidationError
 
 from shared.errors import ErrorBody, ErrorDetail, RateLimited, error_from_body
-from shared.events import (KeyData, KeyEvent, Principal, RequestData, RequestEvent, RequestEventType, UsageData,
-                           UsageEvent, envelope_ids, parse_event)
+from shared.events import (
+    KeyData,
+    KeyEvent,
+    Principal,
+    RequestData,
+    RequestEvent,
+    RequestEventType,
+    UsageData,
+    UsageEvent,
+    envelope_ids,
+    parse_event,
+)
 from shared.subjects import audit_subject, dlq_subject, usage_subject
 
 PRINCIPAL = Principal(key_id="key_1", org_id="org-a", team_id="team-b")

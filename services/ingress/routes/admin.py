@@ -6,12 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from services.ingress.state import AdminKey, State
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.events import KeyData, KeyEvent, Principal
 from shared.keys import KeyRecord, create_key, list_keys, revoke_key
 from shared.messages import KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
-from services.ingress.state import AdminKey, State
 
 router = APIRouter(prefix="/admin")
 

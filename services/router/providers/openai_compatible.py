@@ -7,7 +7,12 @@ from typing import Any
 import httpx
 import orjson
 
-from services.router.providers.base import Completion, Provider, ProviderError, StreamChunk
+from services.router.providers.base import (
+    Completion,
+    Provider,
+    ProviderError,
+    StreamChunk,
+)
 from services.router.upstream_errors import error_from_response, error_from_transport
 from shared.config import OpenAIProviderConfig
 from shared.openai_types import Usage

@@ -136,7 +136,7 @@ async def running(settings: Settings, nc: Client) -> AsyncIterator[asyncio.Task[
             task.result()  # raises the service's error
         try:
             await nc.request(ACCOUNTING_USAGE_QUERY, b"{}", timeout=1)
-        except Exception:  # noqa: BLE001 - not subscribed yet
+        except Exception:
             return False
         return True
 
