@@ -128,3 +128,23 @@ def test_embeddings_are_charged(gateway: Gateway, endpoint: str) -> None:
     result = client.embeddings.create(model="text-embedding-3-small", input="charge my embedding")
     rows = wait_for(lambda: ledger(gateway, key_id))
     assert rows[0]["prompt_tokens"] == result.usage.prompt_tokens
+
+
+def test_refusals_leave_denied_audit_rows(gateway: Gateway) -> None:
+    key, key_id = gateway.create_key("refused", models=["gpt-4o"])
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}) as http:
+        forbidden = http.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES})
+        blocked = http.post("/v1/chat/completions", json={
+            "model": "gpt-4o", "messages": [{"role": "user", "content": "top secret plans"}]})
+    assert (forbidden.status_code, blocked.status_code) == (403, 400)
+
+    def denied() -> list[Any]:
+        rows = pg_rows(gateway, "SELECT request_id, data FROM audit_log WHERE key_id = $1 AND type = 'request.denied'",
+                       key_id)
+        return rows if len(rows) == 2 else []
+
+    rows = {r["request_id"]: r for r in wait_for(denied)}
+    assert '"status_code": 403' in rows[forbidden.headers["x-request-id"]]["data"]
+    assert "no-top-secret" in rows[blocked.headers["x-request-id"]]["data"]
+    assert "top secret plans" not in rows[blocked.headers["x-request-id"]]["data"]  # never the content
+    assert ledger(gateway, key_id) == []  # nothing reached the router, nothing is charged

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -10,8 +11,8 @@ from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.policy import resolve_model, visible_models
 from services.ingress.sse import sse_events
-from services.ingress.state import CurrentKey, State, request_id_of
-from shared.errors import GatewayError, InvalidRequest, NotFound
+from services.ingress.state import CurrentKey, IngressState, State, request_id_of
+from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest, GuardrailRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.subjects import ROUTER_CHAT, ROUTER_EMBEDDINGS
@@ -22,13 +23,22 @@ STARTED = int(time.time())
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+def admit(state: IngressState, audit: RequestAudit, model: str, mode: Literal["chat", "embedding"]) -> None:
+    """Policy, then `request.received`; a key refused a model leaves `request.denied`."""
+    try:
+        resolve_model(state.config, audit.principal, model, mode)
+    except PermissionDenied as error:
+        audit.denied(error)
+        raise
+    audit.received()
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
     body = parse_body(await read_body(request, state.settings.max_body_bytes), ChatCompletionRequest)
-    resolve_model(state.config, principal, body.model, "chat")
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, body.model,
                          bool(body.stream))
-    audit.received()
+    admit(state, audit, body.model, "chat")
     try:
         if state.config.guardrails.enabled:
             verdict = await state.workers.check_input(GuardrailRequest(
@@ -57,11 +67,10 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
 @router.post("/embeddings")
 async def embeddings(request: Request, principal: CurrentKey, state: State) -> Response:
     body = parse_body(await read_body(request, state.settings.max_body_bytes), EmbeddingsRequest)
-    resolve_model(state.config, principal, body.model, "embedding")
     if body.input == "" or body.input == []:
         raise InvalidRequest("'input' must not be empty.", param="input")
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, body.model)
-    audit.received()
+    admit(state, audit, body.model, "embedding")
     try:
         reply = await state.workers.call(
             ROUTER_EMBEDDINGS, EmbeddingsRouteRequest(request_id=audit.request_id, principal=principal, body=body))

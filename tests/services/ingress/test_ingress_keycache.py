@@ -1,0 +1,62 @@
+"""The key cache when Postgres goes away: known keys keep working, unknown keys get 503
+(never 401), and revocations still evict."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jetgate.embedded.postgres import EmbeddedPostgres
+from services.ingress.keycache import KeyCache
+from shared.db.engine import make_engine
+from shared.db.migrate import upgrade
+from shared.errors import AuthenticationFailed, ServiceUnavailable
+from shared.keys import create_key, revoke_key
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A Postgres of this test's own, so it can be stopped without hurting others."""
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    upgrade(server.url)
+    yield server
+    server.stop()
+
+
+async def test_database_outage_serves_cached_keys_and_503s_unknown_ones(own_postgres: EmbeddedPostgres) -> None:
+    engine = make_engine(own_postgres.url, pool_size=1)
+    try:
+        known = await create_key(engine, name="known", models=["gpt-4o"])
+        cache = KeyCache(engine, ttl=0.0, master_key=None)  # ttl 0: every call goes to Postgres
+        principal = await cache.authenticate(known.key)
+        assert principal.key_id == known.record.id and principal.models == ["gpt-4o"]
+        with pytest.raises(AuthenticationFailed):
+            await cache.authenticate("jg-unknown-key-000000000000")
+
+        own_postgres.stop()
+        assert (await cache.authenticate(known.key)).key_id == known.record.id  # stale entry served
+        with pytest.raises(ServiceUnavailable):
+            await cache.authenticate("jg-never-seen-before-000000")
+        cache.revoke(known.record.id)
+        with pytest.raises(ServiceUnavailable):  # evicted: no longer vouched for without the store
+            await cache.authenticate(known.key)
+    finally:
+        await engine.dispose()
+
+
+async def test_revoked_key_is_refused_and_master_key_is_admin(database_url: str) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        new = await create_key(engine, name="to-revoke")
+        cache = KeyCache(engine, ttl=60.0, master_key="jg-master-test-key")
+        assert (await cache.authenticate(new.key)).key_id == new.record.id
+        await revoke_key(engine, new.record.id)
+        assert (await cache.authenticate(new.key)).key_id == new.record.id  # cached until told
+        cache.revoke(new.record.id)
+        with pytest.raises(AuthenticationFailed):
+            await cache.authenticate(new.key)
+        master = await cache.authenticate("jg-master-test-key")
+        assert master.is_admin and master.key_id == "master"
+    finally:
+        await engine.dispose()
