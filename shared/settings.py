@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # accounting
     usage_batch_size: int = 500
-    usage_batch_wait_s: float = 0.2
+    usage_batch_wait_s: float = 0.5
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
