@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from shared.subjects import (
     STATUS_HEADER,
 )
 
+NO_RESPONDERS_WAIT_S = 5.0
+
 
 @dataclass
 class RawReply:
@@ -47,6 +50,25 @@ def _raise_if_error(msg: Msg) -> None:
         raise error_from_body(failure.status, failure.body)
 
 
+def _no_responders(msg: Msg) -> bool:
+    return bool(msg.headers) and msg.headers.get("Status") == "503" and not msg.data
+
+
+async def _while_no_responders(worker: str) -> AsyncIterator[int]:
+    """Attempts while no worker of a kind is subscribed (one restarting, a deploy rolling):
+    a call nobody took is safe to resend. Gives up with 503 after NO_RESPONDERS_WAIT_S."""
+    deadline = time.monotonic() + NO_RESPONDERS_WAIT_S
+    delay = 0.05
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() + delay > deadline:
+            raise ServiceUnavailable(f"No {worker} worker is available.")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 class WorkerClient:
     def __init__(self, nc: Client, *, timeout: float, idle_timeout: float) -> None:
         self._nc = nc
@@ -55,13 +77,15 @@ class WorkerClient:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _request(self, subject: str, payload: BaseModel, worker: str, timeout: float | None = None) -> Msg:
-        try:
-            return await self._nc.request(subject, payload.model_dump_json(exclude_unset=True).encode(),
-                                          timeout=timeout or self._timeout)
-        except NoRespondersError:
-            raise ServiceUnavailable(f"No {worker} worker is available.") from None
-        except NatsTimeout:
-            raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
+        data = payload.model_dump_json(exclude_unset=True).encode()
+        async for _ in _while_no_responders(worker):
+            try:
+                return await self._nc.request(subject, data, timeout=timeout or self._timeout)
+            except NoRespondersError:
+                continue  # nobody took it: safe to send again once a worker is back
+            except NatsTimeout:
+                raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
+        raise AssertionError("unreachable")
 
     async def check_input(self, request: GuardrailRequest) -> GuardrailVerdict:
         msg = await self._request(GUARDRAILS_INPUT, request, "guardrails", timeout=10.0)
@@ -86,9 +110,13 @@ class WorkerClient:
 
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox, cb=on_frame)
+        data = request.model_dump_json(exclude_unset=True).encode()
         try:
-            await self._nc.publish(subject, request.model_dump_json(exclude_unset=True).encode(), reply=inbox)
-            first = await self._next(frames, self._timeout)
+            async for _ in _while_no_responders("router"):
+                await self._nc.publish(subject, data, reply=inbox)
+                first = await self._next(frames, self._timeout)
+                if not _no_responders(first):
+                    break
             _raise_if_error(first)
         except BaseException:
             await sub.unsubscribe()
@@ -100,8 +128,6 @@ class WorkerClient:
             msg = await asyncio.wait_for(frames.get(), timeout)
         except TimeoutError:
             raise UpstreamTimeout("The router sent nothing in time.") from None
-        if msg.headers and msg.headers.get("Status") == "503":
-            raise ServiceUnavailable("No router worker is available.")
         return msg
 
     async def _frames(self, first: Msg, frames: asyncio.Queue[Msg], sub: Any, request_id: str) -> AsyncIterator[Msg]:

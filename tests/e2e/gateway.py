@@ -96,6 +96,6 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_CLICKHOUSE_URL": clickhouse_url, "JETGATE_CONFIG": str(config),
         "JETGATE_PORT": str(port), "JETGATE_MASTER_KEY": master_key, "JETGATE_LOG_LEVEL": "INFO",
         "JETGATE_STREAM_IDLE_TIMEOUT_S": "10", "FAKE_UPSTREAM_KEY": upstream_key,
-        "JETGATE_USAGE_BATCH_WAIT_S": "0.1",
+        "JETGATE_USAGE_BATCH_WAIT_S": "0.1", "JETGATE_WORKER_TIMEOUT_S": "15",
     })
     return env
