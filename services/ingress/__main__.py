@@ -1,11 +1,22 @@
 """Start one ingress process (uvicorn; SIGINT/SIGTERM finish requests, flush events, drain NATS)."""
 from __future__ import annotations
 
+from types import FrameType
+
 import uvicorn
 
 from services.ingress.app import create_app
 from shared.service import install_event_loop, setup_logging
 from shared.settings import load_settings
+
+
+class _Server(uvicorn.Server):
+    """A stop by SIGTERM/SIGINT, once graceful, exits 0 like the other services
+    (uvicorn would re-raise the signal after its shutdown)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        getattr(self, "_captured_signals", []).clear()
 
 
 def main() -> None:
@@ -15,7 +26,7 @@ def main() -> None:
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, http="httptools",
                             loop="none", lifespan="on", access_log=False, log_config=None,
                             timeout_graceful_shutdown=30, server_header=False)
-    uvicorn.Server(config).run()
+    _Server(config).run()
 
 
 if __name__ == "__main__":

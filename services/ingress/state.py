@@ -1,7 +1,8 @@
 """What the ingress holds while it runs, built in the lifespan, reached through dependencies."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,6 +29,7 @@ class IngressState:
     keys: KeyCache
     workers: WorkerClient
     events: EventPublisher
+    started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 
 
 async def get_state(request: Request) -> IngressState:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import openai
 
-from jetgate.embedded.ports import free_port
+from jetgate.embedded.ports import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,6 +62,19 @@ def test_up_serves_the_shipped_config_and_stops_cleanly(tmp_path: Path) -> None:
                                                      messages=[{"role": "user", "content": "hi"}]))
         assert chunks[-1].usage is not None
         assert client.embeddings.create(model="text-embedding-3-small", input="x").data
+
+        # one more ingress, joining the running gateway through its home (scaling one service)
+        port2 = free_port()
+        extra = subprocess.Popen([sys.executable, "-m", "jetgate.cli", "run", "ingress", "--home", str(home),
+                                  "--config", str(REPO / "jetgate.yaml"), "--port", str(port2)], env=env)
+        try:
+            wait_for_port(port2, timeout=60)
+            second = openai.OpenAI(base_url=f"http://127.0.0.1:{port2}/v1", api_key=key, max_retries=0)
+            assert second.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices
+        finally:
+            extra.send_signal(signal.SIGTERM)
+            assert extra.wait(timeout=30) == 0
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0

@@ -1,7 +1,6 @@
 """The OpenAI-compatible API: chat completions (plain and SSE), embeddings, models."""
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -18,7 +17,6 @@ from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.subjects import ROUTER_CHAT, ROUTER_EMBEDDINGS
 
 router = APIRouter(prefix="/v1")
-STARTED = int(time.time())
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -33,6 +31,21 @@ def admit(state: IngressState, audit: RequestAudit, model: str, mode: Literal["c
     audit.received()
 
 
+async def guard_input(state: IngressState, audit: RequestAudit, body: ChatCompletionRequest) -> None:
+    """Input guardrails: a block is a 400 naming the rule; redactions replace the messages."""
+    if not state.config.guardrails.enabled:
+        return
+    verdict = await state.workers.check_input(GuardrailRequest(
+        request_id=audit.request_id, principal=audit.principal, model=body.model, messages=body.messages))
+    if verdict.verdict == "block":
+        error = InvalidRequest(verdict.message or f"Request blocked by guardrail rule '{verdict.rule}'.",
+                               code="guardrail_blocked", param="messages")
+        audit.denied(error)
+        raise error
+    if verdict.verdict == "modify" and verdict.messages is not None:
+        body.messages = verdict.messages
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
     body = parse_body(await read_body(request, state.settings.max_body_bytes), ChatCompletionRequest)
@@ -40,16 +53,7 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
                          bool(body.stream))
     admit(state, audit, body.model, "chat")
     try:
-        if state.config.guardrails.enabled:
-            verdict = await state.workers.check_input(GuardrailRequest(
-                request_id=audit.request_id, principal=principal, model=body.model, messages=body.messages))
-            if verdict.verdict == "block":
-                error = InvalidRequest(verdict.message or f"Request blocked by guardrail rule '{verdict.rule}'.",
-                                       code="guardrail_blocked", param="messages")
-                audit.denied(error)
-                raise error
-            if verdict.verdict == "modify" and verdict.messages is not None:
-                body.messages = verdict.messages
+        await guard_input(state, audit, body)
         route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body)
         if body.stream:
             frames = await state.workers.open_stream(ROUTER_CHAT, route, audit.request_id)
@@ -81,20 +85,21 @@ async def embeddings(request: Request, principal: CurrentKey, state: State) -> R
     return Response(reply.body, status_code=reply.status, media_type="application/json")
 
 
-def _model_object(name: str, owned_by: str) -> dict[str, object]:
-    return {"id": name, "object": "model", "created": STARTED, "owned_by": owned_by}
+def _model_object(name: str, owned_by: str, created: int) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": created, "owned_by": owned_by}
 
 
 @router.get("/models")
 async def list_models(principal: CurrentKey, state: State) -> dict[str, object]:
-    return {"object": "list", "data": [_model_object(m.name, m.owned_by) for m in visible_models(state.config, principal)]}
+    models = visible_models(state.config, principal)
+    return {"object": "list", "data": [_model_object(m.name, m.owned_by, state.started) for m in models]}
 
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, principal: CurrentKey, state: State) -> dict[str, object]:
     for model in visible_models(state.config, principal):
         if model.name == model_id:
-            return _model_object(model.name, model.owned_by)
+            return _model_object(model.name, model.owned_by, state.started)
     raise NotFound(f"The model '{model_id}' does not exist", param="model")
 
 
