@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 # request-reply, served by queue groups
 GUARDRAILS_INPUT = "jetgate.rpc.guardrails.input"
+# the chat pipeline's entry: guardrails checks the call, then hands it to the router with the
+# caller's reply subject, so the router answers the ingress directly (one round trip less)
+GUARDRAILS_CHAT = "jetgate.rpc.guardrails.chat"
 ROUTER_CHAT = "jetgate.rpc.router.chat"
 ROUTER_EMBEDDINGS = "jetgate.rpc.router.embeddings"
 ACCOUNTING_USAGE_QUERY = "jetgate.rpc.accounting.usage"

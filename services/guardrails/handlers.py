@@ -1,4 +1,5 @@
-"""The guardrails worker: answers input checks on GUARDRAILS_INPUT in a queue group.
+"""The guardrails worker, in a queue group: the chat pipeline stage on GUARDRAILS_CHAT
+(check, then forward to the router), and plain input checks on GUARDRAILS_INPUT.
 
 Every request gets a reply, even one that does not parse or that the check fails on:
 the caller then sees a block verdict at once instead of waiting for its timeout.
@@ -13,11 +14,12 @@ from nats.errors import MaxPayloadError
 from pydantic import ValidationError
 
 from services.guardrails.checks import Policy, check_input
+from services.guardrails.pipeline import Forward, stage_chat
 from shared.bus import connect
 from shared.config import load_config
-from shared.messages import GuardrailRequest, GuardrailVerdict
+from shared.messages import Frame, GuardrailRequest, GuardrailVerdict
 from shared.settings import Settings
-from shared.subjects import GUARDRAILS_INPUT, GUARDRAILS_QUEUE
+from shared.subjects import FRAME_HEADER, GUARDRAILS_CHAT, GUARDRAILS_INPUT, GUARDRAILS_QUEUE, ROUTER_CHAT, STATUS_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     policy = Policy.from_config(load_config(settings.config).guardrails)
     nc = await connect(settings.require("nats_url"), "jetgate-guardrails")
 
+    async def on_chat(msg: Msg) -> None:
+        if not msg.reply:
+            return
+        action = stage_chat(policy, msg.data)
+        if isinstance(action, Forward):
+            await nc.publish(ROUTER_CHAT, action.data, reply=msg.reply)
+        else:
+            await nc.publish(msg.reply, action.error.model_dump_json().encode(),
+                             headers={FRAME_HEADER: Frame.ERROR.value, STATUS_HEADER: str(action.status)})
+
     async def on_request(msg: Msg) -> None:
         if not msg.reply:
             return
@@ -64,6 +76,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     try:
         await nc.subscribe(GUARDRAILS_INPUT, queue=GUARDRAILS_QUEUE, cb=on_request)
+        await nc.subscribe(GUARDRAILS_CHAT, queue=GUARDRAILS_QUEUE, cb=on_chat)
         log.info("guardrails: %d rules, %s", len(policy.rules), "enabled" if policy.enabled else "disabled")
         await stop.wait()
     finally:

@@ -17,8 +17,6 @@ from shared.errors import ServiceUnavailable, UpstreamTimeout, error_from_body
 from shared.messages import (
     CancelRequest,
     Frame,
-    GuardrailRequest,
-    GuardrailVerdict,
     RouteError,
     UsageQuery,
     UsageReport,
@@ -26,7 +24,6 @@ from shared.messages import (
 from shared.subjects import (
     ACCOUNTING_USAGE_QUERY,
     FRAME_HEADER,
-    GUARDRAILS_INPUT,
     ROUTER_CANCEL,
     STATUS_HEADER,
 )
@@ -87,12 +84,8 @@ class WorkerClient:
                 raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
         raise AssertionError("unreachable")
 
-    async def check_input(self, request: GuardrailRequest) -> GuardrailVerdict:
-        msg = await self._request(GUARDRAILS_INPUT, request, "guardrails", timeout=10.0)
-        return GuardrailVerdict.model_validate_json(msg.data)
-
     async def call(self, subject: str, request: BaseModel) -> RawReply:
-        msg = await self._request(subject, request, "router")
+        msg = await self._request(subject, request, "pipeline")
         _raise_if_error(msg)
         status = int(msg.headers.get(STATUS_HEADER, "200")) if msg.headers else 200
         return RawReply(status, msg.data)
@@ -112,7 +105,7 @@ class WorkerClient:
         sub = await self._nc.subscribe(inbox, cb=on_frame)
         data = request.model_dump_json(exclude_unset=True).encode()
         try:
-            async for _ in _while_no_responders("router"):
+            async for _ in _while_no_responders("pipeline"):
                 await self._nc.publish(subject, data, reply=inbox)
                 first = await self._next(frames, self._timeout)
                 if not _no_responders(first):

@@ -12,9 +12,9 @@ from services.ingress.policy import resolve_model, visible_models
 from services.ingress.sse import sse_events
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
 from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
-from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest, GuardrailRequest
+from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
-from shared.subjects import ROUTER_CHAT, ROUTER_EMBEDDINGS
+from shared.subjects import GUARDRAILS_CHAT, ROUTER_CHAT, ROUTER_EMBEDDINGS
 
 router = APIRouter(prefix="/v1")
 
@@ -31,37 +31,26 @@ def admit(state: IngressState, audit: RequestAudit, model: str, mode: Literal["c
     audit.received()
 
 
-async def guard_input(state: IngressState, audit: RequestAudit, body: ChatCompletionRequest) -> None:
-    """Input guardrails: a block is a 400 naming the rule; redactions replace the messages."""
-    if not state.config.guardrails.enabled:
-        return
-    verdict = await state.workers.check_input(GuardrailRequest(
-        request_id=audit.request_id, principal=audit.principal, model=body.model, messages=body.messages))
-    if verdict.verdict == "block":
-        error = InvalidRequest(verdict.message or f"Request blocked by guardrail rule '{verdict.rule}'.",
-                               code="guardrail_blocked", param="messages")
-        audit.denied(error)
-        raise error
-    if verdict.verdict == "modify" and verdict.messages is not None:
-        body.messages = verdict.messages
-
-
 @router.post("/chat/completions")
 async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
     body = parse_body(await read_body(request, state.settings.max_body_bytes), ChatCompletionRequest)
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, body.model,
                          bool(body.stream))
     admit(state, audit, body.model, "chat")
+    # with guardrails on, the call enters the pipeline at guardrails, which hands it to the
+    # router; either way the answer comes straight back here
+    subject = GUARDRAILS_CHAT if state.config.guardrails.enabled else ROUTER_CHAT
+    route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body)
     try:
-        await guard_input(state, audit, body)
-        route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body)
         if body.stream:
-            frames = await state.workers.open_stream(ROUTER_CHAT, route, audit.request_id)
+            frames = await state.workers.open_stream(subject, route, audit.request_id)
             return StreamingResponse(sse_events(frames, audit), media_type="text/event-stream",
                                      headers=SSE_HEADERS)
-        reply = await state.workers.call(ROUTER_CHAT, route)
+        reply = await state.workers.call(subject, route)
     except GatewayError as error:
-        if error.code != "guardrail_blocked":
+        if error.code == "guardrail_blocked":
+            audit.denied(error)
+        else:
             audit.failed(error)
         raise
     audit.completed(reply.status)
