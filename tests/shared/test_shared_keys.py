@@ -2,28 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.engine import make_engine
 from shared.db.tables import api_keys
 from shared.keys import KEY_PREFIX, create_key, find_key, hash_key, key_hash_of, list_keys, revoke_key
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def org_id() -> str:
-    return "org-" + uuid.uuid4().hex[:12]
 
 
 async def test_create_key_stores_only_the_hash(engine: AsyncEngine, org_id: str) -> None:

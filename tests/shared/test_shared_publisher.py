@@ -3,32 +3,17 @@ and de-duplication by event id (Nats-Msg-Id)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import nats.errors
-import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
-from shared.bus import connect, ensure_streams
+from shared.bus import ensure_streams
 from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent, parse_event
 from shared.publisher import EventPublisher
 from shared.subjects import STREAMS, USAGE_STREAM, audit_subject, usage_subject
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await connect(nats_url, "publisher-tests")
-    await ensure_streams(client.jetstream())
-    yield client
-    await client.drain()
-
-
-@pytest.fixture
-def org_id() -> str:
-    return "org-" + uuid.uuid4().hex[:12]
 
 
 def usage(org_id: str, cost: str = "0.25") -> UsageEvent:

@@ -20,8 +20,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.handlers import serve
-from shared.bus import connect, ensure_streams
-from shared.db.engine import make_engine
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import UsageData, UsageEvent
 from shared.messages import UsageQuery, UsageReport
@@ -97,21 +95,6 @@ class Harness:
         await eventually(done, timeout, f"{durable} to settle stream seq {seq}")
 
     eventually = staticmethod(eventually)
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await connect(nats_url, "accounting-tests")
-    await ensure_streams(client.jetstream())
-    yield client
-    await client.drain()
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    yield eng
-    await eng.dispose()
 
 
 @pytest.fixture
