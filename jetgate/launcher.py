@@ -50,6 +50,8 @@ def up(settings: Settings) -> int:
         admin_key = None if settings.master_key else asyncio.run(bootstrap_admin_key(database_url))
         if admin_key:
             print(f"admin key (shown once): {admin_key}", flush=True)
+        elif not settings.master_key:
+            log.info("an admin key exists from an earlier start; make another with `jetgate keys create --admin`")
         print(f"ready {url}", flush=True)
         while not stopping.wait(0.5):
             supervisor.check()
