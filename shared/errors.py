@@ -90,8 +90,9 @@ class UpstreamTimeout(GatewayError):
     code = "upstream_timeout"
 
 
-def error_from_body(status: int, body: ErrorBody) -> GatewayError:
-    """Rebuild an error that crossed the bus, keeping its status and wire fields."""
-    err = GatewayError(body.error.message, param=body.error.param, code=body.error.code, status=status)
+def error_from_body(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> GatewayError:
+    """Rebuild an error that crossed the bus, keeping its status, wire fields and headers."""
+    err = GatewayError(body.error.message, param=body.error.param, code=body.error.code, status=status,
+                       headers=headers)
     err.type = body.error.type
     return err

@@ -46,6 +46,9 @@ class ChatRouteRequest(BaseModel):
     request_id: str
     principal: Principal
     body: ChatCompletionRequest
+    # the gateway's own id for this call (cancels name it): never the client's x-request-id,
+    # which a client may reuse or guess
+    call_id: str | None = None
 
 
 class EmbeddingsRouteRequest(BaseModel):
@@ -57,6 +60,7 @@ class EmbeddingsRouteRequest(BaseModel):
 class RouteError(BaseModel):
     status: int
     body: ErrorBody
+    headers: dict[str, str] = Field(default_factory=dict)  # e.g. the upstream's Retry-After
 
 
 class Frame(StrEnum):
@@ -70,7 +74,7 @@ class StreamEnd(BaseModel):
 
 
 class CancelRequest(BaseModel):
-    request_id: str
+    call_id: str
 
 
 class UsageQuery(BaseModel):

@@ -37,11 +37,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             err: GatewayError = NotFound("Unknown request URL. Please check the URL and method.", code="unknown_url")
         else:
-            err = GatewayError(str(exc.detail), status=exc.status_code, code=None)
+            err = GatewayError(str(exc.detail), status=exc.status_code, code=None, headers=dict(exc.headers or {}))
             err.type = "invalid_request_error"
         return error_response(err)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return error_response(GatewayError("The gateway had an internal error.", code="internal_error"))
+    # anything else propagates to RequestIdMiddleware, which answers an OpenAI-shaped 500
+    # that still carries x-request-id

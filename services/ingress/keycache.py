@@ -35,13 +35,16 @@ class KeyCache:
         self._ttl = ttl
         self._master_hash = hash_key(master_key) if master_key else None
         self._entries: dict[str, _Entry] = {}
+        # key ids revoked lately: a lookup that was in flight when the revocation arrived
+        # must not put the key back for a whole TTL
+        self._revoked: dict[str, float] = {}
 
     async def authenticate(self, raw_key: str) -> Principal:
         key_hash = hash_key(raw_key)
         if self._master_hash and hmac.compare_digest(key_hash, self._master_hash):
             return Principal(key_id="master", is_admin=True)
         record = await self._lookup(key_hash)
-        if record is None or record.revoked_at is not None:
+        if record is None or record.revoked_at is not None or self._recently_revoked(record.id):
             raise AuthenticationFailed("Incorrect API key provided.")
         return record.principal()
 
@@ -68,6 +71,18 @@ class KeyCache:
         while len(self._entries) >= MAX_ENTRIES:
             self._entries.pop(next(iter(self._entries)))
 
+    def _recently_revoked(self, key_id: str) -> bool:
+        until = self._revoked.get(key_id)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._revoked[key_id]
+            return False
+        return True
+
     def revoke(self, key_id: str) -> None:
+        now = time.monotonic()
+        self._revoked = {k: t for k, t in self._revoked.items() if t > now}
+        self._revoked[key_id] = now + self._ttl + NEGATIVE_TTL_S
         for key_hash in [h for h, e in self._entries.items() if e.record is not None and e.record.id == key_id]:
             del self._entries[key_hash]

@@ -1,9 +1,14 @@
 """Every response carries `x-request-id`: the client's, or a new UUIDv7."""
 from __future__ import annotations
 
+import logging
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.errors import GatewayError
 from shared.ids import uuid7
+
+log = logging.getLogger(__name__)
 
 _MAX_LEN = 64
 
@@ -27,9 +32,22 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("latin-1"))
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.exception("unhandled error in request %s: %s", request_id, type(exc).__name__)
+            if started:
+                raise
+            body = GatewayError("The gateway had an internal error.", code="internal_error").body()
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"), header]})
+            await send({"type": "http.response.body", "body": body.model_dump_json().encode()})

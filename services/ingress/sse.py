@@ -4,39 +4,63 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from nats.aio.msg import Msg
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from services.ingress.audit import RequestAudit
+from services.ingress.frames import FrameStream, frame_of
 from shared.errors import GatewayError, error_from_body
 from shared.messages import Frame, RouteError
-from shared.subjects import FRAME_HEADER
 
 DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def sse_events(frames: AsyncIterator[Msg], audit: RequestAudit) -> AsyncIterator[bytes]:
+def _client_closed() -> GatewayError:
+    return GatewayError("The client closed the connection.", status=499, code="client_closed")
+
+
+async def sse_events(stream: FrameStream, audit: RequestAudit) -> AsyncIterator[bytes]:
     """Chunks as `data: {...}` events, then `data: [DONE]`; a failure mid-stream is sent as
-    an `error` event (what OpenAI does), after which the stream ends."""
+    an `error` event (what OpenAI does), after which the stream ends. The audit event is
+    emitted before the last write, so a client leaving at that moment cannot lose it."""
     try:
-        async for msg in frames:
-            frame = msg.headers.get(FRAME_HEADER) if msg.headers else None
+        async for msg in stream:
+            frame = frame_of(msg)
             if frame == Frame.CHUNK.value:
                 yield b"data: " + msg.data + b"\n\n"
             elif frame == Frame.END.value:
-                yield DONE
                 audit.completed(200)
+                yield DONE
                 return
             elif frame == Frame.ERROR.value:
                 failure = RouteError.model_validate_json(msg.data)
-                yield b"data: " + failure.body.model_dump_json().encode() + b"\n\n"
                 audit.failed(error_from_body(failure.status, failure.body), "failed mid-stream")
+                yield b"data: " + failure.body.model_dump_json().encode() + b"\n\n"
                 return
     except GatewayError as error:
-        yield b"data: " + error.body().model_dump_json().encode() + b"\n\n"
         audit.failed(error, "stream interrupted")
+        yield b"data: " + error.body().model_dump_json().encode() + b"\n\n"
     except (asyncio.CancelledError, GeneratorExit):
-        audit.failed(GatewayError("The client closed the connection.", status=499, code="client_closed"),
-                     "client disconnected")
+        audit.failed(_client_closed(), "client disconnected")
         raise
     finally:
-        await frames.aclose()  # type: ignore[attr-defined]
+        stream.close()
+
+
+class SseResponse(StreamingResponse):
+    """An SSE response that releases its stream even when the client left before the
+    first byte was sent (then the body generator never starts and its clean-up never runs)."""
+
+    def __init__(self, stream: FrameStream, audit: RequestAudit) -> None:
+        super().__init__(sse_events(stream, audit), media_type="text/event-stream", headers=SSE_HEADERS)
+        self._stream = stream
+        self._audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._stream.started:
+                self._audit.failed(_client_closed(), "client disconnected before the first byte")
+            self._stream.close()

@@ -5,17 +5,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
+from services.ingress.frames import FrameStream, frame_of, next_frame
 from shared.errors import ServiceUnavailable, UpstreamTimeout, error_from_body
 from shared.messages import (
-    CancelRequest,
+    ChatRouteRequest,
     Frame,
     RouteError,
     UsageQuery,
@@ -23,8 +24,6 @@ from shared.messages import (
 )
 from shared.subjects import (
     ACCOUNTING_USAGE_QUERY,
-    FRAME_HEADER,
-    ROUTER_CANCEL,
     STATUS_HEADER,
 )
 
@@ -37,14 +36,10 @@ class RawReply:
     body: bytes
 
 
-def _frame(msg: Msg) -> str | None:
-    return msg.headers.get(FRAME_HEADER) if msg.headers else None
-
-
 def _raise_if_error(msg: Msg) -> None:
-    if _frame(msg) == Frame.ERROR.value:
+    if frame_of(msg) == Frame.ERROR.value:
         failure = RouteError.model_validate_json(msg.data)
-        raise error_from_body(failure.status, failure.body)
+        raise error_from_body(failure.status, failure.body, failure.headers)
 
 
 def _no_responders(msg: Msg) -> bool:
@@ -82,6 +77,8 @@ class WorkerClient:
                 continue  # nobody took it: safe to send again once a worker is back
             except NatsTimeout:
                 raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
+            except NatsError as exc:  # connection closed, reconnecting, buffer full, payload too large
+                raise ServiceUnavailable(f"The message bus refused the call ({type(exc).__name__}).") from None
         raise AssertionError("unreachable")
 
     async def call(self, subject: str, request: BaseModel) -> RawReply:
@@ -94,7 +91,7 @@ class WorkerClient:
         msg = await self._request(ACCOUNTING_USAGE_QUERY, query, "accounting", timeout=30.0)
         return UsageReport.model_validate_json(msg.data)
 
-    async def open_stream(self, subject: str, request: BaseModel, request_id: str) -> AsyncIterator[Msg]:
+    async def open_stream(self, subject: str, request: ChatRouteRequest) -> FrameStream:
         """Start a streamed call; returns once the first frame is in (errors raise here)."""
         frames: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -107,39 +104,12 @@ class WorkerClient:
         try:
             async for _ in _while_no_responders("pipeline"):
                 await self._nc.publish(subject, data, reply=inbox)
-                first = await self._next(frames, self._timeout)
+                first = await next_frame(frames, self._timeout)
                 if not _no_responders(first):
                     break
             _raise_if_error(first)
         except BaseException:
             await sub.unsubscribe()
             raise
-        return self._frames(first, frames, sub, request_id)
-
-    async def _next(self, frames: asyncio.Queue[Msg], timeout: float) -> Msg:
-        try:
-            msg = await asyncio.wait_for(frames.get(), timeout)
-        except TimeoutError:
-            raise UpstreamTimeout("The router sent nothing in time.") from None
-        return msg
-
-    async def _frames(self, first: Msg, frames: asyncio.Queue[Msg], sub: Any, request_id: str) -> AsyncIterator[Msg]:
-        finished = False
-        try:
-            msg = first
-            while True:
-                yield msg
-                if _frame(msg) in (Frame.END.value, Frame.ERROR.value):
-                    finished = True
-                    return
-                msg = await self._next(frames, self._idle_timeout)
-        finally:
-            # run in its own task: this generator may be closing under a cancellation
-            task = asyncio.get_running_loop().create_task(self._close(sub, None if finished else request_id))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    async def _close(self, sub: Any, cancel_request_id: str | None) -> None:
-        await sub.unsubscribe()
-        if cancel_request_id:  # the client went away or we gave up: stop the upstream, charge what was made
-            await self._nc.publish(ROUTER_CANCEL, CancelRequest(request_id=cancel_request_id).model_dump_json().encode())
+        return FrameStream(self._nc, sub, frames, first, request.call_id or request.request_id,
+                           self._idle_timeout, self._closing)

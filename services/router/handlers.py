@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import make_http_client
+from services.router.providers.base import ProviderError
 from services.router.registry import ModelRegistry, RoutedModel
 from services.router.relay import error_frame, relay_stream
 from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
@@ -53,9 +55,21 @@ class RouterWorker:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, handler: Callable[[Msg], Awaitable[None]]) -> Callable[[Msg], Awaitable[None]]:
-        """nats-py runs one callback at a time per subscription: give each call its own task."""
+        """nats-py runs one callback at a time per subscription: give each call its own task,
+        and make sure an unexpected failure still answers the caller (never a silent hang)."""
+        async def guarded(msg: Msg) -> None:
+            try:
+                await handler(msg)
+            except Exception as exc:
+                log.exception("router call failed: %s", type(exc).__name__)
+                if msg.reply:
+                    failure = ProviderError(502, "The router failed while handling this call.", retryable=False,
+                                            code="router_error")
+                    with contextlib.suppress(Exception):
+                        await self._reply_error(msg, 502, error_frame(failure))
+
         async def dispatch(msg: Msg) -> None:
-            task = asyncio.get_running_loop().create_task(handler(msg))
+            task = asyncio.get_running_loop().create_task(guarded(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return dispatch
@@ -90,12 +104,13 @@ class RouterWorker:
             await self._complete(msg, request.request_id, request.principal, routed, body, "chat")
             return
         cancelled = asyncio.Event()
-        self._cancels[request.request_id] = cancelled
+        call_id = request.call_id or request.request_id
+        self._cancels[call_id] = cancelled
         try:
             event = await relay_stream(self._nc, msg.reply, request_id=request.request_id,
                                        principal=request.principal, routed=routed, body=body, cancelled=cancelled)
         finally:
-            self._cancels.pop(request.request_id, None)
+            self._cancels.pop(call_id, None)
         self._publisher.emit(event)
 
     async def on_embeddings(self, msg: Msg) -> None:
@@ -143,7 +158,7 @@ class RouterWorker:
             request = CancelRequest.model_validate_json(msg.data)
         except ValidationError:
             return
-        event = self._cancels.get(request.request_id)
+        event = self._cancels.get(request.call_id)
         if event is not None:
             event.set()
 

@@ -34,7 +34,8 @@ CHUNK_HEADERS = {FRAME_HEADER: Frame.CHUNK.value}
 def error_frame(error: ProviderError) -> bytes:
     body = ErrorBody(error=ErrorDetail(message=error.message, type=error.error_type, param=error.param,
                                        code=error.code))
-    return RouteError(status=error.status, body=body).model_dump_json().encode()
+    headers = {"retry-after": error.retry_after} if error.retry_after else {}
+    return RouteError(status=error.status, body=body, headers=headers).model_dump_json().encode()
 
 
 @dataclass

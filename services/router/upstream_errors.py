@@ -7,7 +7,8 @@
 | 5xx                          | 502         | yes              |
 | 429                          | 429 (+Retry-After) | yes       |
 | 401 / 403 (our credential)   | 502         | yes              |
-| 400 / 404 / 422 (the request)| same status, upstream's message | no |
+| 404 (the deployment's model) | 502         | yes              |
+| 400 / 422 (the request)      | same status, upstream's message | no |
 """
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ def error_from_response(provider: str, status: int, content: bytes, headers: Map
         return ProviderError(429, f"provider {provider} is rate limited: {message}", retryable=True,
                              error_type="rate_limit_exceeded", code="rate_limit_exceeded",
                              retry_after=headers.get("retry-after"))
+    if status == 404:  # a model name the deployment's provider does not know: our config, not the client
+        return ProviderError(502, f"provider {provider} does not know this deployment's model: {message}",
+                             retryable=True, code="upstream_model_not_found")
     if status in (401, 403):
         return ProviderError(502, f"provider {provider} refused the gateway's credentials", retryable=True,
                              code="upstream_auth_failed")

@@ -56,7 +56,7 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(expected_api_key=UPSTREAM_KEY) as fake:
+    with FakeOpenAI(expected_api_key=UPSTREAM_KEY, retry_after_s=7) as fake:
         yield fake
 
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.policy import resolve_model, visible_models
-from services.ingress.sse import sse_events
+from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
 from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from shared.ids import uuid7
 from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.subjects import GUARDRAILS_CHAT, ROUTER_CHAT, ROUTER_EMBEDDINGS
 
 router = APIRouter(prefix="/v1")
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
 
 def admit(state: IngressState, audit: RequestAudit, model: str, mode: Literal["chat", "embedding"]) -> None:
     """Policy, then `request.received`; a key refused a model leaves `request.denied`."""
@@ -40,12 +38,10 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
     # with guardrails on, the call enters the pipeline at guardrails, which hands it to the
     # router; either way the answer comes straight back here
     subject = GUARDRAILS_CHAT if state.config.guardrails.enabled else ROUTER_CHAT
-    route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body)
+    route = ChatRouteRequest(request_id=audit.request_id, principal=principal, body=body, call_id=uuid7())
     try:
         if body.stream:
-            frames = await state.workers.open_stream(subject, route, audit.request_id)
-            return StreamingResponse(sse_events(frames, audit), media_type="text/event-stream",
-                                     headers=SSE_HEADERS)
+            return SseResponse(await state.workers.open_stream(subject, route), audit)
         reply = await state.workers.call(subject, route)
     except GatewayError as error:
         if error.code == "guardrail_blocked":

@@ -75,7 +75,7 @@ async def _error(call) -> ProviderError:  # type: ignore[no-untyped-def]
     ("fail-503", 502, True, "upstream_error"),
     ("fail-429", 429, True, "rate_limit_exceeded"),
     ("fail-401", 502, True, "upstream_auth_failed"),
-    ("fail-404", 404, False, "model_not_found"),
+    ("fail-404", 502, True, "upstream_model_not_found"),  # a misconfigured deployment: fail over
     ("fail-400", 400, False, None),
 ])
 async def test_upstream_status_maps_to_provider_error(provider, model: str, status: int, retryable: bool,

@@ -120,7 +120,7 @@ async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None 
             if msg.headers[FRAME_HEADER] in ("end", "error"):
                 return frames
             if cancel_after is not None and len(frames) == cancel_after:
-                await nc.publish(ROUTER_CANCEL, CancelRequest(request_id=request_id).model_dump_json().encode())
+                await nc.publish(ROUTER_CANCEL, CancelRequest(call_id=request_id).model_dump_json().encode())
     finally:
         await sub.unsubscribe()
 
