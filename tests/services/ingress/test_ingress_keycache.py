@@ -60,3 +60,16 @@ async def test_revoked_key_is_refused_and_master_key_is_admin(database_url: str)
         assert master.is_admin and master.key_id == "master"
     finally:
         await engine.dispose()
+
+
+async def test_revocation_arriving_before_the_lookup_is_not_undone(database_url: str) -> None:
+    """The broadcast can overtake a lookup that still sees the key as active."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        new = await create_key(engine, name="raced")
+        cache = KeyCache(engine, ttl=60.0, master_key=None)
+        cache.revoke(new.record.id)  # Postgres still says active
+        with pytest.raises(AuthenticationFailed):
+            await cache.authenticate(new.key)
+    finally:
+        await engine.dispose()
