@@ -15,7 +15,7 @@ def resolve_model(config: GatewayConfig, principal: Principal, name: str,
                   mode: Literal["chat", "embedding"]) -> ModelConfig:
     model = config.model(name)
     if model is None or not allowed(principal, name):
-        # a key that may not use a model is not told whether it exists
+        # a key limited to other models learns the model exists (403), as with OpenAI project keys
         if model is not None:
             raise PermissionDenied(f"This API key is not allowed to use the model `{name}`.", param="model")
         raise NotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")

@@ -53,9 +53,13 @@ class StreamChunk:
 
 
 class Provider(ABC):
-    """An upstream, built from one provider entry of the config."""
+    """An upstream, built from one provider entry of the config as `Adapter(config, http)`;
+    adapters that speak HTTP share the router's one pooled client."""
 
     name: str
+
+    @abstractmethod
+    def __init__(self, config: Any, http: Any) -> None: ...
 
     @abstractmethod
     async def chat(self, body: dict[str, Any], model: str) -> Completion: ...

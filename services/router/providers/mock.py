@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import orjson
 
 from services.router.providers.base import Completion, Provider, StreamChunk
@@ -19,7 +20,7 @@ from shared.openai_types import Usage
 
 
 class MockProvider(Provider):
-    def __init__(self, config: MockProviderConfig) -> None:
+    def __init__(self, config: MockProviderConfig, http: httpx.AsyncClient | None = None) -> None:
         self.name = config.name
         self._config = config
 
