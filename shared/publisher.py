@@ -2,7 +2,9 @@
 
 `emit` returns at once; the publish (with its PubAck) runs in a task and is retried with
 the same `Nats-Msg-Id`, so a retry never doubles an event. `flush` waits for every
-pending publish, and is called on shutdown.
+pending publish, and is called on shutdown. While JetStream is unreachable, pending events
+accumulate up to `max_pending`; `saturated` tells the ingress to refuse new requests (503)
+rather than accept work it cannot record, so memory stays bounded and nothing is dropped.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class EventPublisher:
-    def __init__(self, js: JetStreamContext, *, attempts: int = 20) -> None:
+    def __init__(self, js: JetStreamContext, *, attempts: int = 20, max_pending: int = 20_000) -> None:
         self._js = js
         self._attempts = attempts
+        self._max_pending = max_pending
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, event: UsageEvent | RequestEvent | KeyEvent) -> None:
@@ -51,6 +54,10 @@ class EventPublisher:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def saturated(self) -> bool:
+        return len(self._pending) >= self._max_pending
 
     async def flush(self, timeout: float = 10.0) -> None:
         if self._pending:

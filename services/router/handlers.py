@@ -16,7 +16,7 @@ from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import make_http_client
 from services.router.providers.base import ProviderError
 from services.router.registry import ModelRegistry, RoutedModel
-from services.router.relay import error_frame, relay_stream
+from services.router.relay import CallCancel, error_frame, relay_stream
 from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
 from services.router.upstream_errors import invalid_router_request, unknown_model
 from services.router.usage import usage_event
@@ -51,7 +51,7 @@ class RouterWorker:
         self._nc = nc
         self._registry = registry
         self._publisher = publisher
-        self._cancels: dict[str, asyncio.Event] = {}
+        self._cancels: dict[str, CallCancel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, handler: Callable[[Msg], Awaitable[None]]) -> Callable[[Msg], Awaitable[None]]:
@@ -103,7 +103,7 @@ class RouterWorker:
         if not request.body.stream:
             await self._complete(msg, request.request_id, request.principal, routed, body, "chat")
             return
-        cancelled = asyncio.Event()
+        cancelled = CallCancel()
         call_id = request.call_id or request.request_id
         self._cancels[call_id] = cancelled
         try:

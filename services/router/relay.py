@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client
 
 from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
-from services.router.providers.base import ProviderError
+from services.router.providers.base import ProviderError, StreamChunk
 from services.router.registry import RoutedModel
 from services.router.tokens import (
     chunk_text,
@@ -55,8 +56,44 @@ class StreamTally:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion), "estimated"
 
 
+class CallCancel:
+    """The caller's cancel of one stream: takes effect at once, also while the upstream is
+    silent (it interrupts the wait for the next chunk, not only the gap between chunks)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self.waiting: asyncio.Future[StreamChunk] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+
+async def _next_chunk(rest: AsyncIterator[StreamChunk], cancel: CallCancel) -> StreamChunk | None:
+    """The next chunk; None at the end of the stream or when the caller cancelled."""
+    if cancel.is_set():
+        return None
+    waiting = asyncio.ensure_future(anext(rest))
+    cancel.waiting = waiting
+    try:
+        return await waiting
+    except StopAsyncIteration:
+        return None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if cancel.is_set() and not (task and task.cancelling()):
+            return None  # our cancel, not a shutdown of this task
+        raise
+    finally:
+        cancel.waiting = None
+
+
 async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Principal, routed: RoutedModel,
-                       body: dict[str, Any], cancelled: asyncio.Event) -> UsageEvent:
+                       body: dict[str, Any], cancelled: CallCancel) -> UsageEvent:
     started = time.perf_counter()
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     tally = StreamTally(body)
@@ -77,14 +114,13 @@ async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Pr
                 tally.usage = chunk.usage
             if wants_usage or not chunk.is_usage_only:
                 await nc.publish(inbox, chunk.raw, headers=CHUNK_HEADERS)
-            if cancelled.is_set():
-                status = "cancelled"
+            following = await _next_chunk(opened.rest, cancelled)
+            if following is None:
                 break
-            try:
-                chunk = await anext(opened.rest)
-            except StopAsyncIteration:
-                break
-        if status == "ok":
+            chunk = following
+        if cancelled.is_set():
+            status = "cancelled"
+        else:
             end = StreamEnd(usage=tally.usage if wants_usage else None)
             await nc.publish(inbox, end.model_dump_json().encode(), headers={FRAME_HEADER: Frame.END.value})
     except ProviderError as error:

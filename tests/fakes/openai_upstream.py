@@ -41,6 +41,7 @@ DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 SLOW_STREAM_CHUNKS = 200
 SLOW_STREAM_DELAY_S = 0.05
 HANG_S = 30.0
+STALL_AFTER_CHUNKS = 2
 
 _FAILURES: dict[str, tuple[int, Callable[[str], p.Json]]] = {
     "fail-400": (400, lambda m: p.invalid_request("Invalid value for 'messages': fake upstream refused.", "messages")),
@@ -221,15 +222,18 @@ class FakeOpenAI:
         if asked:
             chunks.append(p.usage_chunk(cid, created, model, p.usage(prompt_tokens, completion_tokens)))
         delay = SLOW_STREAM_DELAY_S if slow else 0.0
-        return StreamingResponse(self._events(chunks, delay), media_type="text/event-stream",
+        stall_after = STALL_AFTER_CHUNKS if model == "stall-stream" else None
+        return StreamingResponse(self._events(chunks, delay, stall_after), media_type="text/event-stream",
                                  headers=_openai_headers())
 
-    async def _events(self, chunks: list[p.Json], delay: float) -> AsyncIterator[bytes]:
+    async def _events(self, chunks: list[p.Json], delay: float, stall_after: int | None = None) -> AsyncIterator[bytes]:
         finished = False
         try:
-            for event in chunks:
+            for index, event in enumerate(chunks):
                 if delay:
                     await asyncio.sleep(delay)
+                if index == stall_after:
+                    await asyncio.sleep(HANG_S)  # a long silence mid-stream (a model "thinking")
                 yield p.sse(event)
             yield p.sse("[DONE]")
             finished = True

@@ -95,3 +95,14 @@ async def test_audit_events_go_to_the_audit_subject_by_type(nc: Client, org_id: 
     (revoked,) = await stored(nc, audit_subject(org_id, "key.revoked"))
     assert parse_event(denied.data) == request and parse_event(revoked.data) == key
     assert await stored(nc, usage_subject(org_id)) == []
+
+
+async def test_publisher_reports_saturation_while_events_are_pending(nc: Client) -> None:
+    """Pending events count against a bound (the ingress refuses work past it)."""
+    publisher = EventPublisher(nc.jetstream(), max_pending=2)
+    assert not publisher.saturated
+    for _ in range(3):
+        publisher.emit(UsageEvent(source="test", org_id="org-sat", data=UsageData(model="m")))
+    assert publisher.saturated  # three in flight, none acknowledged yet
+    await publisher.flush()
+    assert not publisher.saturated and publisher.pending == 0

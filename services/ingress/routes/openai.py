@@ -11,7 +11,7 @@ from services.ingress.body import parse_body, read_body
 from services.ingress.policy import resolve_model, visible_models
 from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
-from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
 from shared.ids import uuid7
 from shared.messages import ChatRouteRequest, EmbeddingsRouteRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
@@ -21,6 +21,9 @@ router = APIRouter(prefix="/v1")
 
 def admit(state: IngressState, audit: RequestAudit, model: str, mode: Literal["chat", "embedding"]) -> None:
     """Policy, then `request.received`; a key refused a model leaves `request.denied`."""
+    if state.events.saturated:
+        raise ServiceUnavailable("The event log is unreachable; the gateway accepts no work it cannot record.",
+                                 headers={"Retry-After": "5"})
     try:
         resolve_model(state.config, audit.principal, model, mode)
     except PermissionDenied as error:

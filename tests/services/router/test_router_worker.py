@@ -43,6 +43,7 @@ def write_config(path: Path, fake: FakeOpenAI) -> Path:
     path.write_text(yaml.safe_dump({
         "providers": [{"name": "fake", "type": "openai", "base_url": fake.base_url, "timeout_s": 10}],
         "models": [model("gw-chat", "fail-500", "gpt-4o-mini"), model("gw-slow", "slow-stream"),
+                   model("gw-stall", "stall-stream"),
                    model("gw-no-usage", "stream-no-usage"), model("gw-broken", "fail-500", "fail-503"),
                    {**model("gw-embed", "text-embedding-3-small"), "mode": "embedding"}],
     }))
@@ -190,6 +191,21 @@ async def test_stream_without_upstream_usage_is_estimated(nc: Client) -> None:
     assert event.data.completion_tokens == math.ceil(len(payloads.REPLY_TEXT) / 4)
     assert event.data.prompt_tokens > 0
     assert event.data.cost == cost(event.data.prompt_tokens, event.data.completion_tokens)
+
+
+async def test_cancel_takes_effect_while_the_upstream_is_silent(nc: Client, fake: FakeOpenAI) -> None:
+    """The upstream sends two chunks and then nothing for 30 s: a cancel must not wait for it."""
+    who = principal()
+    aborted_before = fake.streams_aborted
+    request_id, payload = chat_request(who, "gw-stall", stream=True)
+    async with asyncio.timeout(10):
+        frames = await stream_frames(nc, payload, cancel_after=2, request_id=request_id)
+        (event,) = await usage_events(nc, who.org_id)
+    assert len(frames) == 2
+    assert event.data.status == "cancelled" and event.data.completion_tokens > 0
+    async with asyncio.timeout(5):
+        while fake.streams_aborted == aborted_before:
+            await asyncio.sleep(0.05)
 
 
 async def test_cancel_stops_the_stream_and_charges_what_was_made(nc: Client, fake: FakeOpenAI) -> None:
