@@ -6,9 +6,11 @@ never 401: a database hiccup must not turn every key into a 401.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +36,8 @@ class KeyCache:
         self._engine = engine
         self._ttl = ttl
         self._master_hash = hash_key(master_key) if master_key else None
-        self._entries: dict[str, _Entry] = {}
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order
+        self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
         # key ids revoked lately: a lookup that was in flight when the revocation arrived
         # must not put the key back for a whole TTL
         self._revoked: dict[str, float] = {}
@@ -49,27 +52,43 @@ class KeyCache:
         return record.principal()
 
     async def _lookup(self, key_hash: str) -> KeyRecord | None:
-        now = time.monotonic()
         entry = self._entries.get(key_hash)
-        if entry is not None and entry.expires > now:
+        if entry is not None and entry.expires > time.monotonic():
+            self._entries.move_to_end(key_hash)
             return entry.record
+        pending = self._inflight.get(key_hash)
+        if pending is not None:  # one query per key, however many requests wait for it
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key_hash] = future
+        try:
+            record = await self._fetch(key_hash, entry)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no warning when nobody else was waiting
+            raise
+        else:
+            future.set_result(record)
+            return record
+        finally:
+            del self._inflight[key_hash]
+
+    async def _fetch(self, key_hash: str, stale: _Entry | None) -> KeyRecord | None:
         try:
             record = await find_key(self._engine, key_hash)
         except Exception as exc:
-            if entry is not None and entry.record is not None:
-                log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, entry.record.id)
-                return entry.record
+            if stale is not None and stale.record is not None:
+                log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, stale.record.id)
+                return stale.record
             raise ServiceUnavailable("The key store is unreachable; try again shortly.") from None
-        if len(self._entries) >= MAX_ENTRIES:
-            self._evict(now)
-        self._entries[key_hash] = _Entry(record, now + (self._ttl if record else NEGATIVE_TTL_S))
+        self._entries[key_hash] = _Entry(record, time.monotonic() + (self._ttl if record else NEGATIVE_TTL_S))
+        self._entries.move_to_end(key_hash)
+        while len(self._entries) > MAX_ENTRIES:  # least recently used first
+            self._entries.popitem(last=False)
         return record
-
-    def _evict(self, now: float) -> None:
-        for key_hash in [h for h, e in self._entries.items() if e.expires <= now]:
-            del self._entries[key_hash]
-        while len(self._entries) >= MAX_ENTRIES:
-            self._entries.pop(next(iter(self._entries)))
 
     def _recently_revoked(self, key_id: str) -> bool:
         until = self._revoked.get(key_id)

@@ -2,10 +2,12 @@
 (never 401), and revocations still evict."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from jetgate.embedded.postgres import EmbeddedPostgres
 from services.ingress.keycache import KeyCache
@@ -71,5 +73,20 @@ async def test_revocation_arriving_before_the_lookup_is_not_undone(database_url:
         cache.revoke(new.record.id)  # Postgres still says active
         with pytest.raises(AuthenticationFailed):
             await cache.authenticate(new.key)
+    finally:
+        await engine.dispose()
+
+
+async def test_many_requests_for_one_new_key_make_one_lookup(database_url: str) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        new = await create_key(engine, name="popular")
+        cache = KeyCache(engine, ttl=60.0, master_key=None)
+        queries: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: queries.append(statement))
+        principals = await asyncio.gather(*(cache.authenticate(new.key) for _ in range(50)))
+        assert {p.key_id for p in principals} == {new.record.id}
+        assert len([q for q in queries if "api_keys" in q]) == 1  # one query for fifty requests
     finally:
         await engine.dispose()
