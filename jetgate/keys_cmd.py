@@ -8,8 +8,8 @@ import sys
 from jetgate.home import read_state
 from shared.bus import connect, publish_event
 from shared.db.engine import make_engine
-from shared.events import KeyData, KeyEvent
-from shared.keys import KeyRecord, create_key, list_keys, revoke_key
+from shared.events import KeyEvent
+from shared.keys import create_key, list_keys, revoke_key
 from shared.messages import KeyRevoked
 from shared.settings import Settings
 from shared.subjects import KEYS_REVOKED
@@ -39,11 +39,6 @@ async def _announce(nats_url: str | None, event: KeyEvent, revoked: str | None =
         await nc.close()
 
 
-def _event(type_: str, record: KeyRecord) -> KeyEvent:
-    return KeyEvent(type=type_, source="cli", org_id=record.org_id, team_id=record.team_id,  # type: ignore[arg-type]
-                    key_id=record.id, data=KeyData(name=record.name, actor_key_id="cli", models=record.models))
-
-
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     database_url, nats_url = _urls(settings)
     engine = make_engine(database_url, pool_size=1)
@@ -52,7 +47,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
             new = await create_key(engine, name=args.name, models=models, org_id=args.org,
                                    team_id=args.team, is_admin=args.admin)
-            await _announce(nats_url, _event("key.created", new.record))
+            await _announce(nats_url, new.record.event("key.created", source="cli", actor_key_id="cli"))
             print(new.key)
             print(f"id: {new.record.id} (the key is shown only once)", file=sys.stderr)
         elif args.keys_command == "list":
@@ -65,7 +60,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if record is None:
                 print(f"no key with id {args.key_id}", file=sys.stderr)
                 return 1
-            await _announce(nats_url, _event("key.revoked", record), revoked=record.id)
+            await _announce(nats_url, record.event("key.revoked", source="cli", actor_key_id="cli"), revoked=record.id)
             print(f"revoked {record.id}")
         return 0
     finally:

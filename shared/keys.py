@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys
-from shared.events import Principal
+from shared.events import KeyData, KeyEvent, Principal
 from shared.ids import uuid7
 
 KEY_PREFIX = "jg-"
@@ -34,6 +35,11 @@ class KeyRecord(BaseModel):
     def principal(self) -> Principal:
         return Principal(key_id=self.id, org_id=self.org_id, team_id=self.team_id,
                          is_admin=self.is_admin, models=self.models)
+
+    def event(self, type_: Literal["key.created", "key.revoked"], *, source: str, actor_key_id: str) -> KeyEvent:
+        """The audit event for something done to this key (never the key itself)."""
+        return KeyEvent(type=type_, source=source, org_id=self.org_id, team_id=self.team_id, key_id=self.id,
+                        data=KeyData(name=self.name, actor_key_id=actor_key_id, models=self.models))
 
 
 class NewKey(BaseModel):

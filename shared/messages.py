@@ -17,7 +17,6 @@ from shared.openai_types import (
     ChatCompletionRequest,
     ChatMessage,
     EmbeddingsRequest,
-    Usage,
 )
 
 
@@ -70,7 +69,7 @@ class Frame(StrEnum):
 
 
 class StreamEnd(BaseModel):
-    usage: Usage | None = None
+    """The last frame of a complete stream (usage, when asked for, came as the last chunk)."""
 
 
 class CancelRequest(BaseModel):

@@ -8,9 +8,8 @@ group of digits.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
-from services.guardrails.spans import Span, replace_spans
+from services.guardrails.spans import Span
 
 EMAIL_PLACEHOLDER = "[EMAIL]"
 CARD_PLACEHOLDER = "[CARD]"
@@ -25,11 +24,6 @@ _EMAIL = re.compile(
 )
 _DIGIT_RUN = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 _DIGIT_GROUP = re.compile(r"[0-9]+")
-
-
-class Redaction(NamedTuple):
-    text: str
-    count: int
 
 
 def luhn_valid(digits: str) -> bool:
@@ -79,12 +73,3 @@ def _longest_card(text: str, groups: list[Span], first: int) -> int | None:
             found = last
     return found
 
-
-def redact_emails(text: str, placeholder: str = EMAIL_PLACEHOLDER) -> Redaction:
-    spans = find_emails(text)
-    return Redaction(replace_spans(text, spans, placeholder), len(spans))
-
-
-def redact_cards(text: str, placeholder: str = CARD_PLACEHOLDER) -> Redaction:
-    spans = find_cards(text)
-    return Redaction(replace_spans(text, spans, placeholder), len(spans))

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
+from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
-from services.ingress.http_metrics import HttpMetricsMiddleware
 from services.ingress.keycache import KeyCache
-from services.ingress.request_id import RequestIdMiddleware
 from services.ingress.routes import admin, health, openai
 from services.ingress.state import IngressState
 from services.ingress.workers import WorkerClient
@@ -58,8 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    app.add_middleware(HttpMetricsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)
     app.include_router(admin.router)
     app.include_router(health.router)

@@ -1,16 +1,12 @@
 """Every error leaves the ingress in OpenAI's shape, with the right status."""
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from shared.errors import GatewayError, InvalidRequest, NotFound
-
-log = logging.getLogger(__name__)
 
 
 def error_response(error: GatewayError) -> Response:
@@ -41,5 +37,5 @@ def install_error_handlers(app: FastAPI) -> None:
             err.type = "invalid_request_error"
         return error_response(err)
 
-    # anything else propagates to RequestIdMiddleware, which answers an OpenAI-shaped 500
+    # anything else propagates to EdgeMiddleware, which answers an OpenAI-shaped 500
     # that still carries x-request-id

@@ -185,5 +185,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await worker.wait_idle(timeout=60)  # calls under way finish, streams included
     await publisher.flush()
     await nc.drain()
-    await registry.aclose()
     await http.aclose()

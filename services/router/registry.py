@@ -32,7 +32,3 @@ class ModelRegistry:
 
     def get(self, name: str) -> RoutedModel | None:
         return self._models.get(name)
-
-    async def aclose(self) -> None:
-        for provider in self._providers.values():
-            await provider.aclose()

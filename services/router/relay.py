@@ -30,6 +30,7 @@ from shared.openai_types import Usage
 from shared.subjects import FRAME_HEADER
 
 CHUNK_HEADERS = {FRAME_HEADER: Frame.CHUNK.value}
+END_FRAME = StreamEnd().model_dump_json().encode()
 
 
 def error_frame(error: ProviderError) -> bytes:
@@ -110,8 +111,9 @@ async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Pr
     try:
         while True:
             tally.add(chunk.parsed)
-            if chunk.usage is not None:
-                tally.usage = chunk.usage
+            usage = chunk.usage  # parsed once per chunk
+            if usage is not None:
+                tally.usage = usage
             if wants_usage or not chunk.is_usage_only:
                 await nc.publish(inbox, chunk.raw, headers=CHUNK_HEADERS)
             following = await _next_chunk(opened.rest, cancelled)
@@ -121,8 +123,7 @@ async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Pr
         if cancelled.is_set():
             status = "cancelled"
         else:
-            end = StreamEnd(usage=tally.usage if wants_usage else None)
-            await nc.publish(inbox, end.model_dump_json().encode(), headers={FRAME_HEADER: Frame.END.value})
+            await nc.publish(inbox, END_FRAME, headers={FRAME_HEADER: Frame.END.value})
     except ProviderError as error:
         status = "error"
         await nc.publish(inbox, error_frame(error), headers={FRAME_HEADER: Frame.ERROR.value})

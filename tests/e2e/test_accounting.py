@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import openai
-import pytest
 
 from tests.e2e.conftest import PRICE_IN, PRICE_OUT, pg_rows
 from tests.e2e.gateway import Gateway
@@ -58,9 +57,11 @@ def test_one_request_leaves_one_row_everywhere(gateway: Gateway) -> None:
     row = wait_for(lambda: usage_row(gateway, key_id))
     assert row["requests"] == 1 and Decimal(row["cost"]) == expected
 
-    audit = wait_for(lambda: pg_rows(gateway, "SELECT type FROM audit_log WHERE request_id = $1", request_id)
-                     if len(pg_rows(gateway, "SELECT 1 FROM audit_log WHERE request_id = $1", request_id)) >= 2 else None)
-    assert sorted(r["type"] for r in audit) == ["request.completed", "request.received"]
+    def audit() -> list[str]:
+        rows = pg_rows(gateway, "SELECT type FROM audit_log WHERE request_id = $1", request_id)
+        return sorted(r["type"] for r in rows) if len(rows) >= 2 else []
+
+    assert wait_for(audit) == ["request.completed", "request.received"]
 
 
 def test_stream_without_upstream_usage_is_still_charged(gateway: Gateway) -> None:
@@ -121,8 +122,7 @@ def test_exactly_once_when_accounting_is_killed_mid_burst(gateway: Gateway) -> N
     assert len(ledger(gateway, key_id)) == total
 
 
-@pytest.mark.parametrize("endpoint", ["embeddings"])
-def test_embeddings_are_charged(gateway: Gateway, endpoint: str) -> None:
+def test_embeddings_are_charged(gateway: Gateway) -> None:
     key, key_id = gateway.create_key("embeddings")
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
     result = client.embeddings.create(model="text-embedding-3-small", input="charge my embedding")

@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 
 from services.ingress.state import AdminKey, State
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
-from shared.events import KeyData, KeyEvent, Principal
 from shared.keys import KeyRecord, create_key, list_keys, revoke_key
 from shared.messages import KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
@@ -29,11 +28,6 @@ class CreatedKey(BaseModel):
     record: KeyRecord
 
 
-def _key_event(type_: str, record: KeyRecord, actor: Principal) -> KeyEvent:
-    return KeyEvent(type=type_, source="ingress", org_id=record.org_id, team_id=record.team_id,  # type: ignore[arg-type]
-                    key_id=record.id, data=KeyData(name=record.name, actor_key_id=actor.key_id, models=record.models))
-
-
 @router.post("/keys", status_code=201)
 async def create(body: CreateKey, admin: AdminKey, state: State) -> CreatedKey:
     unknown = [m for m in body.models or [] if state.config.model(m) is None]
@@ -41,7 +35,7 @@ async def create(body: CreateKey, admin: AdminKey, state: State) -> CreatedKey:
         raise InvalidRequest(f"Unknown models: {', '.join(unknown)}", param="models")
     new = await create_key(state.engine, name=body.name, models=body.models, org_id=body.org_id,
                            team_id=body.team_id, is_admin=body.is_admin)
-    state.events.emit(_key_event("key.created", new.record, admin))
+    state.events.emit(new.record.event("key.created", source="ingress", actor_key_id=admin.key_id))
     return CreatedKey(key=new.key, record=new.record)
 
 
@@ -57,7 +51,7 @@ async def revoke(key_id: str, admin: AdminKey, state: State) -> KeyRevoked:
         raise NotFound(f"No key with id {key_id}.", code="key_not_found")
     state.keys.revoke(key_id)
     await state.nc.publish(KEYS_REVOKED, KeyRevoked(key_id=key_id).model_dump_json().encode())
-    state.events.emit(_key_event("key.revoked", record, admin))
+    state.events.emit(record.event("key.revoked", source="ingress", actor_key_id=admin.key_id))
     return KeyRevoked(key_id=key_id)
 
 

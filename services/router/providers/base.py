@@ -70,6 +70,3 @@ class Provider(ABC):
 
     @abstractmethod
     async def embeddings(self, body: dict[str, Any], model: str) -> Completion: ...
-
-    async def aclose(self) -> None:
-        return None

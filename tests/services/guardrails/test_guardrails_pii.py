@@ -2,14 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.guardrails.pii import (
-    find_cards,
-    find_emails,
-    luhn_valid,
-    redact_cards,
-    redact_emails,
-)
+from services.guardrails.checks import Policy, check_input
+from services.guardrails.pii import find_cards, find_emails, luhn_valid
 from services.guardrails.spans import Span, replace_spans
+from shared.config import GuardrailsConfig
+from shared.openai_types import ChatMessage
 
 
 def matched(text: str, spans: list[Span]) -> list[str]:
@@ -72,21 +69,27 @@ def test_email_scan_stays_fast_on_a_long_run_without_at_sign() -> None:
     assert matched(text, find_emails(text)) == ["x@y.io"]
 
 
-def test_redact_emails_replaces_and_counts() -> None:
-    redaction = redact_emails("to a@b.io and c.d@e.org")
-    assert redaction.text == "to [EMAIL] and [EMAIL]"
-    assert redaction.count == 2
+PII_ONLY = Policy.from_config(GuardrailsConfig())  # default: e-mails and cards redacted
 
 
-def test_redact_cards_replaces_and_counts() -> None:
-    redaction = redact_cards("4111 1111 1111 1111 / 4111 1111 1111 1112 / 378282246310005")
-    assert redaction.text == "[CARD] / 4111 1111 1111 1112 / [CARD]"
-    assert redaction.count == 2
+def redacted(text: str) -> tuple[str, dict[str, int]]:
+    verdict = check_input(PII_ONLY, [ChatMessage(role="user", content=text)])
+    assert verdict.verdict == "modify" and verdict.messages is not None
+    return verdict.messages[0].content, {f.rule: f.count for f in verdict.findings}  # type: ignore[return-value]
 
 
-def test_redaction_without_matches_changes_nothing() -> None:
-    assert redact_emails("nothing here") == ("nothing here", 0)
-    assert redact_cards("nothing here 12345") == ("nothing here 12345", 0)
+def test_emails_are_redacted_and_counted() -> None:
+    assert redacted("to a@b.io and c.d@e.org") == ("to [EMAIL] and [EMAIL]", {"pii.email": 2})
+
+
+def test_only_luhn_valid_cards_are_redacted_and_counted() -> None:
+    text, counts = redacted("4111 1111 1111 1111 / 4111 1111 1111 1112 / 378282246310005")
+    assert (text, counts) == ("[CARD] / 4111 1111 1111 1112 / [CARD]", {"pii.card": 2})
+
+
+def test_text_without_matches_is_allowed_unchanged() -> None:
+    verdict = check_input(PII_ONLY, [ChatMessage(role="user", content="nothing here 12345")])
+    assert verdict.verdict == "allow" and verdict.messages is None and verdict.findings == []
 
 
 def test_replace_spans_takes_the_replacement_literally() -> None:
