@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,15 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_USAGE_BATCH_WAIT_S": "0.1", "JETGATE_WORKER_TIMEOUT_S": "15",
     })
     return env
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
+    """Poll until `predicate()` is truthy; its value, or AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s (last: {value!r})")
+        time.sleep(every)

@@ -10,21 +10,10 @@ import httpx
 import openai
 
 from tests.e2e.conftest import PRICE_IN, PRICE_OUT, pg_rows
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import Gateway, wait_for
 from tests.fakes.openai_upstream import FakeOpenAI
 
 MESSAGES = [{"role": "user", "content": "Count me exactly once"}]
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s (last: {value!r})")
-        time.sleep(every)
 
 
 def ledger(gateway: Gateway, key_id: str) -> list[Any]:

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from tests.e2e.conftest import pg_rows
-from tests.e2e.gateway import Gateway
-from tests.e2e.test_accounting import wait_for
+from tests.e2e.gateway import Gateway, wait_for
 
 
 def test_router_killed_mid_burst(gateway: Gateway) -> None:
