@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, then the command line's flags."""
     settings = load_settings()
     updates: dict[str, object] = {}
     if getattr(args, "config", None):
@@ -39,19 +39,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "home", None):
         updates["home"] = Path(args.home)
     if getattr(args, "port", None):
-        updates["port"] = args.port
+        updates["ingress"] = settings.ingress.model_copy(update={"port": args.port})
     return settings.model_copy(update=updates)
+
+
+def joined(settings: Settings) -> Settings:
+    """Server URLs not set: those of the running `jetgate up` of `--home`, if there is one."""
+    state = read_state(settings.home.resolve())
+    if state is None:
+        return settings
+    return settings.model_copy(update={
+        name: getattr(settings, name) or getattr(state, name) for name in ("nats_url", "database_url", "clickhouse_url")})
 
 
 def _run_service(service: str, settings: Settings) -> int:
     """Join a running `jetgate up` (found by --home) unless server URLs are set."""
-    state = read_state(settings.home.resolve())
-    for name in ("nats_url", "database_url", "clickhouse_url"):
-        if not getattr(settings, name) and state is not None:
-            os.environ[f"JETGATE_{name.upper()}"] = getattr(state, name)
-    os.environ["JETGATE_CONFIG"] = str(settings.config)
-    os.environ["JETGATE_PORT"] = str(settings.port)
-    importlib.import_module(f"services.{service}.__main__").main()
+    importlib.import_module(f"services.{service}.__main__").main(joined(settings))
     return 0
 
 

@@ -10,7 +10,7 @@ from shared.bus import connect, publish_event
 from shared.db.engine import make_engine
 from shared.events import KeyEvent
 from shared.keys import create_key, list_keys, revoke_key
-from shared.messages import KeyRevoked
+from shared.protocol import KeyRevoked
 from shared.settings import Settings
 from shared.subjects import KEYS_REVOKED
 
@@ -51,17 +51,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(new.key)
             print(f"id: {new.record.id} (the key is shown only once)", file=sys.stderr)
         elif args.keys_command == "list":
-            for record in await list_keys(engine):
-                state = "revoked" if record.revoked_at else "active"
-                models = ",".join(record.models) if record.models else "*"
-                print(f"{record.id}\t{record.prefix}…\t{record.name}\t{record.org_id}\t{models}\t{state}")
+            for listed in await list_keys(engine):
+                state = "revoked" if listed.revoked_at else "active"
+                allowed = ",".join(listed.models) if listed.models else "*"
+                print(f"{listed.id}\t{listed.prefix}…\t{listed.name}\t{listed.org_id}\t{allowed}\t{state}")
         else:
-            record = await revoke_key(engine, args.key_id)
-            if record is None:
+            revoked = await revoke_key(engine, args.key_id)
+            if revoked is None:
                 print(f"no key with id {args.key_id}", file=sys.stderr)
                 return 1
-            await _announce(nats_url, record.event("key.revoked", source="cli", actor_key_id="cli"), revoked=record.id)
-            print(f"revoked {record.id}")
+            await _announce(nats_url, revoked.event("key.revoked", source="cli", actor_key_id="cli"), revoked=revoked.id)
+            print(f"revoked {revoked.id}")
         return 0
     finally:
         await engine.dispose()

@@ -6,14 +6,14 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 
 from jetgate.bootstrap import bootstrap_admin_key, prepare_bus
 from jetgate.embedded.nats import EmbeddedNats
+from jetgate.embedded.ports import port_or_free
 from jetgate.embedded.postgres import EmbeddedPostgres
 from jetgate.home import HomeState, clear_state, write_state
 from jetgate.readiness import wait_ready
-from jetgate.supervisor import Supervisor, child_env
+from jetgate.supervisor import SERVICES, Child, Supervisor, child_env, service_argv
 from shared.config import load_config
 from shared.db.migrate import upgrade
 from shared.settings import Settings
@@ -21,8 +21,27 @@ from shared.settings import Settings
 log = logging.getLogger("jetgate.up")
 
 
+def with_metrics_ports(settings: Settings) -> Settings:
+    """Each worker's metrics port: its setting, or a free one when that is taken."""
+    return settings.model_copy(update={
+        name: group.model_copy(update={"metrics_port": port_or_free(group.metrics_port, group.metrics_host)})
+        for name, group in (("guardrails", settings.guardrails), ("router", settings.router),
+                            ("accounting", settings.accounting))})
+
+
+def metrics_locations(settings: Settings) -> dict[str, str]:
+    ingress = settings.ingress
+    found = {"ingress": f"http://{ingress.host}:{ingress.port}/metrics"}
+    for name, group in (("guardrails", settings.guardrails), ("router", settings.router),
+                        ("accounting", settings.accounting)):
+        found[name] = f"http://{group.metrics_host}:{group.metrics_port}/metrics"
+    return found
+
+
 def up(settings: Settings) -> int:
-    load_config(settings.config)  # refuse a broken config before starting anything
+    from services.router.providers import check_providers
+
+    check_providers(load_config(settings.config))  # refuse a broken config before starting anything
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -31,20 +50,21 @@ def up(settings: Settings) -> int:
 
     nats = None if settings.nats_url else EmbeddedNats(home / "nats")
     postgres = None if settings.database_url else EmbeddedPostgres(home / "postgres" / "data")
-    supervisor: Supervisor | None = None
+    supervisor = Supervisor()
     try:
         nats_url = settings.nats_url or nats.start().url  # type: ignore[union-attr]
         database_url = settings.database_url or postgres.start().url  # type: ignore[union-attr]
         clickhouse_url = settings.clickhouse_url or f"chdb://{home / 'chdb'}"
         upgrade(database_url)
         asyncio.run(prepare_bus(nats_url, settings.stream_replicas))
-        url = f"http://{settings.host}:{settings.port}"
-        env = child_env(nats_url=nats_url, database_url=database_url, clickhouse_url=clickhouse_url,
-                        config=str(Path(settings.config).resolve()), home=str(home),
-                        host=settings.host, port=str(settings.port))
-        supervisor = Supervisor(env)
-        supervisor.start_all()
-        asyncio.run(wait_ready(nats_url, url))
+        settings = with_metrics_ports(settings.model_copy(update={
+            "nats_url": nats_url, "database_url": database_url, "clickhouse_url": clickhouse_url,
+            "config": settings.config.resolve(), "home": home}))
+        env = child_env(settings.to_env())
+        for service in SERVICES:
+            supervisor.add(Child(service, service_argv(service), env))
+        url = f"http://{settings.ingress.host}:{settings.ingress.port}"
+        asyncio.run(wait_ready(http_url=url, nats_url=nats_url))
         write_state(home, HomeState(pid=os.getpid(), nats_url=nats_url, database_url=database_url,
                                     clickhouse_url=clickhouse_url, url=url))
         admin_key = None if settings.master_key else asyncio.run(bootstrap_admin_key(database_url))
@@ -53,13 +73,14 @@ def up(settings: Settings) -> int:
         elif not settings.master_key:
             log.info("an admin key exists from an earlier start; make another with `jetgate keys create --admin`")
         print(f"ready {url}", flush=True)
-        while not stopping.wait(0.5):
+        for service, where in metrics_locations(settings).items():
+            print(f"metrics {service} {where}", flush=True)
+        while not stopping.wait(0.2):
             supervisor.check()
         log.info("stopping")
         return 0
     finally:
-        if supervisor is not None:
-            supervisor.stop_all()
+        supervisor.stop_all()
         clear_state(home)
         if postgres is not None:
             postgres.stop()

@@ -1,4 +1,4 @@
-"""NATS connection and JetStream topology, created idempotently."""
+"""The NATS connection every service holds, and the JetStream topology, created idempotently."""
 from __future__ import annotations
 
 import logging
@@ -9,20 +9,28 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from shared.events import KeyEvent, RequestEvent, UsageEvent
+from shared.events import Event
+from shared.settings import BusSettings
 from shared.subjects import STREAMS, StreamSpec, audit_subject, usage_subject
 
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str) -> Client:
+async def connect(url: str, name: str, bus: BusSettings | None = None) -> Client:
+    bus = bus or BusSettings()
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
     return await nats.connect(
         [server.strip() for server in url.split(",") if server.strip()], name=name,
-        max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=on_error, pending_size=64 * 1024 * 1024,
+        connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=bus.reconnect_wait_s,
+        error_cb=on_error, pending_size=64 * 1024 * 1024,
     )
+
+
+def jetstream(nc: Client, bus: BusSettings | None = None) -> JetStreamContext:
+    return nc.jetstream(timeout=(bus or BusSettings()).request_timeout_s)
 
 
 def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
@@ -42,10 +50,17 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.update_stream(config)
 
 
-async def publish_event(js: JetStreamContext, event: UsageEvent | RequestEvent | KeyEvent) -> None:
-    """Publish durably; the event id is the de-duplication id."""
-    if isinstance(event, UsageEvent):
-        subject = usage_subject(event.org_id)
-    else:
-        subject = audit_subject(event.org_id, event.type)
-    await js.publish(subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.id})
+def event_subject(event: Event) -> str:
+    if event.type == "usage.recorded":
+        return usage_subject(event.org_id)
+    return audit_subject(event.org_id, event.type)
+
+
+def event_headers(event: Event) -> dict[str, str]:
+    """The event id is JetStream's de-duplication id: a publish retried is stored once."""
+    return {"Nats-Msg-Id": event.id}
+
+
+async def publish_event(js: JetStreamContext, event: Event) -> None:
+    """Publish durably and wait for JetStream's acknowledgement."""
+    await js.publish(event_subject(event), event.model_dump_json().encode(), headers=event_headers(event))

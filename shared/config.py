@@ -1,51 +1,35 @@
 """The gateway's YAML configuration: providers, models with prices, guardrails.
 
-Providers are a discriminated union on `type`; each provider type adds one config class
-here and one adapter class in services/router/providers.
+Providers are named here with their type; the fields of each type are validated by the
+router's provider registry (services/router/providers/<type>/config.py).
 """
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from shared.secrets import SecretRef
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-class OpenAIProviderConfig(_Strict):
-    """Any OpenAI-compatible API (OpenAI, Groq, xAI, vLLM, Ollama's /v1, ...)."""
+class ProviderEntry(BaseModel):
+    """One provider of the config as every service sees it: a name and a type. The fields of
+    each type are validated by the router's provider registry (services/router/providers),
+    where each type's config model lives beside its adapter; `jetgate up` checks them too."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
 
     name: str
-    type: Literal["openai"] = "openai"
-    base_url: str
-    api_key: SecretRef | None = None
-    timeout_s: float = 60.0
-    connect_timeout_s: float = 5.0
-    headers: dict[str, str] = Field(default_factory=dict)
+    type: str
 
-
-class MockProviderConfig(_Strict):
-    """Answers locally: for trying the gateway without credentials and for load tests."""
-
-    name: str
-    type: Literal["mock"] = "mock"
-    latency_ms: float = 0.0
-    prompt_tokens: int | None = None  # None: count the prompt
-    completion_tokens: int = 12
-    chunk_delay_ms: float = 0.0
-    stream_chunks: int = 4
-    reply: str = "This is a mock response from JetGate."
-
-
-ProviderConfig = Annotated[OpenAIProviderConfig | MockProviderConfig, Field(discriminator="type")]
+    def fields(self) -> dict[str, object]:
+        return {"name": self.name, "type": self.type, **(self.model_extra or {})}
 
 
 class Pricing(_Strict):
@@ -98,7 +82,7 @@ class GuardrailsConfig(_Strict):
 
 
 class GatewayConfig(_Strict):
-    providers: list[ProviderConfig] = Field(default_factory=list)
+    providers: list[ProviderEntry] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)
     guardrails: GuardrailsConfig = GuardrailsConfig()
 
@@ -122,7 +106,7 @@ class GatewayConfig(_Strict):
                 return model
         return None
 
-    def provider(self, name: str) -> OpenAIProviderConfig | MockProviderConfig:
+    def provider(self, name: str) -> ProviderEntry:
         for provider in self.providers:
             if provider.name == name:
                 return provider

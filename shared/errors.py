@@ -1,4 +1,12 @@
-"""OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with a status."""
+"""The gateway's one error type, and OpenAI's error body.
+
+`GatewayError` is raised anywhere — ingress, guardrails, router, provider adapters — and
+carries everything the client will see: the HTTP status, OpenAI's `type`, `code` and
+`param`, the message, and `Retry-After`; plus `retryable`, which tells the router to try
+the model's next deployment. It becomes HTTP in one place (services/ingress/errors.py) and
+an error frame on the bus in one place (shared/protocol.py). `message` must never hold a
+secret.
+"""
 from __future__ import annotations
 
 from pydantic import BaseModel
@@ -15,31 +23,60 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class GatewayError(Exception):
-    """An error that becomes one HTTP response. `message` must never contain a secret."""
+class WireError(BaseModel):
+    """A GatewayError as it crosses the bus (the body of an error frame)."""
 
-    status = 500
-    type = "api_error"
+    status: int
+    message: str
+    type: str
     code: str | None = None
+    param: str | None = None
+    retryable: bool = False
+    retry_after: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 status: int | None = None, headers: dict[str, str] | None = None) -> None:
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "api_error"
+    code: str | None = "internal_error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None,
+                 code: str | None = None, param: str | None = None, retryable: bool | None = None,
+                 retry_after: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
-        if code is not None:
-            self.code = code
+        self.retry_after = retry_after
         if status is not None:
             self.status = status
-        self.headers = headers or {}
+        if type is not None:
+            self.type = type
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=ErrorDetail(message=self.message, type=self.type, param=self.param, code=self.code))
+
+    def to_wire(self) -> WireError:
+        return WireError(status=self.status, message=self.message, type=self.type, code=self.code,
+                         param=self.param, retryable=self.retryable, retry_after=self.retry_after)
+
+    @classmethod
+    def from_wire(cls, wire: WireError) -> GatewayError:
+        return cls(wire.message, status=wire.status, type=wire.type, code=wire.code, param=wire.param,
+                   retryable=wire.retryable, retry_after=wire.retry_after)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
 
 
 class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
+    code = "invalid_request"
 
 
 class AuthenticationFailed(GatewayError):
@@ -72,6 +109,14 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class ClientClosed(GatewayError):
+    """The client went away (nginx's 499): only ever recorded, never sent."""
+
+    status = 499
+    type = "api_error"
+    code = "client_closed"
+
+
 class UpstreamError(GatewayError):
     status = 502
     type = "api_error"
@@ -88,11 +133,3 @@ class UpstreamTimeout(GatewayError):
     status = 504
     type = "api_error"
     code = "upstream_timeout"
-
-
-def error_from_body(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> GatewayError:
-    """Rebuild an error that crossed the bus, keeping its status, wire fields and headers."""
-    err = GatewayError(body.error.message, param=body.error.param, code=body.error.code, status=status,
-                       headers=headers)
-    err.type = body.error.type
-    return err

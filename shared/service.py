@@ -43,8 +43,8 @@ def install_event_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_worker(name: str, serve: Serve) -> None:
-    settings = load_settings()
+def run_worker(name: str, serve: Serve, settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
     setup_logging(settings.log_level, name)
     install_event_loop()
 

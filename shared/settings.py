@@ -1,19 +1,105 @@
-"""Process settings, from environment variables (JETGATE_*).
+"""Process settings, from environment variables (`JETGATE_*`), nested by service.
 
-Every service reads the same settings. When a server URL is set, that server is used;
-`jetgate up` starts embedded servers only for the URLs that are not set, and hands the
-resulting URLs to its children through the same variables.
+Every service reads the same settings. Server URLs and shared values are top level
+(`JETGATE_NATS_URL`); each part has its own group, set with a double underscore
+(`JETGATE_INGRESS__PORT`, `JETGATE_ACCOUNTING__ACK_WAIT_S`). When a server URL is set,
+that server is used; `jetgate up` starts embedded servers only for the URLs that are not
+set, and hands the resulting settings to its children as environment variables
+(`to_env`). Every wait is a setting here, so tests run with short values. All of them
+are listed in docs/settings.md.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class _Group(BaseModel):
+    model_config = {"frozen": True}
+
+
+class BusSettings(_Group):
+    """The NATS connection every service holds."""
+
+    connect_timeout_s: float = 2.0
+    reconnect_wait_s: float = 0.5
+    # a JetStream API call (stream info, consumer create, publish ack)
+    request_timeout_s: float = 5.0
+
+
+class EventSettings(_Group):
+    """The durable event publisher (ingress and router)."""
+
+    # an event not acknowledged by JetStream after this long is published again (same id)
+    ack_timeout_s: float = 5.0
+    attempts: int = 20
+    retry_delay_s: float = 0.05
+    max_retry_delay_s: float = 1.0
+    # past this many unacknowledged events the ingress answers 503 instead of taking work
+    max_pending: int = 20_000
+    flush_timeout_s: float = 10.0
+
+
+class IngressSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 4 * 1024 * 1024
+    # seconds a verified key is kept before Postgres is asked again (revocations are pushed)
+    key_cache_ttl_s: float = 60.0
+    # seconds an unknown key is remembered as unknown
+    key_negative_ttl_s: float = 5.0
+    key_cache_entries: int = 100_000
+    # upper bound of one worker call (guardrails, router) from the ingress
+    worker_timeout_s: float = 120.0
+    # silence allowed between two stream frames before the ingress gives up
+    stream_idle_timeout_s: float = 60.0
+    # how long a call nobody took (a worker restarting) is sent again before 503
+    no_responders_wait_s: float = 5.0
+    usage_query_timeout_s: float = 30.0
+    graceful_shutdown_s: float = 30.0
+
+
+class WorkerSettings(_Group):
+    """Guardrails and router: where their metrics are served, how long a stop may take."""
+
+    # Prometheus /metrics port; 0 (or a port already taken, as by a second replica) picks a
+    # free one, which the service logs
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # on SIGTERM: calls under way (streams included) get this long to finish
+    drain_timeout_s: float = 60.0
+
+
+class GuardrailsSettings(WorkerSettings):
+    metrics_port: int = 9101
+
+
+class RouterSettings(WorkerSettings):
+    metrics_port: int = 9102
+
+
+class AccountingSettings(_Group):
+    metrics_port: int = 9103
+    metrics_host: str = "127.0.0.1"
+    batch_size: int = 500
+    # once a first event is in, how long a batch may fill before it is written
+    batch_wait_s: float = 0.5
+    # the longest wait for a first event; bounds how fast a stop is noticed
+    idle_poll_s: float = 1.0
+    # an event fetched and not acknowledged within this is redelivered
+    ack_wait_s: float = 30.0
+    max_nak_delay_s: float = 30.0
+    # wait after a failed batch before the next fetch
+    failure_pause_s: float = 1.0
+    # consumer lag (events not yet delivered) is sampled for /metrics this often
+    lag_interval_s: float = 5.0
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JETGATE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="JETGATE_", env_nested_delimiter="__", extra="ignore",
+                                      frozen=True)
 
     home: Path = Path(".jetgate")
     config: Path = Path("jetgate.yaml")
@@ -24,29 +110,35 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     # JetStream replicas for the gateway's streams: 1 on one machine, 3 on a 3-node cluster
     stream_replicas: int = 1
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_body_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
 
-    # Seconds an ingress keeps a verified key before asking Postgres again. Revocations
-    # are pushed over NATS, so this only bounds staleness when a replica was cut off.
-    key_cache_ttl_s: float = 60.0
-    # Upper bound for one worker call (guardrails, router) from the ingress.
-    worker_timeout_s: float = 120.0
-    # Silence allowed between two stream frames before the ingress gives up.
-    stream_idle_timeout_s: float = 60.0
-
-    # accounting
-    usage_batch_size: int = 500
-    usage_batch_wait_s: float = 0.5
+    bus: BusSettings = BusSettings()
+    events: EventSettings = EventSettings()
+    ingress: IngressSettings = IngressSettings()
+    guardrails: GuardrailsSettings = GuardrailsSettings()
+    router: RouterSettings = RouterSettings()
+    accounting: AccountingSettings = AccountingSettings()
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
         if not value:
             raise RuntimeError(f"JETGATE_{name.upper()} is not set")
-        return value
+        return str(value)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables that give them back (for child processes)."""
+        env: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, BaseModel):
+                for field, inner in value:
+                    env[f"JETGATE_{name.upper()}__{field.upper()}"] = str(inner)
+            elif isinstance(value, SecretStr):
+                env[f"JETGATE_{name.upper()}"] = value.get_secret_value()
+            else:
+                env[f"JETGATE_{name.upper()}"] = str(value)
+        return env
 
 
 def load_settings() -> Settings:

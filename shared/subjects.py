@@ -7,26 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# request-reply, served by queue groups
-GUARDRAILS_INPUT = "jetgate.rpc.guardrails.input"
-# the chat pipeline's entry: guardrails checks the call, then hands it to the router with the
-# caller's reply subject, so the router answers the ingress directly (one round trip less)
-GUARDRAILS_CHAT = "jetgate.rpc.guardrails.chat"
-ROUTER_CHAT = "jetgate.rpc.router.chat"
-ROUTER_EMBEDDINGS = "jetgate.rpc.router.embeddings"
+# request-reply outside the call pipeline (the pipeline's subjects: shared/pipeline.py)
 ACCOUNTING_USAGE_QUERY = "jetgate.rpc.accounting.usage"
-
-GUARDRAILS_QUEUE = "guardrails"
-ROUTER_QUEUE = "router"
 ACCOUNTING_QUEUE = "accounting"
 
 # core NATS broadcasts (every replica listens, no queue group)
 ROUTER_CANCEL = "jetgate.ctl.router.cancel"
 KEYS_REVOKED = "jetgate.ctl.keys.revoked"
-
-# stream frame header (router -> caller inbox)
-FRAME_HEADER = "Jetgate-Frame"
-STATUS_HEADER = "Jetgate-Status"
 
 
 def _token(value: str | None) -> str:

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes import payloads
+from services.router.providers.openai import payloads
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY = "sk-test-upstream-key-0123456789"

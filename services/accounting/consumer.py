@@ -23,7 +23,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.accounting.failures import is_permanent
-from shared.metrics import DEAD_LETTERS, EVENTS_CONSUMED
+from shared.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED
+from shared.settings import AccountingSettings
 from shared.subjects import StreamSpec, dlq_subject
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ DLQ_CONSUMER = "Jetgate-Dlq-Consumer"
 DLQ_SEQUENCE = "Jetgate-Dlq-Stream-Seq"
 DLQ_MSG_ID = "Jetgate-Dlq-Msg-Id"
 
-ACK_WAIT_S = 30.0
-MAX_NAK_DELAY_S = 30.0
-
-
 FILL_TIMEOUT_S = 0.05  # a pull for what is already stored answers at once
 
 
@@ -50,6 +47,15 @@ class ConsumerSpec:
     batch_size: int = 500
     batch_wait_s: float = 0.2
     idle_poll_s: float = 1.0  # longest wait for a first message; bounds shutdown latency
+    ack_wait_s: float = 30.0  # a message fetched and not settled in this time is redelivered
+    max_nak_delay_s: float = 30.0
+    failure_pause_s: float = 1.0  # after a failed batch, before the next fetch
+
+    @classmethod
+    def from_settings(cls, name: str, stream: StreamSpec, settings: AccountingSettings) -> ConsumerSpec:
+        return cls(name, stream, batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s,
+                   idle_poll_s=settings.idle_poll_s, ack_wait_s=settings.ack_wait_s,
+                   max_nak_delay_s=settings.max_nak_delay_s, failure_pause_s=settings.failure_pause_s)
 
 
 def header_safe(text: str, limit: int = 512) -> str:
@@ -58,12 +64,12 @@ def header_safe(text: str, limit: int = 512) -> str:
     return flat.encode("ascii", "replace").decode("ascii")[:limit]
 
 
-def nak_delay(msg: Msg) -> float:
+def nak_delay(msg: Msg, longest: float) -> float:
     try:
-        delivered = msg.metadata.num_delivered or 1
+        delivered = int(msg.metadata.num_delivered or 1)
     except Exception:
         delivered = 1
-    return min(MAX_NAK_DELAY_S, 0.5 * 2 ** min(delivered - 1, 6))
+    return min(longest, 0.5 * float(2 ** min(delivered - 1, 6)))
 
 
 class BatchConsumer(Generic[T]):
@@ -79,7 +85,7 @@ class BatchConsumer(Generic[T]):
         spec = self._spec
         config = ConsumerConfig(
             durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ACK_WAIT_S, max_deliver=-1, max_ack_pending=max(20_000, 4 * spec.batch_size),
+            ack_wait=spec.ack_wait_s, max_deliver=-1, max_ack_pending=max(20_000, 4 * spec.batch_size),
         )
         self._sub = await self._js.pull_subscribe(
             spec.stream.subjects[0], durable=spec.name, stream=spec.stream.name, config=config)
@@ -111,7 +117,7 @@ class BatchConsumer(Generic[T]):
                         log.exception("%s: batch failed", self._spec.name)
                         healthy = False
                 if not healthy:
-                    await _sleep_unless(stop, 1.0)
+                    await _sleep_unless(stop, self._spec.failure_pause_s)
         finally:
             if ahead is not None:  # cancelled: what it fetched comes back after ack_wait
                 ahead.cancel()
@@ -169,13 +175,25 @@ class BatchConsumer(Generic[T]):
             log.warning("%s: write of %d events failed, will retry: %s: %s",
                         name, len(items), type(exc).__name__, header_safe(str(exc)))
             for msg, _ in items:
-                await msg.nak(delay=nak_delay(msg))
+                await msg.nak(delay=nak_delay(msg, self._spec.max_nak_delay_s))
             EVENTS_CONSUMED.labels(name, "retried").inc(len(items))
             return False
         for msg, _ in items:
             await msg.ack()
         EVENTS_CONSUMED.labels(name, "written").inc(len(items))
+        BATCH_SIZE.labels(name).observe(len(items))
         return True
+
+    async def sample_lag(self) -> None:
+        """Record how many events of the stream this consumer has not been delivered yet."""
+        if self._sub is None:
+            return
+        try:
+            info = await self._sub.consumer_info()
+        except Exception as exc:
+            log.debug("%s: consumer info: %s", self._spec.name, type(exc).__name__)
+            return
+        CONSUMER_LAG.labels(self._spec.name).set(info.num_pending or 0)
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         name = self._spec.name
@@ -192,7 +210,7 @@ class BatchConsumer(Generic[T]):
             await self._js.publish(dlq_subject(name), msg.data, headers=headers)
         except Exception as exc:
             log.warning("%s: dead-letter publish failed, will retry: %s", name, type(exc).__name__)
-            await msg.nak(delay=nak_delay(msg))
+            await msg.nak(delay=nak_delay(msg, self._spec.max_nak_delay_s))
             return
         log.warning("%s: dead-lettered %s: %s", name, msg.subject, headers[DLQ_REASON])
         DEAD_LETTERS.labels(name).inc()

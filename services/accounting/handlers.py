@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
+from shared.metrics_server import start_metrics_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.clickhouse_store import ClickHouseStore
@@ -19,7 +20,7 @@ from services.accounting.consumer import BatchConsumer, ConsumerSpec
 from services.accounting.intake import parse_audit, parse_usage
 from services.accounting.ledger import record_audit, record_spend
 from services.accounting.usage_query import answer
-from shared.bus import connect, ensure_streams
+from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
 from shared.events import KeyEvent, RequestEvent, UsageEvent
 from shared.settings import Settings
@@ -30,7 +31,6 @@ from shared.subjects import (
     AUDIT_STREAM,
     USAGE_CONSUMER,
     USAGE_STREAM,
-    StreamSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,14 @@ async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Seque
             raise result
 
 
-def _spec(settings: Settings, name: str, stream: StreamSpec) -> ConsumerSpec:
-    return ConsumerSpec(name, stream, batch_size=settings.usage_batch_size,
-                        batch_wait_s=settings.usage_batch_wait_s)
-
-
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    nc = await connect(settings.require("nats_url"), "accounting")
+    start_metrics_server(settings.accounting.metrics_host, settings.accounting.metrics_port, "accounting")
+    nc = await connect(settings.require("nats_url"), "jetgate-accounting", settings.bus)
     engine = make_engine(settings.require("database_url"))
     store: ClickHouseStore | None = None
     consumers: list[BatchConsumer[Any]] = []
     try:
-        js = nc.jetstream()
+        js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas)
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
@@ -69,15 +65,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 await msg.respond(await answer(ch, msg.data, nc.max_payload))
 
         consumers += [
-            BatchConsumer(js, _spec(settings, USAGE_CONSUMER, USAGE_STREAM), parse_usage,
-                          lambda events: write_usage(ch, engine, events)),
-            BatchConsumer(js, _spec(settings, AUDIT_CONSUMER, AUDIT_STREAM), parse_audit, write_audit),
+            BatchConsumer(js, ConsumerSpec.from_settings(USAGE_CONSUMER, USAGE_STREAM, settings.accounting),
+                          parse_usage, lambda events: write_usage(ch, engine, events)),
+            BatchConsumer(js, ConsumerSpec.from_settings(AUDIT_CONSUMER, AUDIT_STREAM, settings.accounting),
+                          parse_audit, write_audit),
         ]
         for consumer in consumers:
             await consumer.subscribe()
         await nc.subscribe(ACCOUNTING_USAGE_QUERY, queue=ACCOUNTING_QUEUE, cb=on_query)
         log.info("accounting ready")
-        await _run_until_stopped(stop, consumers)
+        await _run_until_stopped(stop, consumers, settings.accounting.lag_interval_s)
     finally:
         # Pull subscriptions cannot be drained (nats-py waits on their queue forever): drop them,
         # then drain the rest: it flushes the acks and lets in-flight queries answer.
@@ -93,16 +90,25 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("accounting stopped")
 
 
-async def _run_until_stopped(stop: asyncio.Event, consumers: Sequence[BatchConsumer[Any]]) -> None:
+async def _sample_lag(consumers: Sequence[BatchConsumer[Any]], every_s: float) -> None:
+    while True:
+        for consumer in consumers:
+            await consumer.sample_lag()
+        await asyncio.sleep(every_s)
+
+
+async def _run_until_stopped(stop: asyncio.Event, consumers: Sequence[BatchConsumer[Any]], lag_every_s: float) -> None:
     """Run the consumers until `stop`; if one dies, stop the others and raise its error."""
     halt = asyncio.Event()
     tasks = [asyncio.create_task(consumer.run(halt)) for consumer in consumers]
+    lag = asyncio.create_task(_sample_lag(consumers, lag_every_s))
     waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
         halt.set()
         waiter.cancel()
+        lag.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import KeyEvent, RequestEvent, UsageEvent
 
-E = TypeVar("E", UsageEvent, RequestEvent, KeyEvent)
+E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent)
 
 INT4_MAX = 2**31 - 1
 
@@ -77,7 +77,7 @@ def misfit(table: Table, row: Mapping[str, Any]) -> str | None:
                 return f"{limit.name} is required"
         elif limit.max_length is not None and len(str(value)) > limit.max_length:
             return f"{limit.name} is longer than {limit.max_length} characters"
-        elif limit.max_abs is not None and isinstance(value, int | Decimal) and abs(value) >= limit.max_abs:
+        elif limit.max_abs is not None and isinstance(value, int | Decimal) and abs(value) >= limit.max_abs:  # type: ignore[operator]
             return f"{limit.name} is out of range"
     return None
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.accounting.clickhouse_store import TABLE, ClickHouseStore
-from shared.messages import UsageQuery, UsageReport, UsageRow
+from shared.protocol import UsageQuery, UsageReport, UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def parse_time(name: str, value: str) -> int:
 
 def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
     """SQL, the group names in select order, and the bound parameters."""
-    groups = list(dict.fromkeys(query.group_by))
+    groups: list[str] = list(dict.fromkeys(query.group_by))
     select = [f"{GROUPS[name]} AS g_{name}" for name in groups]
     select += ["count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)",
                "sum(total_tokens)", "toString(sum(cost))"]

@@ -14,9 +14,10 @@ from typing import Any
 
 from services.guardrails.rules import Rule, compile_rules
 from services.guardrails.spans import replace_spans
+from services.guardrails.verdict import Finding, GuardrailVerdict
 from shared.config import GuardrailsConfig
-from shared.messages import Finding, GuardrailVerdict
-from shared.openai_types import ChatMessage
+
+Message = dict[str, Any]  # one chat message as the client sent it (validated by the ingress)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def block_message(rule: str) -> str:
     return f"Request blocked by guardrail rule {rule!r}"
 
 
-def check_input(policy: Policy, messages: Sequence[ChatMessage]) -> GuardrailVerdict:
+def check_input(policy: Policy, messages: Sequence[Message]) -> GuardrailVerdict:
     if not policy.enabled:
         return GuardrailVerdict(verdict="allow")
 
@@ -83,30 +84,31 @@ def _is_text_part(part: dict[str, Any]) -> bool:
     return part.get("type") == "text" and isinstance(part.get("text"), str)
 
 
-def _texts(messages: Sequence[ChatMessage]) -> Iterator[str]:
+def _texts(messages: Sequence[Message]) -> Iterator[str]:
     for message in messages:
-        if isinstance(message.content, str):
-            yield message.content
-        elif isinstance(message.content, list):
-            for part in message.content:
-                if _is_text_part(part):
+        content = message.get("content")
+        if isinstance(content, str):
+            yield content
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and _is_text_part(part):
                     yield part["text"]
 
 
-def _map_texts(messages: list[ChatMessage], change: Callable[[str], str]) -> list[ChatMessage]:
+def _map_texts(messages: list[Message], change: Callable[[str], str]) -> list[Message]:
     """The messages with every text changed; a message without a change is kept as is."""
-    result: list[ChatMessage] = []
+    result: list[Message] = []
     for message in messages:
-        content = message.content
-        new_content: str | list[dict[str, Any]] | None = content
+        content = message.get("content")
+        new_content: Any = content
         if isinstance(content, str):
             new_content = change(content)
         elif isinstance(content, list):
-            new_content = [_map_part(part, change) for part in content]
+            new_content = [_map_part(part, change) if isinstance(part, dict) else part for part in content]
         if new_content == content:
             result.append(message)
         else:
-            result.append(message.model_copy(update={"content": new_content}))
+            result.append({**message, "content": new_content})
     return result
 
 

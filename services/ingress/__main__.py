@@ -7,7 +7,7 @@ import uvicorn
 
 from services.ingress.app import create_app
 from shared.service import install_event_loop, setup_logging
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 
 class _Server(uvicorn.Server):
@@ -19,13 +19,13 @@ class _Server(uvicorn.Server):
         getattr(self, "_captured_signals", []).clear()
 
 
-def main() -> None:
-    settings = load_settings()
+def main(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
     setup_logging(settings.log_level, "ingress")
     install_event_loop()
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, http="httptools",
+    config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http="httptools",
                             loop="none", lifespan="on", access_log=False, log_config=None,
-                            timeout_graceful_shutdown=30, server_header=False)
+                            timeout_graceful_shutdown=int(settings.ingress.graceful_shutdown_s), server_header=False)
     _Server(config).run()
 
 

@@ -8,16 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
+from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
+from services.ingress.policy import pipelines_of, route_of
 from services.ingress.routes import admin, health, openai
 from services.ingress.state import IngressState
-from services.ingress.workers import WorkerClient
-from shared.bus import connect, ensure_streams
+from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
-from shared.messages import KeyRevoked
+from shared.protocol import KeyRevoked
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.subjects import KEYS_REVOKED
@@ -29,12 +30,12 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = load_config(settings.config)
-        nc = await connect(settings.require("nats_url"), "jetgate-ingress")
-        js = nc.jetstream()
+        nc = await connect(settings.require("nats_url"), "jetgate-ingress", settings.bus)
+        js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas)
         engine = make_engine(settings.require("database_url"), pool_size=10)
         master = settings.master_key.get_secret_value() if settings.master_key else None
-        keys = KeyCache(engine, ttl=settings.key_cache_ttl_s, master_key=master)
+        keys = KeyCache(engine, settings.ingress, master_key=master)
 
         async def on_revoked(msg: Msg) -> None:
             try:
@@ -43,16 +44,21 @@ def create_app(settings: Settings) -> FastAPI:
                 log.warning("ignored a malformed revocation message")
 
         await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
-        events = EventPublisher(js)
+        events = EventPublisher(js, settings.events)
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events,
-            workers=WorkerClient(nc, timeout=settings.worker_timeout_s, idle_timeout=settings.stream_idle_timeout_s))
+            pipeline=PipelineClient(nc, settings.ingress), pipelines=pipelines_of(config),
+            routes={model.name: route_of(model) for model in config.models})
         log.info("ingress ready: %d models", len(config.models))
         try:
             yield
         finally:
             await events.flush()
-            await nc.drain()
+            try:
+                await nc.drain()
+            except Exception as exc:  # the bus is already gone: nothing left to flush
+                log.warning("nats drain: %s", type(exc).__name__)
+                await nc.close()
             await engine.dispose()
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)

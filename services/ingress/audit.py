@@ -28,7 +28,7 @@ class RequestAudit:
     def _emit(self, type_: RequestEventType, **data: object) -> None:
         self.events.emit(RequestEvent(
             type=type_, source="ingress", **envelope_ids(self.principal, self.request_id),
-            data=RequestData(path=self.path, model=self.model, stream=self.stream, **data)))  # type: ignore[arg-type]
+            data=RequestData(path=self.path, model=self.model, stream=self.stream, **data)))
 
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)

@@ -27,6 +27,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:
+    """The body validated once, here; what the workers get is `raw`, unchanged."""
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import GatewayError
 from shared.ids import uuid7
-from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ _MAX_ID_LEN = 64
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if 0 < len(candidate) <= _MAX_ID_LEN and candidate.isprintable():
                 return candidate
             break
@@ -51,6 +51,7 @@ class EdgeMiddleware:
                 HTTP_LATENCY.labels(route).observe(time.perf_counter() - began)
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_observed)
         except Exception as exc:
@@ -61,3 +62,5 @@ class EdgeMiddleware:
             await send_observed({"type": "http.response.start", "status": 500,
                                  "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body.model_dump_json().encode()})
+        finally:
+            HTTP_IN_FLIGHT.dec()

@@ -1,4 +1,5 @@
-"""Every error leaves the ingress in OpenAI's shape, with the right status."""
+"""Where a GatewayError becomes HTTP: every error leaves the ingress in OpenAI's shape,
+with its status and, for 429 and 503, `Retry-After`."""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
@@ -8,13 +9,17 @@ from starlette.exceptions import HTTPException
 
 from shared.errors import GatewayError, InvalidRequest, NotFound
 
+DEFAULT_RETRY_AFTER = {429: "1"}
+
+
+def error_headers(error: GatewayError) -> dict[str, str]:
+    retry_after = error.retry_after or DEFAULT_RETRY_AFTER.get(error.status)
+    return {"retry-after": retry_after} if retry_after else {}
+
 
 def error_response(error: GatewayError) -> Response:
-    headers = dict(error.headers)
-    if error.status == 429 and "retry-after" not in {k.lower() for k in headers}:
-        headers["Retry-After"] = "1"
     return Response(error.body().model_dump_json().encode(), status_code=error.status,
-                    media_type="application/json", headers=headers)
+                    media_type="application/json", headers=error_headers(error))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -33,8 +38,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             err: GatewayError = NotFound("Unknown request URL. Please check the URL and method.", code="unknown_url")
         else:
-            err = GatewayError(str(exc.detail), status=exc.status_code, code=None, headers=dict(exc.headers or {}))
-            err.type = "invalid_request_error"
+            err = GatewayError(str(exc.detail), status=exc.status_code, type="invalid_request_error", code=None)
         return error_response(err)
 
     # anything else propagates to EdgeMiddleware, which answers an OpenAI-shaped 500

@@ -1,8 +1,8 @@
 """One streamed call seen from the ingress: the frames on its inbox, and its clean-up.
 
 `close()` is idempotent and always runs (from the response, whether or not the stream
-ever started): it unsubscribes the inbox and, unless the router already sent the last
-frame, tells the router to stop the upstream call and charge what was made.
+ever started): it unsubscribes the inbox and, unless the last frame already came, tells
+the routers to stop the upstream call and charge what was made.
 """
 from __future__ import annotations
 
@@ -14,12 +14,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from shared.errors import UpstreamTimeout
-from shared.messages import CancelRequest, Frame
-from shared.subjects import FRAME_HEADER, ROUTER_CANCEL
-
-
-def frame_of(msg: Msg) -> str | None:
-    return msg.headers.get(FRAME_HEADER) if msg.headers else None
+from shared.protocol import CancelRequest, is_final
+from shared.subjects import ROUTER_CANCEL
 
 
 async def next_frame(frames: asyncio.Queue[Msg], timeout: float) -> Msg:
@@ -48,7 +44,7 @@ class FrameStream:
         msg = self._first
         while True:
             yield msg
-            if frame_of(msg) in (Frame.END.value, Frame.ERROR.value):
+            if is_final(msg):
                 self._finished = True
                 return
             msg = await next_frame(self._frames, self._idle_timeout)

@@ -18,11 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.errors import AuthenticationFailed, ServiceUnavailable
 from shared.events import Principal
 from shared.keys import KeyRecord, find_key, hash_key
+from shared.settings import IngressSettings
 
 log = logging.getLogger(__name__)
-
-NEGATIVE_TTL_S = 5.0
-MAX_ENTRIES = 100_000
 
 
 @dataclass
@@ -32,9 +30,11 @@ class _Entry:
 
 
 class KeyCache:
-    def __init__(self, engine: AsyncEngine, *, ttl: float, master_key: str | None) -> None:
+    def __init__(self, engine: AsyncEngine, settings: IngressSettings, *, master_key: str | None) -> None:
         self._engine = engine
-        self._ttl = ttl
+        self._ttl = settings.key_cache_ttl_s
+        self._negative_ttl = settings.key_negative_ttl_s
+        self._max_entries = settings.key_cache_entries
         self._master_hash = hash_key(master_key) if master_key else None
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order
         self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
@@ -84,9 +84,9 @@ class KeyCache:
                 log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, stale.record.id)
                 return stale.record
             raise ServiceUnavailable("The key store is unreachable; try again shortly.") from None
-        self._entries[key_hash] = _Entry(record, time.monotonic() + (self._ttl if record else NEGATIVE_TTL_S))
+        self._entries[key_hash] = _Entry(record, time.monotonic() + (self._ttl if record else self._negative_ttl))
         self._entries.move_to_end(key_hash)
-        while len(self._entries) > MAX_ENTRIES:  # least recently used first
+        while len(self._entries) > self._max_entries:  # least recently used first
             self._entries.popitem(last=False)
         return record
 
@@ -102,6 +102,6 @@ class KeyCache:
     def revoke(self, key_id: str) -> None:
         now = time.monotonic()
         self._revoked = {k: t for k, t in self._revoked.items() if t > now}
-        self._revoked[key_id] = now + self._ttl + NEGATIVE_TTL_S
+        self._revoked[key_id] = now + self._ttl + self._negative_ttl
         for key_hash in [h for h, e in self._entries.items() if e.record is not None and e.record.id == key_id]:
             del self._entries[key_hash]

@@ -8,16 +8,16 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.ingress.audit import RequestAudit
-from services.ingress.frames import FrameStream, frame_of
-from shared.errors import GatewayError, error_from_body
-from shared.messages import Frame, RouteError
+from services.ingress.frames import FrameStream
+from shared.errors import ClientClosed, GatewayError
+from shared.protocol import Frame, error_of, frame_of
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def _client_closed() -> GatewayError:
-    return GatewayError("The client closed the connection.", status=499, code="client_closed")
+    return ClientClosed("The client closed the connection.")
 
 
 async def sse_events(stream: FrameStream, audit: RequestAudit) -> AsyncIterator[bytes]:
@@ -33,10 +33,10 @@ async def sse_events(stream: FrameStream, audit: RequestAudit) -> AsyncIterator[
                 audit.completed(200)
                 yield DONE
                 return
-            elif frame == Frame.ERROR.value:
-                failure = RouteError.model_validate_json(msg.data)
-                audit.failed(error_from_body(failure.status, failure.body), "failed mid-stream")
-                yield b"data: " + failure.body.model_dump_json().encode() + b"\n\n"
+            else:
+                error = error_of(msg) or GatewayError(f"The stream ended with an unexpected {frame} frame.")
+                audit.failed(error, "failed mid-stream")
+                yield b"data: " + error.body().model_dump_json().encode() + b"\n\n"
                 return
     except GatewayError as error:
         audit.failed(error, "stream interrupted")

@@ -10,11 +10,13 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingress.calls import PipelineClient
 from services.ingress.keycache import KeyCache
-from services.ingress.workers import WorkerClient
 from shared.config import GatewayConfig
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.events import Principal
+from shared.pipeline import Endpoint, Stage
+from shared.protocol import Route
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 
@@ -27,8 +29,10 @@ class IngressState:
     js: JetStreamContext
     engine: AsyncEngine
     keys: KeyCache
-    workers: WorkerClient
+    pipeline: PipelineClient
     events: EventPublisher
+    pipelines: dict[Endpoint, tuple[Stage, ...]]
+    routes: dict[str, Route]  # model name -> its route, decided once per config
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 
 

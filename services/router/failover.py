@@ -1,4 +1,4 @@
-"""Trying a model's deployments in order until one answers.
+"""Trying a route's deployments in order until one answers.
 
 Retryable failures (connect errors, timeouts, 5xx, 429, our credentials refused) move on
 to the next deployment; anything else is the answer. Streams are peeked: a deployment
@@ -8,19 +8,22 @@ a provider fails at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from services.router.providers.base import Completion, ProviderError, StreamChunk
-from services.router.registry import RoutedModel, Target
-from shared.metrics import UPSTREAM_REQUESTS
+from services.router.providers.base import Chunk, Completion
+from services.router.registry import Target
+from shared.errors import GatewayError, UpstreamError
+from shared.metrics import UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 
 log = logging.getLogger(__name__)
 
 
 class RouteFailure(Exception):
-    def __init__(self, error: ProviderError, attempts: int, target: Target | None) -> None:
+    """Every deployment failed (or one failed for good): the error the client sees."""
+
+    def __init__(self, error: GatewayError, attempts: int, target: Target | None) -> None:
         super().__init__(error.message)
         self.error = error
         self.attempts = attempts
@@ -36,56 +39,59 @@ class Answer:
 
 @dataclass
 class OpenStream:
-    first: StreamChunk
-    rest: AsyncIterator[StreamChunk]
+    first: Chunk
+    rest: AsyncGenerator[Chunk, None]
     target: Target
     attempts: int
 
 
-def _record(target: Target, error: ProviderError | None) -> None:
+def _record(target: Target, endpoint: str, began: float, error: GatewayError | None) -> None:
     outcome = "ok" if error is None else ("retry" if error.retryable else "error")
     UPSTREAM_REQUESTS.labels(target.provider.name, outcome).inc()
+    UPSTREAM_LATENCY.labels(target.provider.name, endpoint).observe(time.perf_counter() - began)
     if error is not None:
         log.warning("deployment %s/%s failed: %s", target.provider.name, target.model, error.message)
 
 
-async def call_with_failover(routed: RoutedModel, body: dict[str, Any],
-                             call: Callable[[Target, dict[str, Any]], Awaitable[Completion]]) -> Answer:
-    last: ProviderError | None = None
-    for attempt, target in enumerate(routed.targets, start=1):
+async def call_with_failover(targets: Sequence[Target], endpoint: str,
+                             call: Callable[[Target], Awaitable[Completion]]) -> Answer:
+    last: GatewayError | None = None
+    for attempt, target in enumerate(targets, start=1):
+        began = time.perf_counter()
         try:
-            completion = await call(target, body)
-        except ProviderError as error:
-            _record(target, error)
+            completion = await call(target)
+        except GatewayError as error:
+            _record(target, endpoint, began, error)
             last = error
             if error.retryable:
                 continue
             raise RouteFailure(error, attempt, target) from None
-        _record(target, None)
+        _record(target, endpoint, began, None)
         return Answer(completion, target, attempt)
     assert last is not None
-    raise RouteFailure(last, len(routed.targets), routed.targets[-1])
+    raise RouteFailure(last, len(targets), targets[-1] if targets else None)
 
 
-async def open_stream_with_failover(routed: RoutedModel, body: dict[str, Any]) -> OpenStream:
-    last: ProviderError | None = None
-    for attempt, target in enumerate(routed.targets, start=1):
-        stream = target.provider.chat_stream(body, target.model)
+async def open_stream_with_failover(targets: Sequence[Target],
+                                    open_: Callable[[Target], AsyncGenerator[Chunk, None]]) -> OpenStream:
+    last: GatewayError | None = None
+    for attempt, target in enumerate(targets, start=1):
+        began = time.perf_counter()
+        stream = open_(target)
         try:
             first = await anext(stream)
         except StopAsyncIteration:
-            last = ProviderError(502, f"provider {target.provider.name} ended the stream without data",
-                                 retryable=True)
-            _record(target, last)
+            last = UpstreamError(f"provider {target.provider.name} ended the stream without data", retryable=True)
+            _record(target, "chat", began, last)
             continue
-        except ProviderError as error:
-            _record(target, error)
+        except GatewayError as error:
+            _record(target, "chat", began, error)
             await stream.aclose()
             last = error
             if error.retryable:
                 continue
             raise RouteFailure(error, attempt, target) from None
-        _record(target, None)
+        _record(target, "chat", began, None)
         return OpenStream(first, stream, target, attempt)
     assert last is not None
-    raise RouteFailure(last, len(routed.targets), routed.targets[-1])
+    raise RouteFailure(last, len(targets), targets[-1] if targets else None)

@@ -1,34 +1,38 @@
-"""The model registry: gateway model names → ordered deployments on provider adapters."""
+"""The router's providers, built once from the config: provider name → adapter.
+
+The ingress decides each call's route (the model's deployments, in failover order); the
+router only looks up the adapter each deployment names.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import httpx
-
-from services.router.providers import build_provider
+from services.router.http_client import UpstreamHttp
+from services.router.providers import build_provider, parse_provider
 from services.router.providers.base import Provider
-from shared.config import GatewayConfig, ModelConfig
+from shared.config import GatewayConfig
+from shared.errors import GatewayError
+from shared.protocol import Route
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
-    provider: Provider
+    provider: Provider[Any]
     model: str  # the model name the upstream knows
 
 
-@dataclass(frozen=True)
-class RoutedModel:
-    config: ModelConfig
-    targets: tuple[Target, ...]
+class ProviderRegistry:
+    def __init__(self, config: GatewayConfig, http: UpstreamHttp) -> None:
+        self._providers = {entry.name: build_provider(parse_provider(entry), http) for entry in config.providers}
 
+    def __len__(self) -> int:
+        return len(self._providers)
 
-class ModelRegistry:
-    def __init__(self, config: GatewayConfig, http: httpx.AsyncClient) -> None:
-        self._providers = {p.name: build_provider(p, http) for p in config.providers}
-        self._models = {
-            m.name: RoutedModel(m, tuple(Target(self._providers[d.provider], d.model) for d in m.deployments))
-            for m in config.models
-        }
-
-    def get(self, name: str) -> RoutedModel | None:
-        return self._models.get(name)
+    def targets(self, route: Route) -> tuple[Target, ...]:
+        try:
+            return tuple(Target(self._providers[t.provider], t.model) for t in route.targets)
+        except KeyError as missing:
+            # the ingress and this router read different configs (a rollout under way)
+            raise GatewayError(f"This router does not know the provider {missing} of model `{route.model}`.",
+                               status=502, code="router_config_mismatch") from None

@@ -8,36 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client
 
 from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
-from services.router.providers.base import ProviderError, StreamChunk
-from services.router.registry import RoutedModel
-from services.router.tokens import (
-    chunk_text,
-    estimate_prompt_tokens,
-    estimate_text_tokens,
-)
-from services.router.usage import usage_event
-from shared.errors import ErrorBody, ErrorDetail
-from shared.events import Principal, UsageEvent
-from shared.messages import Frame, RouteError, StreamEnd
+from services.router.providers.base import ChatCall, Chunk
+from services.router.registry import Target
+from services.router.tokens import estimate_prompt_tokens, estimate_text_tokens
+from services.router.usage import Status, UsageSource, usage_event
+from shared.errors import GatewayError
+from shared.events import UsageEvent
 from shared.openai_types import Usage
-from shared.subjects import FRAME_HEADER
-
-CHUNK_HEADERS = {FRAME_HEADER: Frame.CHUNK.value}
-END_FRAME = StreamEnd().model_dump_json().encode()
-
-
-def error_frame(error: ProviderError) -> bytes:
-    body = ErrorBody(error=ErrorDetail(message=error.message, type=error.error_type, param=error.param,
-                                       code=error.code))
-    headers = {"retry-after": error.retry_after} if error.retry_after else {}
-    return RouteError(status=error.status, body=body, headers=headers).model_dump_json().encode()
+from shared.protocol import CallEnvelope, send_chunk, send_end, send_error
 
 
 @dataclass
@@ -46,10 +31,13 @@ class StreamTally:
     usage: Usage | None = None
     text: list[str] = field(default_factory=list)
 
-    def add(self, parsed: dict[str, Any]) -> None:
-        self.text.append(chunk_text(parsed))
+    def add(self, chunk: Chunk) -> None:
+        if chunk.text:
+            self.text.append(chunk.text)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
 
-    def final(self) -> tuple[Usage, str]:
+    def final(self) -> tuple[Usage, UsageSource]:
         if self.usage is not None:
             return self.usage, "upstream"
         prompt = estimate_prompt_tokens(self.body.get("messages") or [])
@@ -63,7 +51,7 @@ class CallCancel:
 
     def __init__(self) -> None:
         self._set = False
-        self.waiting: asyncio.Future[StreamChunk] | None = None
+        self.waiting: asyncio.Future[Chunk] | None = None
 
     def is_set(self) -> bool:
         return self._set
@@ -74,7 +62,7 @@ class CallCancel:
             self.waiting.cancel()
 
 
-async def _next_chunk(rest: AsyncIterator[StreamChunk], cancel: CallCancel) -> StreamChunk | None:
+async def _next_chunk(rest: AsyncGenerator[Chunk, None], cancel: CallCancel) -> Chunk | None:
     """The next chunk; None at the end of the stream or when the caller cancelled."""
     if cancel.is_set():
         return None
@@ -93,29 +81,30 @@ async def _next_chunk(rest: AsyncIterator[StreamChunk], cancel: CallCancel) -> S
         cancel.waiting = None
 
 
-async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Principal, routed: RoutedModel,
+async def relay_stream(nc: Client, inbox: str, envelope: CallEnvelope, targets: tuple[Target, ...],
                        body: dict[str, Any], cancelled: CallCancel) -> UsageEvent:
     started = time.perf_counter()
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     tally = StreamTally(body)
-    try:
-        opened: OpenStream = await open_stream_with_failover(routed, body)
-    except RouteFailure as failure:
-        await nc.publish(inbox, error_frame(failure.error), headers={FRAME_HEADER: Frame.ERROR.value})
-        return usage_event(request_id=request_id, principal=principal, routed=routed, target=failure.target,
-                           usage=None, usage_source="none", status="error", endpoint="chat", stream=True,
-                           latency_ms=(time.perf_counter() - started) * 1000, attempts=failure.attempts)
 
-    status = "ok"
+    def charge(target: Target | None, status: Status, attempts: int, usage: Usage | None = None,
+               source: UsageSource = "none") -> UsageEvent:
+        return usage_event(envelope, target=target, usage=usage, usage_source=source, status=status,
+                           latency_ms=(time.perf_counter() - started) * 1000, attempts=attempts)
+
+    try:
+        opened: OpenStream = await open_stream_with_failover(
+            targets, lambda target: target.provider.chat_stream(ChatCall(body, target.model)))
+    except RouteFailure as failure:
+        await send_error(nc, inbox, failure.error)
+        return charge(failure.target, "error", failure.attempts)
+
+    status: Status = "ok"
     chunk = opened.first
     try:
         while True:
-            tally.add(chunk.parsed)
-            usage = chunk.usage  # parsed once per chunk
-            if usage is not None:
-                tally.usage = usage
-            if wants_usage or not chunk.is_usage_only:
-                await nc.publish(inbox, chunk.raw, headers=CHUNK_HEADERS)
+            tally.add(chunk)
+            if envelope.include_usage or not chunk.usage_only:
+                await send_chunk(nc, inbox, chunk.raw)
             following = await _next_chunk(opened.rest, cancelled)
             if following is None:
                 break
@@ -123,13 +112,11 @@ async def relay_stream(nc: Client, inbox: str, *, request_id: str, principal: Pr
         if cancelled.is_set():
             status = "cancelled"
         else:
-            await nc.publish(inbox, END_FRAME, headers={FRAME_HEADER: Frame.END.value})
-    except ProviderError as error:
+            await send_end(nc, inbox)
+    except GatewayError as error:
         status = "error"
-        await nc.publish(inbox, error_frame(error), headers={FRAME_HEADER: Frame.ERROR.value})
+        await send_error(nc, inbox, error)
     finally:
         await opened.rest.aclose()
     usage, source = tally.final()
-    return usage_event(request_id=request_id, principal=principal, routed=routed, target=opened.target,
-                       usage=usage, usage_source=source, status=status, endpoint="chat", stream=True,  # type: ignore[arg-type]
-                       latency_ms=(time.perf_counter() - started) * 1000, attempts=opened.attempts)
+    return charge(opened.target, status, opened.attempts, usage, source)

@@ -31,17 +31,3 @@ def estimate_input_tokens(value: Any) -> int:
     if isinstance(value, list):
         return sum(estimate_input_tokens(item) for item in value)
     return 0
-
-
-def chunk_text(parsed_chunk: dict[str, Any]) -> str:
-    """The generated text (content and tool-call arguments) carried by one stream chunk."""
-    parts: list[str] = []
-    for choice in parsed_chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
-            parts.append(delta["content"])
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") or {}
-            parts.append(function.get("name") or "")
-            parts.append(function.get("arguments") or "")
-    return "".join(parts)

@@ -1,11 +1,8 @@
-"""A whole gateway for end-to-end tests: each service a real process, as in production."""
+"""A whole gateway for end-to-end tests: each service a real process, as in production,
+started and stopped by the launcher's own supervisor and readiness poller."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +10,9 @@ from typing import Any
 
 import httpx
 
-from jetgate.embedded.lifetime import die_with_parent
 from jetgate.embedded.ports import free_port
 from jetgate.readiness import wait_ready
-
-SERVICES = ("accounting", "router", "guardrails", "ingress")
+from jetgate.supervisor import SERVICES, STOP_ORDER, Child, Supervisor, child_env, service_argv
 
 
 @dataclass
@@ -26,20 +21,23 @@ class Gateway:
     workdir: Path
     port: int
     master_key: str
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    extra: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, service: str, **overrides: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{service}-{len(self.extra) + len(self.procs)}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, "-m", f"services.{service}"], env={**self.env, **overrides},
-                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    def _child(self, name: str, service: str, **overrides: str) -> Child:
+        return Child(name, service_argv(service), {**self.env, **overrides}, self.workdir / f"{name}.log")
 
     def start(self, service: str) -> None:
-        self.procs[service] = self._spawn(service)
+        """Start a service (again, after `kill`)."""
+        child = self.supervisor.children.get(service)
+        if child is None:
+            self.supervisor.add(self._child(service, service))
+        else:
+            child.start()
 
     def start_all(self) -> None:
         for service in SERVICES:
@@ -47,30 +45,26 @@ class Gateway:
         self.wait_ready(self.url)
 
     def wait_ready(self, url: str) -> None:
-        asyncio.run(wait_ready(self.env["JETGATE_NATS_URL"], url, timeout=60))
+        asyncio.run(wait_ready(http_url=url, nats_url=self.env["JETGATE_NATS_URL"], timeout=60))
 
     def extra_ingress(self) -> str:
         """A second ingress replica on its own port; returns its URL."""
         port = free_port()
-        self.extra.append(self._spawn("ingress", JETGATE_PORT=str(port)))
+        self.extra += 1
+        self.supervisor.add(self._child(f"ingress-{self.extra}", "ingress", JETGATE_INGRESS__PORT=str(port)))
         url = f"http://127.0.0.1:{port}"
         self.wait_ready(url)
         return url
 
     def kill(self, service: str) -> None:
-        proc = self.procs[service]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        self.supervisor.children[service].kill()
+
+    def restart_dead(self) -> None:
+        """What `jetgate up` does every fraction of a second: restart what died (with backoff)."""
+        self.supervisor.check()
 
     def stop(self) -> None:
-        for proc in [*self.extra, *(self.procs[s] for s in reversed(SERVICES) if s in self.procs)]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.extra, *self.procs.values()]:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.supervisor.stop_all(STOP_ORDER, timeout=30)
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.master_key}"}, timeout=30)
@@ -91,15 +85,18 @@ class Gateway:
 
 def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config: Path, port: int,
                 master_key: str, upstream_key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JETGATE_")}
-    env.update({
+    """Short waits, so a test never sits out a production timeout; metrics on free ports."""
+    return child_env({
         "JETGATE_NATS_URL": nats_url, "JETGATE_DATABASE_URL": database_url,
         "JETGATE_CLICKHOUSE_URL": clickhouse_url, "JETGATE_CONFIG": str(config),
-        "JETGATE_PORT": str(port), "JETGATE_MASTER_KEY": master_key, "JETGATE_LOG_LEVEL": "INFO",
-        "JETGATE_STREAM_IDLE_TIMEOUT_S": "10", "FAKE_UPSTREAM_KEY": upstream_key,
-        "JETGATE_USAGE_BATCH_WAIT_S": "0.1", "JETGATE_WORKER_TIMEOUT_S": "15",
-    })
-    return env
+        "JETGATE_INGRESS__PORT": str(port), "JETGATE_MASTER_KEY": master_key, "JETGATE_LOG_LEVEL": "INFO",
+        "JETGATE_INGRESS__STREAM_IDLE_TIMEOUT_S": "10", "JETGATE_INGRESS__WORKER_TIMEOUT_S": "15",
+        "JETGATE_ACCOUNTING__BATCH_WAIT_S": "0.1", "JETGATE_ACCOUNTING__ACK_WAIT_S": "3",
+        "JETGATE_ACCOUNTING__MAX_NAK_DELAY_S": "2", "JETGATE_ACCOUNTING__IDLE_POLL_S": "0.5",
+        "JETGATE_GUARDRAILS__METRICS_PORT": "0", "JETGATE_ROUTER__METRICS_PORT": "0",
+        "JETGATE_ACCOUNTING__METRICS_PORT": "0", "JETGATE_ROUTER__DRAIN_TIMEOUT_S": "10",
+        "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10",
+    }, FAKE_UPSTREAM_KEY=upstream_key)
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.2) -> Any:

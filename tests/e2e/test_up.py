@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
+import httpx
 import openai
 
 from jetgate.embedded.ports import free_port, wait_for_port
@@ -17,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> list[str]:
-    """Lines of stdout up to `ready …` (read on a thread: readline blocks)."""
+    """Lines of stdout up to `ready …` and the metrics locations after it (read on a thread:
+    readline blocks)."""
     lines: list[str] = []
     done = threading.Event()
 
@@ -25,15 +28,28 @@ def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> list[str]:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.strip())
-            if line.startswith("ready "):
+            if line.startswith("metrics accounting "):
                 break
         done.set()
 
     threading.Thread(target=read, daemon=True).start()
     done.wait(timeout)
-    if not lines or not lines[-1].startswith("ready "):
+    if not any(line.startswith("ready ") for line in lines):
         raise AssertionError(f"jetgate up did not print ready: {lines}")
     return lines
+
+
+def _lines_until(stream: IO[str], marker: str) -> list[str]:
+    lines = []
+    for line in iter(stream.readline, ""):
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"no {marker!r} in {lines}")
+
+
+def _metrics(lines: list[str]) -> dict[str, str]:
+    return {line.split()[1]: line.split()[2] for line in lines if line.startswith("metrics ")}
 
 
 def test_up_serves_the_shipped_config_and_stops_cleanly(tmp_path: Path) -> None:
@@ -45,7 +61,10 @@ def test_up_serves_the_shipped_config_and_stops_cleanly(tmp_path: Path) -> None:
          "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     try:
         lines = _read_until_ready(proc, timeout=120)
-        assert lines[-1] == f"ready http://127.0.0.1:{port}"
+        assert f"ready http://127.0.0.1:{port}" in lines
+        metrics = _metrics(lines)
+        assert set(metrics) == {"ingress", "guardrails", "router", "accounting"}
+        assert metrics["ingress"] == f"http://127.0.0.1:{port}/metrics"
         admin_key = next(line.split()[-1] for line in lines if line.startswith("admin key"))
 
         created = subprocess.run([sys.executable, "-m", "jetgate.cli", "keys", "create", "--name", "first",
@@ -62,6 +81,30 @@ def test_up_serves_the_shipped_config_and_stops_cleanly(tmp_path: Path) -> None:
                                                      messages=[{"role": "user", "content": "hi"}]))
         assert chunks[-1].usage is not None
         assert client.embeddings.create(model="text-embedding-3-small", input="x").data
+        # every service's metrics are where `up` said, and count what just happened
+        router_metrics = httpx.get(metrics["router"], timeout=10).text
+        assert 'jetgate_stage_calls_total{endpoint="chat",outcome="ok",stage="router"} 2.0' in router_metrics
+        assert 'jetgate_upstream_requests_total{outcome="ok",provider="mock"} 3.0' in router_metrics
+        assert 'stage="guardrails"} 2.0' in httpx.get(metrics["guardrails"], timeout=10).text
+        assert "jetgate_consumer_batch_events" in httpx.get(metrics["accounting"], timeout=10).text
+        assert 'jetgate_http_requests_total{route="/v1/chat/completions",status="200"}' in \
+            httpx.get(metrics["ingress"], timeout=10).text
+
+        # one more router, joining through the home: its metrics port is taken, it picks another
+        extra_router = subprocess.Popen([sys.executable, "-m", "jetgate.cli", "run", "router", "--home", str(home),
+                                         "--config", str(REPO / "jetgate.yaml")], env=env, stderr=subprocess.PIPE,
+                                        text=True)
+        try:
+            assert extra_router.stderr is not None
+            started = _lines_until(extra_router.stderr, "router ready")
+            metrics_line = next(line for line in started if "metrics on" in line)
+            assert metrics["router"] not in metrics_line  # the default port was taken: another one
+            for _ in range(6):  # the queue group spreads these over both routers
+                assert client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices
+        finally:
+            extra_router.send_signal(signal.SIGTERM)
+            assert extra_router.wait(timeout=30) == 0
 
         # one more ingress, joining the running gateway through its home (scaling one service)
         port2 = free_port()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from services.ingress.state import AdminKey, State
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, list_keys, revoke_key
-from shared.messages import KeyRevoked, UsageQuery, UsageReport
+from shared.protocol import KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
 
 router = APIRouter(prefix="/admin")
@@ -61,11 +61,11 @@ async def usage(admin: AdminKey, state: State,
                 org_id: str | None = None, key_id: str | None = None, model: str | None = None,
                 since: str | None = None, until: str | None = None) -> UsageReport:
     try:
-        query = UsageQuery(group_by=[g for g in group_by.split(",") if g], org_id=org_id, key_id=key_id,
-                           model=model, since=since, until=until)
+        query = UsageQuery.model_validate({"group_by": [g for g in group_by.split(",") if g], "org_id": org_id,
+                                           "key_id": key_id, "model": model, "since": since, "until": until})
     except ValueError:
         raise InvalidRequest("group_by takes model, key_id, org_id, provider, day", param="group_by") from None
-    report = await state.workers.usage(query)
+    report = await state.pipeline.usage(query)
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")
     return report

@@ -1,72 +1,91 @@
-"""The one interface every provider adapter implements.
+"""The one interface every provider adapter implements, and the gateway's own types it speaks.
 
-An adapter turns an OpenAI-shaped request into a call to its upstream and the answer
-back into OpenAI's shapes. Errors are raised as ProviderError; `retryable` tells the
-router to try the model's next deployment.
+An adapter turns the gateway's request (`ChatCall`, `EmbeddingsCall`: the client's OpenAI
+body, passed through untouched, plus the model name the upstream knows) into a call to its
+upstream, and the answer back into OpenAI's shapes (`Completion`, `Chunk`, `Usage`).
+Failures are raised as `GatewayError` (shared/errors.py); `retryable` tells the router to
+try the model's next deployment.
+
+A provider type is a package beside this module: `config.py` (its pydantic config model,
+with `type: Literal[...]`), `adapter.py` (its `Provider` subclass), and the payloads its
+tests answer with. It is registered once, in `services/router/providers/__init__.py`.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
+from services.router.http_client import UpstreamHttp
 from shared.openai_types import Usage
 
 
-class ProviderError(Exception):
-    def __init__(self, status: int, message: str, *, retryable: bool, error_type: str = "api_error",
-                 code: str | None = None, param: str | None = None, retry_after: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retryable = retryable
-        self.error_type = error_type
-        self.code = code
-        self.param = param
-        self.retry_after = retry_after
+class ProviderConfig(BaseModel):
+    """The fields every provider entry of the YAML config has; each type adds its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str
+    type: str
 
 
-@dataclass
-class Completion:
-    """A whole answer: the OpenAI JSON body to return, and the usage read from it."""
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """A chat completion to make: the client's body as sent (`model` still the gateway's
+    name; fields the gateway does not read pass through), and the upstream's model name."""
 
     body: dict[str, Any]
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsCall:
+    body: dict[str, Any]
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole answer: the OpenAI JSON body to return as is, and the usage read from it."""
+
+    raw: bytes
     usage: Usage | None
 
 
-@dataclass
-class StreamChunk:
-    """One `chat.completion.chunk`: raw JSON bytes to relay, and the parsed object."""
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One `chat.completion.chunk`: the JSON to relay after `data: `, and what the router
+    reads from it (usage when it carries some, the text generated, whether it is only usage)."""
 
     raw: bytes
-    parsed: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def usage(self) -> Usage | None:
-        usage = self.parsed.get("usage")
-        return Usage.model_validate(usage) if usage else None
-
-    @property
-    def is_usage_only(self) -> bool:
-        return not self.parsed.get("choices") and bool(self.parsed.get("usage"))
+    usage: Usage | None = None
+    text: str = ""
+    usage_only: bool = False
 
 
-class Provider(ABC):
+C = TypeVar("C", bound=ProviderConfig)
+
+
+class Provider(ABC, Generic[C]):
     """An upstream, built from one provider entry of the config as `Adapter(config, http)`;
     adapters that speak HTTP share the router's one pooled client."""
 
-    name: str
+    config_model: ClassVar[type[ProviderConfig]]
+
+    def __init__(self, config: C, http: UpstreamHttp) -> None:
+        self.name = config.name
+        self.config = config
+        self.http = http
 
     @abstractmethod
-    def __init__(self, config: Any, http: Any) -> None: ...
+    async def chat(self, call: ChatCall) -> Completion: ...
 
     @abstractmethod
-    async def chat(self, body: dict[str, Any], model: str) -> Completion: ...
+    def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
+        """Yields chunks; raises GatewayError before the first chunk if the call fails."""
 
     @abstractmethod
-    def chat_stream(self, body: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
-        """Yields chunks; raises ProviderError before the first chunk if the call fails."""
-
-    @abstractmethod
-    async def embeddings(self, body: dict[str, Any], model: str) -> Completion: ...
+    async def embeddings(self, call: EmbeddingsCall) -> Completion: ...

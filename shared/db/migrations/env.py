@@ -19,7 +19,9 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _main() -> None:
-    engine = create_async_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+    engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK})"))
         await connection.commit()

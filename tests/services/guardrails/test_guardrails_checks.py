@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.messages import Finding
+
 from services.guardrails.checks import Policy, check_input
 from shared.config import GuardrailsConfig, PiiConfig, RegexRule
-from shared.messages import Finding
 from shared.openai_types import ChatMessage
 
 CARD = "4111 1111 1111 1111"

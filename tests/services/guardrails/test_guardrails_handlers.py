@@ -13,6 +13,7 @@ import pytest
 import yaml
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
+from shared.messages import GuardrailRequest, GuardrailVerdict
 
 from services.guardrails.checks import Policy
 from services.guardrails.handlers import (
@@ -26,7 +27,6 @@ from services.guardrails.rules import Rule
 from services.guardrails.spans import Span
 from shared.config import GuardrailsConfig
 from shared.events import Principal
-from shared.messages import GuardrailRequest, GuardrailVerdict
 from shared.openai_types import ChatMessage
 from shared.settings import Settings
 from shared.subjects import GUARDRAILS_INPUT

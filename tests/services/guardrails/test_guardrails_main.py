@@ -10,9 +10,9 @@ from pathlib import Path
 import nats
 import yaml
 from nats.errors import NoRespondersError
+from shared.messages import GuardrailRequest, GuardrailVerdict
 
 from shared.events import Principal
-from shared.messages import GuardrailRequest, GuardrailVerdict
 from shared.openai_types import ChatMessage
 from shared.subjects import GUARDRAILS_INPUT
 

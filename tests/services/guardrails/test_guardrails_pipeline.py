@@ -1,11 +1,12 @@
 """The chat pipeline stage: refuse blocked calls, forward the rest (redacted when needed)."""
 from __future__ import annotations
 
-from services.guardrails.checks import Policy
 from services.guardrails.pipeline import Forward, Refuse, stage_chat
+from shared.messages import ChatRouteRequest
+
+from services.guardrails.checks import Policy
 from shared.config import GuardrailsConfig, RegexRule
 from shared.events import Principal
-from shared.messages import ChatRouteRequest
 from shared.openai_types import ChatCompletionRequest
 
 POLICY = Policy.from_config(GuardrailsConfig(rules=[RegexRule(name="no-secrets", pattern="(?i)top secret")]))

@@ -9,9 +9,9 @@ import pytest
 
 from services.router.failover import RouteFailure, call_with_failover, open_stream_with_failover
 from services.router.providers.base import Completion
+from services.router.providers.openai import payloads
 from services.router.registry import ModelRegistry, RoutedModel, Target
 from shared.config import GatewayConfig
-from tests.fakes import payloads
 from tests.fakes.openai_upstream import FakeOpenAI
 
 BODY: dict[str, Any] = {"model": "gateway", "messages": [{"role": "user", "content": "Hi there"}]}

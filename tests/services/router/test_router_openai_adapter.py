@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from services.router.providers.openai_compatible import OpenAICompatibleProvider
 
 from services.router.providers.base import ProviderError
-from services.router.providers.openai_compatible import OpenAICompatibleProvider
+from services.router.providers.openai import payloads
 from shared.config import OpenAIProviderConfig
-from tests.fakes import payloads
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY = "sk-router-adapter-test-key-0123456789"

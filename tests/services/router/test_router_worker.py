@@ -17,14 +17,14 @@ import pytest
 import yaml
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from shared.messages import CancelRequest, ChatRouteRequest, EmbeddingsRouteRequest, RouteError, StreamEnd
 
 from services.router.handlers import serve
+from services.router.providers.openai import payloads
 from shared.bus import connect
 from shared.events import Principal, UsageEvent, parse_event
-from shared.messages import CancelRequest, ChatRouteRequest, EmbeddingsRouteRequest, RouteError, StreamEnd
 from shared.settings import Settings
 from shared.subjects import FRAME_HEADER, ROUTER_CANCEL, ROUTER_CHAT, ROUTER_EMBEDDINGS, STATUS_HEADER, usage_subject
-from tests.fakes import payloads
 from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
 
 PROMPT = "Tell me a short story please"  # 6 words: 6 prompt tokens at the fake

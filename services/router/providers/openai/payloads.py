@@ -117,7 +117,7 @@ def _completion(cid: str, model: str, message: Json, finish_reason: str, use: Js
 
 
 def chat_completion(model: str, prompt_tokens: int, content: str = REPLY_TEXT) -> Json:
-    message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    message: Json = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
     return _completion(completion_id(), model, message, "stop", usage(prompt_tokens, COMPLETION_TOKENS))
 
 

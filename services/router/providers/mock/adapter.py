@@ -6,22 +6,24 @@ import base64
 import hashlib
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx
 import orjson
 
-from services.router.providers.base import Completion, Provider, StreamChunk
+from services.router.http_client import UpstreamHttp
+from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.providers.mock.config import MockConfig
 from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
-from shared.config import MockProviderConfig
 from shared.ids import uuid7
 from shared.openai_types import Usage
 
 
-class MockProvider(Provider):
-    def __init__(self, config: MockProviderConfig, http: httpx.AsyncClient | None = None) -> None:
-        self.name = config.name
+class MockProvider(Provider[MockConfig]):
+    config_model = MockConfig
+
+    def __init__(self, config: MockConfig, http: UpstreamHttp) -> None:
+        super().__init__(config, http)
         self._config = config
 
     async def _wait(self) -> None:
@@ -35,7 +37,8 @@ class MockProvider(Provider):
         completion = self._config.completion_tokens
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
-    async def chat(self, body: dict[str, Any], model: str) -> Completion:
+    async def chat(self, call: ChatCall) -> Completion:
+        body, model = call.body, call.model
         await self._wait()
         usage = self._usage(body)
         answer = {
@@ -46,9 +49,10 @@ class MockProvider(Provider):
                          "logprobs": None, "finish_reason": "stop"}],
             "usage": usage.model_dump(),
         }
-        return Completion(answer, usage)
+        return Completion(orjson.dumps(answer), usage)
 
-    async def chat_stream(self, body: dict[str, Any], model: str) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
+        body, model = call.body, call.model
         await self._wait()
         usage = self._usage(body)
         base = {"id": f"chatcmpl-{uuid7().replace('-', '')}", "object": "chat.completion.chunk",
@@ -59,13 +63,15 @@ class MockProvider(Provider):
         pieces[-1] = pieces[-1].rstrip()
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
         for delta in deltas:
-            yield _chunk({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]})
+            yield _chunk({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]},
+                         text=delta.get("content") or "")
             if self._config.chunk_delay_ms:
                 await asyncio.sleep(self._config.chunk_delay_ms / 1000)
         yield _chunk({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
-        yield _chunk({**base, "choices": [], "usage": usage.model_dump()})
+        yield _chunk({**base, "choices": [], "usage": usage.model_dump()}, usage=usage)
 
-    async def embeddings(self, body: dict[str, Any], model: str) -> Completion:
+    async def embeddings(self, call: EmbeddingsCall) -> Completion:
+        body, model = call.body, call.model
         await self._wait()
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else [inputs]
@@ -82,11 +88,11 @@ class MockProvider(Provider):
         usage = Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt)
         answer = {"object": "list", "data": data, "model": model,
                   "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
-        return Completion(answer, usage)
+        return Completion(orjson.dumps(answer), usage)
 
 
-def _chunk(obj: dict[str, Any]) -> StreamChunk:
-    return StreamChunk(orjson.dumps(obj), obj)
+def _chunk(obj: dict[str, Any], *, text: str = "", usage: Usage | None = None) -> Chunk:
+    return Chunk(orjson.dumps(obj), usage, text, usage_only=usage is not None)
 
 
 def _vector(text: str, dims: int) -> list[float]:

@@ -15,6 +15,7 @@ from shared.db.engine import make_engine
 from shared.db.migrate import upgrade
 from shared.errors import AuthenticationFailed, ServiceUnavailable
 from shared.keys import create_key, revoke_key
+from shared.settings import IngressSettings
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ async def test_database_outage_serves_cached_keys_and_503s_unknown_ones(own_post
     engine = make_engine(own_postgres.url, pool_size=1)
     try:
         known = await create_key(engine, name="known", models=["gpt-4o"])
-        cache = KeyCache(engine, ttl=0.0, master_key=None)  # ttl 0: every call goes to Postgres
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=0.0), master_key=None)  # every call asks Postgres
         principal = await cache.authenticate(known.key)
         assert principal.key_id == known.record.id and principal.models == ["gpt-4o"]
         with pytest.raises(AuthenticationFailed):
@@ -51,7 +52,7 @@ async def test_revoked_key_is_refused_and_master_key_is_admin(database_url: str)
     engine = make_engine(database_url, pool_size=1)
     try:
         new = await create_key(engine, name="to-revoke")
-        cache = KeyCache(engine, ttl=60.0, master_key="jg-master-test-key")
+        cache = KeyCache(engine, IngressSettings(), master_key="jg-master-test-key")
         assert (await cache.authenticate(new.key)).key_id == new.record.id
         await revoke_key(engine, new.record.id)
         assert (await cache.authenticate(new.key)).key_id == new.record.id  # cached until told
@@ -69,7 +70,7 @@ async def test_revocation_arriving_before_the_lookup_is_not_undone(database_url:
     engine = make_engine(database_url, pool_size=1)
     try:
         new = await create_key(engine, name="raced")
-        cache = KeyCache(engine, ttl=60.0, master_key=None)
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=60.0), master_key=None)
         cache.revoke(new.record.id)  # Postgres still says active
         with pytest.raises(AuthenticationFailed):
             await cache.authenticate(new.key)
@@ -81,7 +82,7 @@ async def test_many_requests_for_one_new_key_make_one_lookup(database_url: str) 
     engine = make_engine(database_url, pool_size=1)
     try:
         new = await create_key(engine, name="popular")
-        cache = KeyCache(engine, ttl=60.0, master_key=None)
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=60.0), master_key=None)
         queries: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute",
                      lambda conn, cursor, statement, *rest: queries.append(statement))

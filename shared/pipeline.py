@@ -1,0 +1,47 @@
+"""The pipeline, defined once: the ordered stages a call passes on its way to the upstream.
+
+The ingress reads it to pick the first stage of a call and writes the stages still ahead
+into the call's envelope; each stage reads the envelope to know where the call goes next
+(`shared.protocol.forward`). The last stage (the router) answers the caller's inbox
+directly. Adding or removing a stage is one edit here (and a worker that serves it).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+class Stage(StrEnum):
+    GUARDRAILS = "guardrails"
+    ROUTER = "router"
+
+
+PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
+    Endpoint.CHAT: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.EMBEDDINGS: (Stage.ROUTER,),
+}
+
+# stages a configuration may switch off (the router never is: it is the one that answers)
+OPTIONAL_STAGES = frozenset({Stage.GUARDRAILS})
+
+
+def stages_for(endpoint: Endpoint, disabled: frozenset[Stage] = frozenset()) -> tuple[Stage, ...]:
+    return tuple(stage for stage in PIPELINES[endpoint] if stage not in (disabled & OPTIONAL_STAGES))
+
+
+def stage_subject(stage: Stage, endpoint: Endpoint) -> str:
+    """The request-reply subject a stage's queue group serves for one endpoint."""
+    return f"jetgate.rpc.{stage.value}.{endpoint.value}"
+
+
+def queue_group(stage: Stage) -> str:
+    return stage.value
+
+
+def served_by(stage: Stage) -> tuple[Endpoint, ...]:
+    """The endpoints whose pipeline passes through `stage`."""
+    return tuple(endpoint for endpoint, stages in PIPELINES.items() if stage in stages)

@@ -1,0 +1,100 @@
+"""How a pipeline stage serves its calls: one subscription per endpoint it is on (in its
+stage's queue group, so replicas share the load), every call decoded the same way, counted,
+and answered whatever happens.
+
+A stage's handler gets the decoded `Call` and answers it: it forwards it to the next stage
+(`shared.protocol.forward`) or replies to the caller's inbox. A `GatewayError` it raises
+becomes the caller's error frame; any other failure becomes a 500 error frame and a log
+line. A message that is not a call (a readiness probe sends `{}`) is answered with an
+error frame too, so a caller never waits for a timeout.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from shared.errors import GatewayError
+from shared.metrics import STAGE_CALLS, STAGE_IN_FLIGHT
+from shared.pipeline import Endpoint, Stage, queue_group, served_by, stage_subject
+from shared.protocol import Call, send_error
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Msg, Call], Awaitable[None]]
+
+
+class StageServer:
+    def __init__(self, nc: Client, stage: Stage, handlers: Mapping[Endpoint, Handler], *, concurrent: bool) -> None:
+        """`concurrent`: each call runs in its own task (calls that wait on I/O); otherwise
+        calls run one after another on the subscription (short CPU-only checks)."""
+        missing = set(served_by(stage)) - set(handlers)
+        if missing:
+            raise ValueError(f"stage {stage} has no handler for {sorted(missing)}")
+        self._nc = nc
+        self._stage = stage
+        self._handlers = handlers
+        self._concurrent = concurrent
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = STAGE_IN_FLIGHT.labels(stage.value)
+
+    async def start(self) -> None:
+        for endpoint in served_by(self._stage):
+            callback = self._callback(endpoint, self._handlers[endpoint])
+            self._subs.append(await self._nc.subscribe(stage_subject(self._stage, endpoint),
+                                                       queue=queue_group(self._stage), cb=callback))
+
+    async def stop(self, timeout: float) -> None:
+        """No new calls reach this replica; calls under way get `timeout` to finish."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.drain()  # type: ignore[no-untyped-call]
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    def _callback(self, endpoint: Endpoint, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
+        async def serve(msg: Msg) -> None:
+            if not msg.reply:
+                return
+            self._in_flight.inc()
+            try:
+                await self._answer(endpoint, handler, msg)
+            finally:
+                self._in_flight.dec()
+
+        if not self._concurrent:
+            return serve
+
+        async def spawn(msg: Msg) -> None:
+            task = asyncio.get_running_loop().create_task(serve(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return spawn
+
+    async def _answer(self, endpoint: Endpoint, handler: Handler, msg: Msg) -> None:
+        outcome = "ok"
+        try:
+            await handler(msg, Call.decode(msg.data))
+        except GatewayError as error:
+            outcome = error.code or "error"
+            await self._reply_error(msg, error)
+        except Exception as exc:
+            outcome = "internal_error"
+            log.exception("%s: a call failed: %s", self._stage, type(exc).__name__)
+            await self._reply_error(msg, GatewayError(f"The {self._stage} stage failed while handling this call.",
+                                                      code=f"{self._stage}_error"))
+        STAGE_CALLS.labels(self._stage.value, endpoint.value, outcome).inc()
+
+    async def _reply_error(self, msg: Msg, error: GatewayError) -> None:
+        assert msg.reply
+        try:
+            await send_error(self._nc, msg.reply, error)
+        except Exception as exc:  # the bus is gone: the caller's own timeout answers it
+            log.warning("%s: could not send an error frame: %s", self._stage, type(exc).__name__)

@@ -1,0 +1,30 @@
+"""A call as the ingress makes it, and a stand-in last stage on the session's real nats-server."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from shared.events import Principal
+from shared.pipeline import Endpoint, Stage
+from shared.protocol import Call, CallEnvelope, Route, Target
+
+
+def make_call(stages: list[Stage], *, stream: bool = False, body: bytes = b'{"model": "m", "messages": []}',
+              principal: Principal | None = None) -> Call:
+    envelope = CallEnvelope(
+        call_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, principal=principal or Principal(key_id="k"),
+        endpoint=Endpoint.CHAT, stream=stream, deadline=time.time() + 30,
+        route=Route(model="m", targets=[Target(provider="p", model="up")]), stages=stages)
+    return Call(envelope, body)
+
+
+async def stand_in(nc: Client, subject: str, answer: Callable[[Msg], Awaitable[None]]) -> None:
+    async def on_msg(msg: Msg) -> None:
+        await answer(msg)
+
+    await nc.subscribe(subject, cb=on_msg)
+    await nc.flush()
