@@ -49,6 +49,7 @@ class StageServer:
             callback = self._callback(endpoint, self._handlers[endpoint])
             self._subs.append(await self._nc.subscribe(stage_subject(self._stage, endpoint),
                                                        queue=queue_group(self._stage), cb=callback))
+        await self._nc.flush()  # the server knows the subscriptions before anyone is told we serve
 
     async def stop(self, timeout: float) -> None:
         """No new calls reach this replica; calls under way get `timeout` to finish."""

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from shared.messages import UsageQuery, UsageReport
+from shared.protocol import UsageQuery, UsageReport
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.handlers import serve
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import UsageData, UsageEvent
-from shared.settings import Settings
+from shared.settings import AccountingSettings, Settings
 from shared.subjects import ACCOUNTING_USAGE_QUERY, usage_subject
 
 
@@ -105,7 +105,8 @@ def harness(nc: Client, engine: AsyncEngine) -> Harness:
 @pytest.fixture
 def settings(nats_url: str, database_url: str, chdb_dsn: str) -> Settings:
     return Settings(nats_url=nats_url, database_url=database_url, clickhouse_url=chdb_dsn,
-                    usage_batch_size=50, usage_batch_wait_s=0.05)
+                    accounting=AccountingSettings(batch_size=50, batch_wait_s=0.05, metrics_port=0, ack_wait_s=3,
+                                                  idle_poll_s=0.3, max_nak_delay_s=1, failure_pause_s=0.2))
 
 
 @asynccontextmanager

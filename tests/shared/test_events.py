@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from shared.errors import ErrorBody, ErrorDetail, RateLimited, error_from_body
+from shared.errors import ErrorBody, ErrorDetail, GatewayError, RateLimited
 from shared.events import (
     KeyData,
     KeyEvent,
@@ -115,9 +115,9 @@ def test_an_org_id_cannot_reach_another_tenants_subjects() -> None:
 
 
 def test_errors_keep_status_and_wire_fields_across_the_bus() -> None:
-    original = RateLimited("slow down", param="model")
-    rebuilt = error_from_body(original.status, ErrorBody.model_validate_json(original.body().model_dump_json()))
-    assert (rebuilt.status, rebuilt.type, rebuilt.code, rebuilt.param, rebuilt.message) == (
-        429, "rate_limit_exceeded", "rate_limit_exceeded", "model", "slow down")
+    original = RateLimited("slow down", param="model", retry_after="3", retryable=True)
+    rebuilt = GatewayError.from_wire(original.to_wire())
+    assert (rebuilt.status, rebuilt.type, rebuilt.code, rebuilt.param, rebuilt.message, rebuilt.retry_after,
+            rebuilt.retryable) == (429, "rate_limit_exceeded", "rate_limit_exceeded", "model", "slow down", "3", True)
     assert ErrorBody(error=ErrorDetail(message="m", type="t")).model_dump() == {
         "error": {"message": "m", "type": "t", "param": None, "code": None}}

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from shared.messages import UsageQuery, UsageReport
+from shared.protocol import UsageQuery, UsageReport
 
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.usage_query import answer, build_sql, money, usage_report

@@ -10,11 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from shared.config import GatewayConfig, MockProviderConfig, OpenAIProviderConfig, Pricing, load_config
+from shared.config import GatewayConfig, Pricing, load_config
 from shared.secrets import resolve_secret
-
-INLINE_KEY = "sk-live-inline-secret-0123456789"
-
 
 def config(providers: list[dict[str, Any]], models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"providers": providers, "models": models or []}
@@ -40,9 +37,9 @@ def test_a_valid_config_loads_from_yaml(tmp_path: Path) -> None:
         [openai("up", api_key="env:UP_KEY", headers={"x-org": "a"}), {"name": "local", "type": "mock"}],
         [model("chat", "up", "local")])))
     loaded = load_config(path)
-    up = loaded.provider("up")
-    assert isinstance(up, OpenAIProviderConfig) and up.api_key == "env:UP_KEY" and up.headers == {"x-org": "a"}
-    assert isinstance(loaded.provider("local"), MockProviderConfig)
+    up = loaded.provider("up")  # its type's fields are the router's to check (providers/test_registry.py)
+    assert up.type == "openai" and up.fields()["api_key"] == "env:UP_KEY" and up.fields()["headers"] == {"x-org": "a"}
+    assert loaded.provider("local").type == "mock"
     chat = loaded.model("chat")
     assert chat is not None and [d.provider for d in chat.deployments] == ["up", "local"]
     assert loaded.model("nope") is None
@@ -71,8 +68,6 @@ def test_duplicate_model_names_are_rejected() -> None:
 
 
 @pytest.mark.parametrize("data", [
-    config([openai("up", api_kye="env:X")]),  # a typo is an error, not ignored
-    config([{"name": "x", "type": "anthropic"}]),  # no such provider type
     config([openai("up")], [{"name": "m", "deployments": []}]),  # a model needs a deployment
     config([openai("up")], [{**model("m", "up"), "mode": "image"}]),
     {"guardrails": {"rules": [{"name": "r", "pattern": "x", "action": "warn"}]}},
@@ -84,16 +79,6 @@ def test_malformed_configs_are_rejected(data: dict[str, Any]) -> None:
 def test_a_bad_guardrail_regex_is_a_validation_error_naming_the_rule() -> None:
     message = rejected({"guardrails": {"rules": [{"name": "r", "pattern": "(unclosed"}]}})
     assert "guardrails.rules.0.pattern" in message
-
-
-def test_inline_secret_is_refused() -> None:
-    message = rejected(config([openai("up", api_key=INLINE_KEY)]))
-    assert "by reference" in message
-
-
-def test_refused_inline_secret_is_not_echoed_in_the_error() -> None:
-    """The error is logged at startup: it must not carry the key it refuses."""
-    assert INLINE_KEY not in rejected(config([openai("up", api_key=INLINE_KEY)]))
 
 
 def test_env_reference_resolves(monkeypatch: pytest.MonkeyPatch) -> None:

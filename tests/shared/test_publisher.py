@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from shared.bus import ensure_streams
 from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent, parse_event
 from shared.publisher import EventPublisher
+from shared.settings import EventSettings
 from shared.subjects import STREAMS, USAGE_STREAM, audit_subject, usage_subject
 
 
@@ -99,7 +100,7 @@ async def test_audit_events_go_to_the_audit_subject_by_type(nc: Client, org_id: 
 
 async def test_publisher_reports_saturation_while_events_are_pending(nc: Client) -> None:
     """Pending events count against a bound (the ingress refuses work past it)."""
-    publisher = EventPublisher(nc.jetstream(), max_pending=2)
+    publisher = EventPublisher(nc.jetstream(), EventSettings(max_pending=2))
     assert not publisher.saturated
     for _ in range(3):
         publisher.emit(UsageEvent(source="test", org_id="org-sat", data=UsageData(model="m")))

@@ -43,7 +43,8 @@ def _start(settings: Settings, log: Path, batch_size: int) -> subprocess.Popen[b
     env = {**os.environ, "JETGATE_NATS_URL": str(settings.nats_url),
            "JETGATE_DATABASE_URL": str(settings.database_url),
            "JETGATE_CLICKHOUSE_URL": str(settings.clickhouse_url),
-           "JETGATE_USAGE_BATCH_SIZE": str(batch_size), "JETGATE_USAGE_BATCH_WAIT_S": "0.05"}
+           "JETGATE_ACCOUNTING__BATCH_SIZE": str(batch_size), "JETGATE_ACCOUNTING__BATCH_WAIT_S": "0.05",
+           "JETGATE_ACCOUNTING__METRICS_PORT": "0", "JETGATE_ACCOUNTING__ACK_WAIT_S": "3"}
     return subprocess.Popen([sys.executable, "-m", "services.accounting"], cwd=ROOT, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

@@ -1,0 +1,59 @@
+"""The provider registry: each provider entry of the config validated by its type's own
+config model; a bad entry refused before anything starts, never echoing a secret."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.router.http_client import UpstreamHttp
+from services.router.providers import PROVIDER_TYPES, build_provider, check_providers, parse_provider
+from services.router.providers.mock import MockConfig, MockProvider
+from services.router.providers.openai import OpenAIConfig, OpenAIProvider
+from shared.config import GatewayConfig, ProviderEntry
+
+INLINE_KEY = "sk-live-inline-secret-0123456789"
+
+
+def entry(**fields: Any) -> ProviderEntry:
+    return ProviderEntry.model_validate(fields)
+
+
+def openai(**extra: Any) -> ProviderEntry:
+    return entry(name="up", type="openai", base_url="https://api.example.com/v1", **extra)
+
+
+def refused(provider: ProviderEntry) -> str:
+    with pytest.raises(ValueError) as caught:
+        check_providers(GatewayConfig(providers=[provider]))
+    return str(caught.value)
+
+
+def test_each_type_is_validated_by_its_own_config_model() -> None:
+    up = parse_provider(openai(api_key="env:UP_KEY", headers={"x-org": "a"}))
+    assert isinstance(up, OpenAIConfig) and up.api_key == "env:UP_KEY" and up.headers == {"x-org": "a"}
+    assert up.timeout_s == 600  # reasoning models: minutes before the first token
+    assert isinstance(parse_provider(entry(name="local", type="mock")), MockConfig)
+
+
+async def test_the_registry_builds_the_adapter_of_each_type() -> None:
+    http = UpstreamHttp()
+    assert isinstance(build_provider(parse_provider(openai()), http), OpenAIProvider)
+    assert isinstance(build_provider(parse_provider(entry(name="m", type="mock")), http), MockProvider)
+    assert set(PROVIDER_TYPES) == {"openai", "mock"}
+    await http.close()
+
+
+def test_a_typo_is_an_error_not_ignored() -> None:
+    assert "api_kye" in refused(openai(api_kye="env:X"))
+
+
+def test_an_unknown_type_names_the_known_ones() -> None:
+    message = refused(entry(name="x", type="nosuch"))
+    assert "unknown type 'nosuch'" in message and "openai" in message and "mock" in message
+
+
+def test_inline_secret_is_refused_without_being_echoed() -> None:
+    """The error is logged at startup: it must not carry the key it refuses."""
+    message = refused(openai(api_key=INLINE_KEY))
+    assert "by reference" in message and INLINE_KEY not in message
