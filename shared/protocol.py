@@ -23,9 +23,10 @@ from typing import Literal
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import MaxPayloadError
 from pydantic import BaseModel, Field
 
-from shared.errors import GatewayError, InvalidRequest, WireError
+from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
 
@@ -112,7 +113,10 @@ async def forward(nc: Client, msg: Msg, call: Call, body: bytes | None = None) -
     following = call.passed_on(body)
     if not following.envelope.stages:
         raise GatewayError("The pipeline has no stage after this one.", code="pipeline_error")
-    await nc.publish(following.subject(), following.encode(), reply=msg.reply)
+    try:
+        await nc.publish(following.subject(), following.encode(), reply=msg.reply)
+    except MaxPayloadError:
+        raise PayloadTooLarge("The request is larger than the gateway's bus allows.", retryable=False) from None
 
 
 # frames --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from shared.config import GatewayConfig, Pricing, load_config
 from shared.secrets import resolve_secret
 
+
 def config(providers: list[dict[str, Any]], models: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"providers": providers, "models": models or []}
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from shared.protocol import UsageQuery, UsageReport
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.handlers import serve
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import UsageData, UsageEvent
+from shared.protocol import UsageQuery, UsageReport
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import ACCOUNTING_USAGE_QUERY, usage_subject
 

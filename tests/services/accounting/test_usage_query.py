@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from shared.protocol import UsageQuery, UsageReport
 
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.usage_query import answer, build_sql, money, usage_report
+from shared.protocol import UsageQuery, UsageReport
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from services.guardrails.checks import Policy, check_input
 from services.guardrails.pii import find_cards, find_emails, luhn_valid
 from services.guardrails.spans import Span, replace_spans
 from shared.config import GuardrailsConfig
-from shared.openai_types import ChatMessage
 
 
 def matched(text: str, spans: list[Span]) -> list[str]:
@@ -73,9 +72,9 @@ PII_ONLY = Policy.from_config(GuardrailsConfig())  # default: e-mails and cards 
 
 
 def redacted(text: str) -> tuple[str, dict[str, int]]:
-    verdict = check_input(PII_ONLY, [ChatMessage(role="user", content=text)])
+    verdict = check_input(PII_ONLY, [{"role": "user", "content": text}])
     assert verdict.verdict == "modify" and verdict.messages is not None
-    return verdict.messages[0].content, {f.rule: f.count for f in verdict.findings}  # type: ignore[return-value]
+    return verdict.messages[0]["content"], {f.rule: f.count for f in verdict.findings}  # type: ignore[return-value]
 
 
 def test_emails_are_redacted_and_counted() -> None:
@@ -88,7 +87,7 @@ def test_only_luhn_valid_cards_are_redacted_and_counted() -> None:
 
 
 def test_text_without_matches_is_allowed_unchanged() -> None:
-    verdict = check_input(PII_ONLY, [ChatMessage(role="user", content="nothing here 12345")])
+    verdict = check_input(PII_ONLY, [{"role": "user", "content": "nothing here 12345"}])
     assert verdict.verdict == "allow" and verdict.messages is None and verdict.findings == []
 
 

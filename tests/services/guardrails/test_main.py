@@ -10,11 +10,10 @@ from pathlib import Path
 import nats
 import yaml
 from nats.errors import NoRespondersError
-from shared.messages import GuardrailRequest, GuardrailVerdict
 
-from shared.events import Principal
-from shared.openai_types import ChatMessage
-from shared.subjects import GUARDRAILS_INPUT
+from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.protocol import error_of
+from tests.services.guardrails.test_handlers import call
 
 
 def test_importing_main_starts_nothing() -> None:
@@ -26,27 +25,25 @@ def test_importing_main_starts_nothing() -> None:
 async def test_worker_process_serves_and_stops_on_sigterm(nats_url: str, tmp_path: Path) -> None:
     config = tmp_path / "jetgate.yaml"
     config.write_text(yaml.safe_dump({"guardrails": {"rules": [{"name": "no-secrets", "pattern": "secret"}]}}))
-    env = {**os.environ, "JETGATE_NATS_URL": nats_url, "JETGATE_CONFIG": str(config)}
+    env = {**os.environ, "JETGATE_NATS_URL": nats_url, "JETGATE_CONFIG": str(config),
+           "JETGATE_GUARDRAILS__METRICS_PORT": "0"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.guardrails", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
-    payload = GuardrailRequest(
-        request_id="r1", principal=Principal(key_id="k"), model="m",
-        messages=[ChatMessage(role="user", content="a secret")],
-    ).model_dump_json().encode()
+    payload = call("a secret").encode()
     nc = await nats.connect(nats_url)
     try:
         async with asyncio.timeout(30):
             while True:
                 assert process.returncode is None, "worker exited early"
                 try:
-                    reply = await nc.request(GUARDRAILS_INPUT, payload, timeout=1)
+                    reply = await nc.request(stage_subject(Stage.GUARDRAILS, Endpoint.CHAT), payload, timeout=1)
                     break
                 except (NoRespondersError, TimeoutError):
                     await asyncio.sleep(0.05)
-        verdict = GuardrailVerdict.model_validate_json(reply.data)
-        assert (verdict.verdict, verdict.rule) == ("block", "no-secrets")
+        error = error_of(reply)
+        assert error is not None and error.code == "guardrail_blocked" and "no-secrets" in error.message
 
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 15)

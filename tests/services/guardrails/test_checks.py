@@ -2,11 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.messages import Finding
-
 from services.guardrails.checks import Policy, check_input
+from services.guardrails.verdict import Finding
 from shared.config import GuardrailsConfig, PiiConfig, RegexRule
-from shared.openai_types import ChatMessage
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
@@ -17,8 +15,12 @@ def policy(**config: Any) -> Policy:
     return Policy.from_config(GuardrailsConfig.model_validate(config))
 
 
-def user(content: Any) -> ChatMessage:
-    return ChatMessage(role="user", content=content)
+def message(role: str, content: Any = None) -> dict[str, Any]:
+    return {"role": role, "content": content}
+
+
+def user(content: Any) -> dict[str, Any]:
+    return message("user", content)
 
 
 NO_PASSWORDS = {"name": "no-passwords", "pattern": r"(?i)\bpassword\b", "action": "block"}
@@ -26,7 +28,7 @@ REDACT_TOKENS = {"name": "tokens", "pattern": r"tok_[a-z0-9]+", "action": "redac
 
 
 def test_clean_messages_are_allowed() -> None:
-    verdict = check_input(policy(rules=[NO_PASSWORDS]), [user("hello"), ChatMessage(role="assistant")])
+    verdict = check_input(policy(rules=[NO_PASSWORDS]), [user("hello"), message("assistant")])
     assert verdict.verdict == "allow"
     assert verdict.messages is None and verdict.findings == [] and verdict.rule is None
 
@@ -58,17 +60,17 @@ def test_first_matching_block_rule_decides() -> None:
 
 
 def test_redacts_string_content() -> None:
-    messages = [ChatMessage(role="system", content="be nice"), user(f"mail {EMAIL}, card {CARD}, key tok_abc1")]
+    messages = [message("system", "be nice"), user(f"mail {EMAIL}, card {CARD}, key tok_abc1")]
     verdict = check_input(policy(rules=[REDACT_TOKENS]), messages)
     assert verdict.verdict == "modify"
     assert verdict.messages is not None
-    assert [m.content for m in verdict.messages] == ["be nice", "mail [EMAIL], card [CARD], key [TOKEN]"]
+    assert [m["content"] for m in verdict.messages] == ["be nice", "mail [EMAIL], card [CARD], key [TOKEN]"]
     assert verdict.findings == [
         Finding(rule="tokens", action="redact", count=1),
         Finding(rule="pii.email", action="redact", count=1),
         Finding(rule="pii.card", action="redact", count=1),
     ]
-    assert messages[1].content == f"mail {EMAIL}, card {CARD}, key tok_abc1"  # input untouched
+    assert messages[1]["content"] == f"mail {EMAIL}, card {CARD}, key tok_abc1"  # input untouched
 
 
 def test_redacts_text_parts_and_leaves_images_alone() -> None:
@@ -76,7 +78,7 @@ def test_redacts_text_parts_and_leaves_images_alone() -> None:
     verdict = check_input(policy(), [user(content)])
     assert verdict.verdict == "modify"
     assert verdict.messages is not None
-    assert verdict.messages[0].content == [{"type": "text", "text": "[EMAIL] and [EMAIL]"}, IMAGE,
+    assert verdict.messages[0]["content"] == [{"type": "text", "text": "[EMAIL] and [EMAIL]"}, IMAGE,
                                            {"type": "text", "text": "fine"}]
     assert verdict.findings == [Finding(rule="pii.email", action="redact", count=2)]
 
@@ -87,10 +89,10 @@ def test_counts_add_up_across_messages() -> None:
 
 
 def test_modified_messages_keep_role_and_extra_fields() -> None:
-    message = ChatMessage.model_validate({"role": "user", "name": "jane", "content": EMAIL})
-    verdict = check_input(policy(), [message])
+    named = {"role": "user", "name": "jane", "content": EMAIL}
+    verdict = check_input(policy(), [named])
     assert verdict.messages is not None
-    assert verdict.messages[0].model_dump() == {"role": "user", "name": "jane", "content": "[EMAIL]"}
+    assert verdict.messages[0] == {"role": "user", "name": "jane", "content": "[EMAIL]"}
 
 
 def test_pii_block_names_the_pii_rule() -> None:
@@ -120,10 +122,10 @@ def test_disabled_config_always_allows() -> None:
 def test_replacement_is_literal() -> None:
     rule = RegexRule(name="digits", pattern=r"(\d+)", action="redact", replacement=r"<\1>")
     verdict = check_input(Policy.from_config(GuardrailsConfig(rules=[rule])), [user("pin 1234")])
-    assert verdict.messages is not None and verdict.messages[0].content == r"pin <\1>"
+    assert verdict.messages is not None and verdict.messages[0]["content"] == r"pin <\1>"
 
 
 def test_verdict_round_trips_through_json() -> None:
-    verdict = check_input(policy(), [user([{"type": "text", "text": EMAIL}, IMAGE]), ChatMessage(role="assistant")])
+    verdict = check_input(policy(), [user([{"type": "text", "text": EMAIL}, IMAGE]), message("assistant")])
     again = type(verdict).model_validate_json(verdict.model_dump_json())
     assert again == verdict
