@@ -47,8 +47,10 @@ def error_from_response(provider: str, status: int, content: bytes, headers: Map
                              code="upstream_auth_failed")
     if status >= 500:
         return UpstreamError(f"provider {provider} failed with HTTP {status}: {message}", retryable=True)
-    return GatewayError(message, status=status, type=detail.get("type") or "invalid_request_error",
-                        code=detail.get("code"), param=detail.get("param"), retryable=False)
+    error = GatewayError(message, status=status, type=detail.get("type") or "invalid_request_error",
+                         param=detail.get("param"), retryable=False)
+    error.code = detail.get("code")  # the upstream's, null included
+    return error
 
 
 def error_mid_stream(provider: str, error: object) -> GatewayError:

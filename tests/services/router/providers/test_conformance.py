@@ -10,23 +10,26 @@ import base64
 import struct
 from collections.abc import Callable
 
-import httpx
+from typing import Any
+
 import orjson
 import pytest
 
+from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider
-from services.router.providers.base import Provider, StreamChunk
-from shared.config import MockProviderConfig, OpenAIProviderConfig
+from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
+from services.router.providers.mock import MockConfig
+from services.router.providers.openai import OpenAIConfig
 from tests.fakes.openai_upstream import FakeOpenAI
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
 
 # provider type -> (config for this suite, the model name to ask for)
-CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[object, str]]] = {
-    "openai": lambda fake: (OpenAIProviderConfig(name="conformance-openai", base_url=fake.base_url, timeout_s=10),
+CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[ProviderConfig, str]]] = {
+    "openai": lambda fake: (OpenAIConfig(name="conformance-openai", base_url=fake.base_url, timeout_s=10),
                             "gpt-4o-mini"),
-    "mock": lambda fake: (MockProviderConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+    "mock": lambda fake: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
 }
 
 
@@ -35,18 +38,18 @@ def test_every_registered_provider_type_is_in_the_suite() -> None:
 
 
 @pytest.fixture(params=sorted(PROVIDER_TYPES))
-def adapter(request: pytest.FixtureRequest, fake: FakeOpenAI, http: httpx.AsyncClient) -> tuple[Provider, str]:
+def adapter(request: pytest.FixtureRequest, fake: FakeOpenAI, http: UpstreamHttp) -> tuple[Provider[Any], str]:
     config, model = CONFIGS[request.param](fake)
-    provider = build_provider(config, http)  # type: ignore[arg-type]
-    assert provider.name == config.name  # type: ignore[attr-defined]
+    provider = build_provider(config, http)
+    assert provider.name == config.name
     return provider, model
 
 
-async def test_chat_returns_a_chat_completion_with_usage(adapter: tuple[Provider, str]) -> None:
+async def test_chat_returns_a_chat_completion_with_usage(adapter: tuple[Provider[Any], str]) -> None:
     provider, model = adapter
-    done = await provider.chat({"model": "gateway-name", "messages": MESSAGES}, model)
+    done = await provider.chat(ChatCall({"model": "gateway-name", "messages": MESSAGES}, model))
 
-    body = done.body
+    body = orjson.loads(done.raw)
     assert body["object"] == "chat.completion"
     assert body["id"].startswith("chatcmpl-")
     assert body["model"] == model  # the deployment's model, not the gateway's name
@@ -60,48 +63,48 @@ async def test_chat_returns_a_chat_completion_with_usage(adapter: tuple[Provider
     assert body["usage"]["total_tokens"] == done.usage.total_tokens
 
 
-async def _collect(provider: Provider, model: str) -> list[StreamChunk]:
-    return [chunk async for chunk in provider.chat_stream({"model": "gateway-name", "messages": MESSAGES}, model)]
+async def _collect(provider: Provider[Any], model: str) -> list[Chunk]:
+    return [chunk async for chunk in provider.chat_stream(ChatCall({"model": "gateway-name", "messages": MESSAGES}, model))]
 
 
-async def test_chat_stream_yields_chunks_ending_with_finish_and_usage(adapter: tuple[Provider, str]) -> None:
+async def test_chat_stream_yields_chunks_ending_with_finish_and_usage(adapter: tuple[Provider[Any], str]) -> None:
     provider, model = adapter
     chunks = await _collect(provider, model)
 
     assert len(chunks) >= 3
-    for chunk in chunks:
-        assert chunk.parsed["object"] == "chat.completion.chunk"
-        assert orjson.loads(chunk.raw) == chunk.parsed  # raw bytes are what gets relayed
-    assert len({chunk.parsed["id"] for chunk in chunks}) == 1
+    parsed = [orjson.loads(chunk.raw) for chunk in chunks]  # the raw bytes are what gets relayed
+    assert all(p["object"] == "chat.completion.chunk" for p in parsed)
+    assert len({p["id"] for p in parsed}) == 1
 
-    *content, finish, usage_only = chunks
-    text = "".join(c.parsed["choices"][0]["delta"].get("content") or "" for c in content)
-    assert text.strip()
-    assert all(c.parsed["choices"][0]["finish_reason"] is None for c in content)
-    assert finish.parsed["choices"][0]["finish_reason"] == "stop"
-    assert not finish.is_usage_only
+    *content, finish, usage_only = parsed
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in content)
+    assert text.strip() and "".join(c.text for c in chunks) == text  # the text the router counts when no usage comes
+    assert all(c["choices"][0]["finish_reason"] is None for c in content)
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert not chunks[-2].usage_only
 
-    assert usage_only.is_usage_only and usage_only.parsed["choices"] == []
+    assert chunks[-1].usage_only and usage_only["choices"] == []
+    usage_only = chunks[-1]
     usage = usage_only.usage
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-async def test_chat_stream_usage_matches_plain_chat(adapter: tuple[Provider, str]) -> None:
+async def test_chat_stream_usage_matches_plain_chat(adapter: tuple[Provider[Any], str]) -> None:
     provider, model = adapter
-    plain = await provider.chat({"model": "x", "messages": MESSAGES}, model)
+    plain = await provider.chat(ChatCall({"model": "x", "messages": MESSAGES}, model))
     streamed = (await _collect(provider, model))[-1].usage
     assert plain.usage is not None and streamed is not None
     assert streamed.prompt_tokens == plain.usage.prompt_tokens
     assert streamed.completion_tokens == plain.usage.completion_tokens
 
 
-async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider, str]) -> None:
+async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider[Any], str]) -> None:
     provider, model = adapter
     inputs = ["first text", "second, longer text"]
-    done = await provider.embeddings({"model": "x", "input": inputs, "dimensions": DIMENSIONS}, model)
+    done = await provider.embeddings(EmbeddingsCall({"model": "x", "input": inputs, "dimensions": DIMENSIONS}, model))
 
-    body = done.body
+    body = orjson.loads(done.raw)
     assert body["object"] == "list" and body["model"] == model
     assert [item["index"] for item in body["data"]] == [0, 1]
     for item in body["data"]:
@@ -114,16 +117,16 @@ async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider
     assert done.usage.total_tokens == done.usage.prompt_tokens
 
 
-async def test_embeddings_in_base64_decode_to_the_float_vectors(adapter: tuple[Provider, str]) -> None:
+async def test_embeddings_in_base64_decode_to_the_float_vectors(adapter: tuple[Provider[Any], str]) -> None:
     provider, model = adapter
     request = {"model": "x", "input": "one text", "dimensions": DIMENSIONS}
-    floats = await provider.embeddings(request, model)
-    encoded = await provider.embeddings({**request, "encoding_format": "base64"}, model)
+    floats = await provider.embeddings(EmbeddingsCall(request, model))
+    encoded = await provider.embeddings(EmbeddingsCall({**request, "encoding_format": "base64"}, model))
 
-    item = encoded.body["data"][0]
+    item = orjson.loads(encoded.raw)["data"][0]
     assert isinstance(item["embedding"], str)
     raw = base64.b64decode(item["embedding"])
     assert len(raw) == 4 * DIMENSIONS
     decoded = list(struct.unpack(f"<{DIMENSIONS}f", raw))
-    assert decoded == pytest.approx(floats.body["data"][0]["embedding"], abs=1e-6)
+    assert decoded == pytest.approx(orjson.loads(floats.raw)["data"][0]["embedding"], abs=1e-6)
     assert encoded.usage is not None and encoded.usage.prompt_tokens == floats.usage.prompt_tokens  # type: ignore[union-attr]
