@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Callable
-
 from typing import Any
 
 import orjson

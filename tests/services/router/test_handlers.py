@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -17,16 +18,22 @@ import pytest
 import yaml
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from shared.messages import CancelRequest, ChatRouteRequest, EmbeddingsRouteRequest, RouteError, StreamEnd
 
+from services.ingress.policy import route_of
 from services.router.handlers import serve
 from services.router.providers.openai import payloads
 from shared.bus import connect
+from shared.config import load_config
 from shared.events import Principal, UsageEvent, parse_event
-from shared.settings import Settings
-from shared.subjects import FRAME_HEADER, ROUTER_CANCEL, ROUTER_CHAT, ROUTER_EMBEDDINGS, STATUS_HEADER, usage_subject
+from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.protocol import FRAME_HEADER, STATUS_HEADER, Call, CallEnvelope, CancelRequest, Route, error_of
+from shared.settings import RouterSettings, Settings
+from shared.subjects import ROUTER_CANCEL, usage_subject
 from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
 
+ROUTER_CHAT = stage_subject(Stage.ROUTER, Endpoint.CHAT)
+ROUTER_EMBEDDINGS = stage_subject(Stage.ROUTER, Endpoint.EMBEDDINGS)
+ROUTES: dict[str, Route] = {}  # as the ingress decides them, from the same config
 PROMPT = "Tell me a short story please"  # 6 words: 6 prompt tokens at the fake
 MESSAGES = [{"role": "user", "content": PROMPT}]
 IN_PRICE, OUT_PRICE = Decimal("0.15"), Decimal("0.6")
@@ -61,10 +68,12 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
 async def router(nats_url: str, nc: Client, fake: FakeOpenAI,
                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[asyncio.Task[None]]:
     config = write_config(tmp_path_factory.mktemp("router") / "jetgate.yaml", fake)
+    ROUTES.update({model.name: route_of(model) for model in load_config(config).models})
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(Settings(config=config, nats_url=nats_url), stop))
+    settings = Settings(config=config, nats_url=nats_url, router=RouterSettings(metrics_port=0, drain_timeout_s=5))
+    task = asyncio.create_task(serve(settings, stop))
     async with asyncio.timeout(30):
-        while True:  # ready once it answers (an unknown model is answered without an upstream)
+        while True:  # ready once it answers (what is not a call is answered without an upstream)
             assert not task.done(), task.exception()
             try:
                 await nc.request(ROUTER_CHAT, b"{}", timeout=0.5)
@@ -80,11 +89,18 @@ def principal() -> Principal:
     return Principal(key_id="key_router_test", org_id="org-" + uuid.uuid4().hex[:12], team_id="team-a")
 
 
-def chat_request(who: Principal, model: str, **body: Any) -> tuple[str, bytes]:
-    request_id = uuid.uuid4().hex
-    route = ChatRouteRequest.model_validate({"request_id": request_id, "principal": who.model_dump(),
-                                             "body": {"model": model, "messages": MESSAGES, **body}})
-    return request_id, route.model_dump_json(exclude_unset=True).encode()
+def request(who: Principal, endpoint: Endpoint, route: Route, body: dict[str, Any]) -> Call:
+    envelope = CallEnvelope(
+        call_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, principal=who, endpoint=endpoint,
+        stream=bool(body.get("stream")), include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+        deadline=time.time() + 30, route=route, stages=[Stage.ROUTER])
+    return Call(envelope, orjson.dumps(body))
+
+
+def chat_request(who: Principal, model: str, **body: Any) -> tuple[str, bytes, str]:
+    """(request id, the call as the ingress sends it, the call id cancels name)."""
+    call = request(who, Endpoint.CHAT, ROUTES[model], {"model": model, "messages": MESSAGES, **body})
+    return call.envelope.request_id, call.encode(), call.envelope.call_id
 
 
 async def usage_events(nc: Client, org_id: str, expect: int = 1) -> list[UsageEvent]:
@@ -104,7 +120,7 @@ async def usage_events(nc: Client, org_id: str, expect: int = 1) -> list[UsageEv
 
 
 async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None = None,
-                        request_id: str = "") -> list[Msg]:
+                        call_id: str = "") -> list[Msg]:
     """Frames from the inbox until `end`/`error`; with cancel_after, cancel and read until silence."""
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
@@ -121,7 +137,7 @@ async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None 
             if msg.headers[FRAME_HEADER] in ("end", "error"):
                 return frames
             if cancel_after is not None and len(frames) == cancel_after:
-                await nc.publish(ROUTER_CANCEL, CancelRequest(call_id=request_id).model_dump_json().encode())
+                await nc.publish(ROUTER_CANCEL, CancelRequest(call_id=call_id).model_dump_json().encode())
     finally:
         await sub.unsubscribe()
 
@@ -134,7 +150,7 @@ def content_of(frames: list[Msg]) -> str:
 
 async def test_chat_answers_after_failover_and_charges_exact_cost(nc: Client) -> None:
     who = principal()
-    request_id, payload = chat_request(who, "gw-chat")
+    request_id, payload, _ = chat_request(who, "gw-chat")
     reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
     assert reply.headers[STATUS_HEADER] == "200"
     body = orjson.loads(reply.data)
@@ -154,14 +170,14 @@ async def test_chat_answers_after_failover_and_charges_exact_cost(nc: Client) ->
 
 async def test_stream_frames_in_order_with_end_and_usage(nc: Client) -> None:
     who = principal()
-    _, payload = chat_request(who, "gw-chat", stream=True, stream_options={"include_usage": True})
+    _, payload, _ = chat_request(who, "gw-chat", stream=True, stream_options={"include_usage": True})
     frames = await stream_frames(nc, payload)
     kinds = [f.headers[FRAME_HEADER] for f in frames]
     assert kinds == ["chunk"] * (len(frames) - 1) + ["end"]
     assert content_of(frames) == payloads.REPLY_TEXT
     last_chunk = orjson.loads(frames[-2].data)
     assert last_chunk["choices"] == [] and last_chunk["usage"]["total_tokens"] == 16
-    StreamEnd.model_validate_json(frames[-1].data)
+    assert frames[-1].data == b""
     assert (last_chunk["usage"]["prompt_tokens"], last_chunk["usage"]["completion_tokens"]) == (6, 10)
 
     (event,) = await usage_events(nc, who.org_id)
@@ -172,7 +188,7 @@ async def test_stream_frames_in_order_with_end_and_usage(nc: Client) -> None:
 
 async def test_stream_without_include_usage_hides_usage_but_still_charges(nc: Client) -> None:
     who = principal()
-    _, payload = chat_request(who, "gw-chat", stream=True)
+    _, payload, _ = chat_request(who, "gw-chat", stream=True)
     frames = await stream_frames(nc, payload)
     assert all(orjson.loads(f.data)["choices"] for f in frames[:-1])  # no usage-only chunk relayed
     assert frames[-1].headers[FRAME_HEADER] == "end"
@@ -182,7 +198,7 @@ async def test_stream_without_include_usage_hides_usage_but_still_charges(nc: Cl
 
 async def test_stream_without_upstream_usage_is_estimated(nc: Client) -> None:
     who = principal()
-    _, payload = chat_request(who, "gw-no-usage", stream=True, stream_options={"include_usage": True})
+    _, payload, _ = chat_request(who, "gw-no-usage", stream=True, stream_options={"include_usage": True})
     frames = await stream_frames(nc, payload)
     assert frames[-1].headers[FRAME_HEADER] == "end"
     assert content_of(frames) == payloads.REPLY_TEXT
@@ -197,9 +213,9 @@ async def test_cancel_takes_effect_while_the_upstream_is_silent(nc: Client, fake
     """The upstream sends two chunks and then nothing for 30 s: a cancel must not wait for it."""
     who = principal()
     aborted_before = fake.streams_aborted
-    request_id, payload = chat_request(who, "gw-stall", stream=True)
+    _, payload, call_id = chat_request(who, "gw-stall", stream=True)
     async with asyncio.timeout(10):
-        frames = await stream_frames(nc, payload, cancel_after=2, request_id=request_id)
+        frames = await stream_frames(nc, payload, cancel_after=2, call_id=call_id)
         (event,) = await usage_events(nc, who.org_id)
     assert len(frames) == 2
     assert event.data.status == "cancelled" and event.data.completion_tokens > 0
@@ -211,8 +227,8 @@ async def test_cancel_takes_effect_while_the_upstream_is_silent(nc: Client, fake
 async def test_cancel_stops_the_stream_and_charges_what_was_made(nc: Client, fake: FakeOpenAI) -> None:
     who = principal()
     aborted_before = fake.streams_aborted
-    request_id, payload = chat_request(who, "gw-slow", stream=True)
-    frames = await stream_frames(nc, payload, cancel_after=5, request_id=request_id)
+    _, payload, call_id = chat_request(who, "gw-slow", stream=True)
+    frames = await stream_frames(nc, payload, cancel_after=5, call_id=call_id)
     kinds = {f.headers[FRAME_HEADER] for f in frames}
     assert kinds == {"chunk"}  # no end frame after a cancel
     assert 5 <= len(frames) < 15 < SLOW_STREAM_CHUNKS
@@ -226,26 +242,23 @@ async def test_cancel_stops_the_stream_and_charges_what_was_made(nc: Client, fak
             await asyncio.sleep(0.05)
 
 
-async def test_unknown_model_gets_a_404_error_frame(nc: Client) -> None:
+async def test_a_route_this_router_cannot_serve_gets_a_502_error_frame(nc: Client) -> None:
     who = principal()
-    _, payload = chat_request(who, "no-such-model", stream=True)
-    (frame,) = await stream_frames(nc, payload)
-    assert frame.headers[FRAME_HEADER] == "error" and frame.headers[STATUS_HEADER] == "404"
-    error = RouteError.model_validate_json(frame.data)
-    assert error.status == 404 and error.body.error.code == "model_not_found"
-    assert "no-such-model" in error.body.error.message
-
-    _, plain = chat_request(who, "no-such-model")
-    reply = await nc.request(ROUTER_CHAT, plain, timeout=10)
-    assert reply.headers[STATUS_HEADER] == "404"
+    elsewhere = Route.model_validate({"model": "gw-chat", "targets": [{"provider": "elsewhere", "model": "x"}]})
+    for stream in (True, False):
+        call = request(who, Endpoint.CHAT, elsewhere, {"model": "gw-chat", "messages": MESSAGES, "stream": stream})
+        (frame,) = await stream_frames(nc, call.encode())
+        error = error_of(frame)
+        assert error is not None and (error.status, error.code) == (502, "router_config_mismatch")
+        assert "elsewhere" in error.message
 
 
 async def test_all_deployments_failing_reply_502_and_record_the_error(nc: Client) -> None:
     who = principal()
-    _, payload = chat_request(who, "gw-broken")
+    _, payload, _ = chat_request(who, "gw-broken")
     reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
-    assert (reply.headers[STATUS_HEADER], reply.headers[FRAME_HEADER]) == ("502", "error")
-    assert RouteError.model_validate_json(reply.data).body.error.code == "upstream_error"
+    error = error_of(reply)
+    assert error is not None and (error.status, error.code) == (502, "upstream_error")
     (event,) = await usage_events(nc, who.org_id)
     assert (event.data.status, event.data.usage_source, event.data.attempts) == ("error", "none", 2)
     assert (event.data.deployment_model, event.data.cost) == ("fail-503", Decimal(0))
@@ -253,9 +266,8 @@ async def test_all_deployments_failing_reply_502_and_record_the_error(nc: Client
 
 async def test_embeddings_answer_and_charge_input_tokens(nc: Client) -> None:
     who = principal()
-    route = EmbeddingsRouteRequest.model_validate({"request_id": uuid.uuid4().hex, "principal": who.model_dump(),
-                                                   "body": {"model": "gw-embed", "input": ["one two", "three"]}})
-    reply = await nc.request(ROUTER_EMBEDDINGS, route.model_dump_json(exclude_unset=True).encode(), timeout=10)
+    call = request(who, Endpoint.EMBEDDINGS, ROUTES["gw-embed"], {"model": "gw-embed", "input": ["one two", "three"]})
+    reply = await nc.request(ROUTER_EMBEDDINGS, call.encode(), timeout=10)
     body = orjson.loads(reply.data)
     assert reply.headers[STATUS_HEADER] == "200" and body["object"] == "list" and len(body["data"]) == 2
     (event,) = await usage_events(nc, who.org_id)
