@@ -1,66 +1,54 @@
-"""Processes the bench starts: started with their output in a log file, ready when a line
-`ready http://127.0.0.1:PORT` appears, stopped by PID (SIGTERM, wait, then SIGKILL), and
-any process they left behind found by walking /proc from that PID, never by name."""
+"""Processes the bench starts, with the launcher's supervisor and readiness poller: output in
+a log file, stopped by PID (SIGTERM, wait, then SIGKILL), and any process they left behind
+found by walking /proc from that PID, never by name."""
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-READY = re.compile(r"^ready http://127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+from bench.loop import run_loop
+from jetgate.embedded.ports import wait_for_port
+from jetgate.readiness import wait_ready
+from jetgate.supervisor import Child
 
 
 class ChildFailed(RuntimeError):
     pass
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    port: int = 0
+def start(name: str, argv: list[str], log_path: Path, *, env: dict[str, str], cwd: Path, port: int,
+          ready_timeout_s: float, http: bool) -> Child:
+    """Start `argv` with the launcher's own supervisor `Child`, then wait with the launcher's
+    readiness poller: `/ready` for a gateway (`http`), the open port for anything else."""
+    child = Child(name, argv, env, log_path, cwd)
+    child.start()
+    try:
+        if http:
+            run_loop(wait_ready(http_url=f"http://127.0.0.1:{port}", timeout=ready_timeout_s))
+        else:
+            wait_for_port(port, timeout=ready_timeout_s)
+    except TimeoutError:
+        stop(child)
+        raise ChildFailed(f"{name} not ready after {ready_timeout_s:.0f}s:\n{log_tail(log_path)}") from None
+    return child
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def start(name: str, argv: list[str], log_path: Path, *, env: dict[str, str], cwd: Path,
-          ready_timeout_s: float) -> Child:
-    """Start `argv` in its own session and wait for its ready line (which names its port)."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd, start_new_session=True)
-    child = Child(name, process, log_path)
-    deadline = time.monotonic() + ready_timeout_s
-    while True:
-        match = READY.search(log_path.read_text(errors="replace"))
-        if match:
-            child.port = int(match.group(1))
-            return child
-        if process.poll() is not None:
-            raise ChildFailed(f"{name} exited with {process.returncode}:\n{child.log_tail()}")
-        if time.monotonic() > deadline:
-            raise ChildFailed(f"{name} not ready after {ready_timeout_s:.0f}s:\n{child.log_tail()}")
-        time.sleep(0.05)
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def stop(child: Child, grace_s: float = 120.0) -> None:
     """SIGTERM the child, wait up to `grace_s`, then SIGKILL; then the same for descendants it left."""
+    if child.process is None:
+        return
     left = _descendants(child.pid)
-    _terminate(child.process, grace_s)
+    child.stop(grace_s)
     survivors = [(pid, start) for pid, start in left if _start_time(pid) == start]
     for pid, _ in survivors:
         _signal(pid, signal.SIGTERM)
@@ -70,17 +58,6 @@ def stop(child: Child, grace_s: float = 120.0) -> None:
     for pid, start in survivors:
         if _start_time(pid) == start:
             _signal(pid, signal.SIGKILL)
-
-
-def _terminate(process: subprocess.Popen[bytes], grace_s: float) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -18,7 +18,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from bench import procs
 from bench.client import Connection, Target
 from bench.loadgen import CHAT_PATH, Summary, chat_body, closed_loop, open_loop
 from bench.loop import run_loop
+from jetgate.embedded.ports import free_port
+from jetgate.supervisor import Child
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -52,12 +53,6 @@ models:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _jetgate() -> str:
     for candidate in (Path(sys.executable).parent / "jetgate", REPO / ".venv" / "bin" / "jetgate"):
         if candidate.exists():
@@ -65,18 +60,19 @@ def _jetgate() -> str:
     raise SystemExit("jetgate is not installed: run `make install` first")
 
 
-def start_upstream(workdir: Path) -> procs.Child:
-    return procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", "0"], workdir / "upstream.log",
-                       env=dict(os.environ), cwd=REPO, ready_timeout_s=15)
+def start_upstream(workdir: Path, port: int) -> Child:
+    return procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", str(port)], workdir / "upstream.log",
+                       env=dict(os.environ), cwd=REPO, port=port, ready_timeout_s=15, http=False)
 
 
-def start_gateway(workdir: Path, upstream_port: int, master_key: str) -> procs.Child:
+def start_gateway(workdir: Path, upstream_port: int, port: int, master_key: str) -> Child:
     config = workdir / "jetgate.yaml"
     config.write_text(CONFIG.format(port=upstream_port, model=MODEL))
-    env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "JETGATE_HOST": "127.0.0.1",
+    env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "JETGATE_INGRESS__HOST": "127.0.0.1",
            "BENCH_UPSTREAM_KEY": "sk-bench-" + secrets.token_hex(8)}
-    argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(_free_port())]
-    return procs.start("gateway", argv, workdir / "gateway.log", env=env, cwd=workdir, ready_timeout_s=180)
+    argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(port)]
+    return procs.start("gateway", argv, workdir / "gateway.log", env=env, cwd=workdir, port=port, ready_timeout_s=180,
+                       http=True)
 
 
 async def smoke(name: str, target: Target, stream: bool) -> None:
@@ -198,19 +194,19 @@ def main() -> None:
         parser.error("out of range: rate (0, 20000], seconds/tp-seconds (0, 600], conns (0, 1024], warmup [0, 60]")
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="jetgate-bench-"))
-    children: list[procs.Child] = []
+    children: list[Child] = []
     finished = interrupted = False
     try:
-        upstream = start_upstream(workdir)
-        children.append(upstream)
+        upstream_port = free_port()
+        children.append(start_upstream(workdir, upstream_port))
         body = chat_body(MODEL, args.stream)
-        targets = {"direct": Target(upstream.port, CHAT_PATH, body)}
+        targets = {"direct": Target(upstream_port, CHAT_PATH, body)}
         if not args.direct_only:
             master_key = "jg-bench-" + secrets.token_urlsafe(24)
             print("starting the gateway ...", flush=True)
-            gateway = start_gateway(workdir, upstream.port, master_key)
-            children.append(gateway)
-            targets["gateway"] = Target(gateway.port, CHAT_PATH, body, master_key)
+            gateway_port = free_port()
+            children.append(start_gateway(workdir, upstream_port, gateway_port, master_key))
+            targets["gateway"] = Target(gateway_port, CHAT_PATH, body, master_key)
         print(f"measuring {', '.join(targets)}{' (streaming)' if args.stream else ''}:", flush=True)
         results = run_loop(measure_until_signalled(targets, args))
         markdown, added = table(results, args)

@@ -54,6 +54,7 @@ class Child:
     argv: Sequence[str]
     env: dict[str, str]
     log_path: Path | None = None
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     crashes: int = 0
     started_at: float = 0.0
@@ -62,8 +63,9 @@ class Child:
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - owned by the child
         try:
-            self.process = subprocess.Popen(list(self.argv), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
+            self.process = subprocess.Popen(list(self.argv), env=self.env, cwd=self.cwd, stdout=out,
+                                            stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, preexec_fn=die_with_parent)
         finally:
             if out:
                 out.close()
