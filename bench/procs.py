@@ -47,7 +47,7 @@ def stop(child: Child, grace_s: float = 120.0) -> None:
     """SIGTERM the child, wait up to `grace_s`, then SIGKILL; then the same for descendants it left."""
     if child.process is None:
         return
-    left = _descendants(child.pid)
+    left = descendants(child.pid)
     child.stop(grace_s)
     survivors = [(pid, start) for pid, start in left if _start_time(pid) == start]
     for pid, _ in survivors:
@@ -78,7 +78,7 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if fields else None  # field 22: start time, tells a reused PID apart
 
 
-def _descendants(root: int) -> list[tuple[int, str]]:
+def descendants(root: int) -> list[tuple[int, str]]:
     """(pid, start time) of every process below `root`, from /proc (Linux only; else empty)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:

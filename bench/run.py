@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
-from bench import procs
+from bench import footprint, procs
 from bench.client import Connection, Target
 from bench.loadgen import CHAT_PATH, Summary, chat_body, closed_loop, open_loop
 from bench.loop import run_loop
@@ -50,6 +50,9 @@ models:
     pricing:
       input_per_million: "0.15"
       output_per_million: "0.60"
+guardrails:
+  enabled: {guardrails}
+  pii: {{email: redact, card: redact}}
 """
 
 
@@ -65,9 +68,9 @@ def start_upstream(workdir: Path, port: int) -> Child:
                        env=dict(os.environ), cwd=REPO, port=port, ready_timeout_s=15, http=False)
 
 
-def start_gateway(workdir: Path, upstream_port: int, port: int, master_key: str) -> Child:
+def start_gateway(workdir: Path, upstream_port: int, port: int, master_key: str, guardrails: bool) -> Child:
     config = workdir / "jetgate.yaml"
-    config.write_text(CONFIG.format(port=upstream_port, model=MODEL))
+    config.write_text(CONFIG.format(port=upstream_port, model=MODEL, guardrails="true" if guardrails else "false"))
     env = {**os.environ, "JETGATE_MASTER_KEY": master_key, "JETGATE_INGRESS__HOST": "127.0.0.1",
            "BENCH_UPSTREAM_KEY": "sk-bench-" + secrets.token_hex(8)}
     argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(port)]
@@ -86,14 +89,21 @@ async def smoke(name: str, target: Target, stream: bool) -> None:
         raise SystemExit(f"{name}: smoke request failed with HTTP {reply.status}: {reply.tail!r}")
 
 
-async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, dict[str, Summary]]:
+async def measure(targets: dict[str, Target], args: argparse.Namespace,
+                  pids: dict[str, int]) -> dict[str, dict[str, Summary]]:
     results: dict[str, dict[str, Summary]] = {name: {} for name in targets}
     for name, target in targets.items():
         await smoke(name, target, args.stream)
     for name, target in targets.items():
         print(f"  {name}: fixed rate {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
+        before = footprint.sample(pids[name])
         results[name]["open"] = await open_loop(target, rate=args.rate, seconds=args.seconds, warmup_s=args.warmup,
                                                 timeout_s=args.timeout, stream=args.stream)
+        after = footprint.sample(pids[name])
+        sent = round(args.rate * (args.seconds + args.warmup))
+        cpu = footprint.per_request(before, after, sent)
+        print(f"    CPU ms per request: {cpu} (sum {sum(cpu.values()):.3f}); RSS MB: "
+              f"{ {part: round(p.rss_mb) for part, p in after.items()} }", flush=True)
     for name, target in targets.items():
         print(f"  {name}: {args.conns} connections for {args.tp_seconds:g}s ...", flush=True)
         await closed_loop(target, conns=args.conns, seconds=args.warmup, timeout_s=args.timeout, stream=args.stream)
@@ -102,14 +112,14 @@ async def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[
     return results
 
 
-async def measure_until_signalled(targets: dict[str, Target], args: argparse.Namespace
+async def measure_until_signalled(targets: dict[str, Target], args: argparse.Namespace, pids: dict[str, int]
                                   ) -> dict[str, dict[str, Summary]]:
     """`measure`, cancelled cleanly by SIGTERM (the loop's own handler turns SIGINT into KeyboardInterrupt)."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await measure(targets, args)
+        return await measure(targets, args, pids)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _interrupt)
@@ -188,6 +198,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument("--stream", action="store_true", help='"stream": true with include_usage')
     parser.add_argument("--direct-only", action="store_true", help="skip the gateway")
+    parser.add_argument("--no-guardrails", action="store_true", help="guardrails off in the gateway's config "
+                        "(its stage left out of the pipeline): what that hop costs")
     args = parser.parse_args()
     if not (0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 0 < args.tp_seconds <= 600
             and 0 < args.conns <= 1024 and 0 <= args.warmup <= 60):
@@ -199,16 +211,18 @@ def main() -> None:
     try:
         upstream_port = free_port()
         children.append(start_upstream(workdir, upstream_port))
+        pids = {"direct": children[-1].pid}
         body = chat_body(MODEL, args.stream)
         targets = {"direct": Target(upstream_port, CHAT_PATH, body)}
         if not args.direct_only:
             master_key = "jg-bench-" + secrets.token_urlsafe(24)
             print("starting the gateway ...", flush=True)
             gateway_port = free_port()
-            children.append(start_gateway(workdir, upstream_port, gateway_port, master_key))
+            children.append(start_gateway(workdir, upstream_port, gateway_port, master_key, not args.no_guardrails))
+            pids["gateway"] = children[-1].pid
             targets["gateway"] = Target(gateway_port, CHAT_PATH, body, master_key)
         print(f"measuring {', '.join(targets)}{' (streaming)' if args.stream else ''}:", flush=True)
-        results = run_loop(measure_until_signalled(targets, args))
+        results = run_loop(measure_until_signalled(targets, args, pids))
         markdown, added = table(results, args)
         print("\n" + markdown + "\n")
         print(f"written: {write_json(results, added, args).relative_to(REPO)}")

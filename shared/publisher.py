@@ -42,7 +42,9 @@ class EventPublisher:
         delay = settings.retry_delay_s
         for attempt in range(1, settings.attempts + 1):
             try:
-                ack = await self._js.publish_async(subject, data, headers=headers, wait_stall=settings.ack_timeout_s)
+                # no stall timeout here: nats-py would wrap the wait in a task of its own for every
+                # event; the publisher's own bound (max_pending) keeps the in-flight count in check
+                ack = await self._js.publish_async(subject, data, headers=headers)
                 await asyncio.wait_for(ack, settings.ack_timeout_s)
                 EVENTS_PUBLISHED.labels(event.type, "ok").inc()
                 return

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
-from shared.metrics_server import start_metrics_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.clickhouse_store import ClickHouseStore
@@ -23,6 +22,7 @@ from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
 from shared.events import KeyEvent, RequestEvent, UsageEvent
+from shared.metrics_server import start_metrics_server
 from shared.settings import Settings
 from shared.subjects import (
     ACCOUNTING_QUEUE,

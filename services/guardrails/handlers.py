@@ -7,12 +7,12 @@ import asyncio
 import logging
 
 from nats.aio.msg import Msg
-from shared.metrics_server import start_metrics_server
 
 from services.guardrails.checks import Policy
 from services.guardrails.stage import checked_body
 from shared.bus import connect
 from shared.config import load_config
+from shared.metrics_server import start_metrics_server
 from shared.pipeline import Stage, served_by
 from shared.protocol import Call, forward
 from shared.settings import Settings

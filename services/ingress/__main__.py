@@ -25,7 +25,8 @@ def main(settings: Settings | None = None) -> None:
     install_event_loop()
     config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http="httptools",
                             loop="none", lifespan="on", access_log=False, log_config=None,
-                            timeout_graceful_shutdown=int(settings.ingress.graceful_shutdown_s), server_header=False)
+                            timeout_graceful_shutdown=int(settings.ingress.graceful_shutdown_s), server_header=False,
+                            proxy_headers=False)  # the client address is not read: no per-request header walk
     _Server(config).run()
 
 
