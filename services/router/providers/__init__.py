@@ -11,10 +11,11 @@ from services.router.http_client import UpstreamHttp
 from services.router.providers.base import Provider, ProviderConfig
 from services.router.providers.mock import MockProvider
 from services.router.providers.openai import OpenAIProvider
+from services.router.providers.openai.presets import PRESETS
 from shared.config import GatewayConfig, ProviderEntry
 
 PROVIDER_TYPES: dict[str, type[Provider[Any]]] = {
-    "openai": OpenAIProvider,
+    **dict.fromkeys(PRESETS, OpenAIProvider),  # openai, groq, xai, mistral, ... as presets of one adapter
     "mock": MockProvider,
 }
 

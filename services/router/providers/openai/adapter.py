@@ -43,6 +43,8 @@ class OpenAIProvider(Provider[OpenAIConfig]):
         self._base = config.base_url.rstrip("/")
         self._timeouts = UpstreamTimeouts(config.timeout_s, config.connect_timeout_s)
         self._headers = {"content-type": "application/json", **config.headers}
+        self._drop_fields = tuple(config.drop_fields or ())
+        self._drop_message_fields = frozenset(config.drop_message_fields or ())
         secret = resolve_secret(config.api_key)
         if secret is not None:
             self._headers["authorization"] = f"Bearer {secret.get_secret_value()}"
@@ -59,8 +61,19 @@ class OpenAIProvider(Provider[OpenAIConfig]):
         usage = answer.get("usage") if isinstance(answer, dict) else None
         return Completion(response.content, _usage(usage))
 
+    def _body(self, call: ChatCall) -> dict[str, Any]:
+        """The client's body for this upstream: the deployment's model name, and without the
+        fields this upstream refuses (its preset's quirks, or the entry's own list)."""
+        body = {**call.body, "model": call.model}
+        for field in self._drop_fields:
+            body.pop(field, None)
+        if self._drop_message_fields and isinstance(body.get("messages"), list):
+            body["messages"] = [{k: v for k, v in m.items() if k not in self._drop_message_fields}
+                                if isinstance(m, dict) else m for m in body["messages"]]
+        return body
+
     async def chat(self, call: ChatCall) -> Completion:
-        return await self._post("/chat/completions", {**call.body, "model": call.model})
+        return await self._post("/chat/completions", self._body(call))
 
     async def embeddings(self, call: EmbeddingsCall) -> Completion:
         return await self._post("/embeddings", {**call.body, "model": call.model})
@@ -68,8 +81,11 @@ class OpenAIProvider(Provider[OpenAIConfig]):
     async def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
         # usage is always asked for, so every stream is charged; the router drops the
         # usage chunk when the client did not ask for it
-        payload = {**call.body, "model": call.model, "stream": True,
-                   "stream_options": {**(call.body.get("stream_options") or {}), "include_usage": True}}
+        payload = {**self._body(call), "stream": True}
+        if self.config.stream_usage:
+            payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
+        else:
+            payload.pop("stream_options", None)
         async with self.http.stream(self.name, self._base + "/chat/completions", orjson.dumps(payload),
                                     self._headers, self._timeouts) as response:
             if response.status >= 400:

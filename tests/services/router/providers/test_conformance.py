@@ -19,15 +19,21 @@ from services.router.providers import PROVIDER_TYPES, build_provider
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
+from services.router.providers.openai.presets import PRESETS
 from tests.fakes.openai_upstream import FakeOpenAI
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
 
 # provider type -> (config for this suite, the model name to ask for)
+def _compatible(preset: str) -> Callable[[FakeOpenAI], tuple[ProviderConfig, str]]:
+    # the fake speaks OpenAI: it streams usage only when asked, as OpenAI does
+    return lambda fake: (OpenAIConfig(name=f"conformance-{preset}", type=preset, base_url=fake.base_url, timeout_s=10,
+                                      stream_usage=True), "gpt-4o-mini")
+
+
 CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[ProviderConfig, str]]] = {
-    "openai": lambda fake: (OpenAIConfig(name="conformance-openai", base_url=fake.base_url, timeout_s=10),
-                            "gpt-4o-mini"),
+    **{preset: _compatible(preset) for preset in PRESETS},
     "mock": lambda fake: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
 }
 
