@@ -2,13 +2,14 @@
 deployment's model name), the answer comes back as is; only usage is read from it."""
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
 
 from services.router.http_client import UpstreamHttp, UpstreamTimeouts
-from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.providers.base import C, ChatCall, Chunk, Completion, EmbeddingsCall, Provider
 from services.router.providers.openai.config import OpenAIConfig
 from services.router.providers.openai.errors import error_from_response, error_mid_stream
 from services.router.sse import read_sse
@@ -35,23 +36,32 @@ def chunk_text(chunk: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-class OpenAIProvider(Provider[OpenAIConfig]):
-    config_model = OpenAIConfig
+class OpenAIWire(Provider[C]):
+    """The OpenAI wire protocol: the client's body out (the deployment's model name, the
+    upstream's quirks applied), the answer back as is, usage read from it. Subclasses say
+    where a call goes (`url`) and how it is authenticated (`auth_headers`)."""
 
-    def __init__(self, config: OpenAIConfig, http: UpstreamHttp) -> None:
+    def __init__(self, config: C, http: UpstreamHttp, *, timeouts: UpstreamTimeouts, headers: dict[str, str],
+                 stream_usage: bool = True, drop_fields: frozenset[str] | None = None,
+                 drop_message_fields: frozenset[str] | None = None) -> None:
         super().__init__(config, http)
-        self._base = config.base_url.rstrip("/")
-        self._timeouts = UpstreamTimeouts(config.timeout_s, config.connect_timeout_s)
-        self._headers = {"content-type": "application/json", **config.headers}
-        self._drop_fields = tuple(config.drop_fields or ())
-        self._drop_message_fields = frozenset(config.drop_message_fields or ())
-        secret = resolve_secret(config.api_key)
-        if secret is not None:
-            self._headers["authorization"] = f"Bearer {secret.get_secret_value()}"
+        self._timeouts = timeouts
+        self._headers = {"content-type": "application/json", **headers}
+        self._stream_usage = stream_usage
+        self._drop_fields = tuple(drop_fields or ())
+        self._drop_message_fields = frozenset(drop_message_fields or ())
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> Completion:
-        response = await self.http.post(self.name, self._base + path, orjson.dumps(payload), self._headers,
-                                        self._timeouts)
+    @abstractmethod
+    def url(self, path: str, model: str) -> str:
+        """Where a call for `path` (`/chat/completions`, `/embeddings`) to `model` goes."""
+
+    async def auth_headers(self) -> Mapping[str, str]:
+        """Headers of every call: the static ones, credentials included, unless overridden."""
+        return self._headers
+
+    async def _post(self, path: str, payload: dict[str, Any], model: str) -> Completion:
+        response = await self.http.post(self.name, self.url(path, model), orjson.dumps(payload),
+                                        await self.auth_headers(), self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
         try:
@@ -73,21 +83,21 @@ class OpenAIProvider(Provider[OpenAIConfig]):
         return body
 
     async def chat(self, call: ChatCall) -> Completion:
-        return await self._post("/chat/completions", self._body(call))
+        return await self._post("/chat/completions", self._body(call), call.model)
 
     async def embeddings(self, call: EmbeddingsCall) -> Completion:
-        return await self._post("/embeddings", {**call.body, "model": call.model})
+        return await self._post("/embeddings", {**call.body, "model": call.model}, call.model)
 
     async def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
         # usage is always asked for, so every stream is charged; the router drops the
         # usage chunk when the client did not ask for it
         payload = {**self._body(call), "stream": True}
-        if self.config.stream_usage:
+        if self._stream_usage:
             payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
         else:
             payload.pop("stream_options", None)
-        async with self.http.stream(self.name, self._base + "/chat/completions", orjson.dumps(payload),
-                                    self._headers, self._timeouts) as response:
+        async with self.http.stream(self.name, self.url("/chat/completions", call.model), orjson.dumps(payload),
+                                    await self.auth_headers(), self._timeouts) as response:
             if response.status >= 400:
                 raise error_from_response(self.name, response.status, await response.read(), response.headers)
             async for event in read_sse(response.lines()):
@@ -102,3 +112,22 @@ class OpenAIProvider(Provider[OpenAIConfig]):
                 usage = _usage(parsed.get("usage"))
                 yield Chunk(event.data.encode(), usage, chunk_text(parsed),
                             usage_only=usage is not None and not parsed.get("choices"))
+
+
+class OpenAIProvider(OpenAIWire[OpenAIConfig]):
+    """Any OpenAI-compatible API, by preset (services/router/providers/openai/presets.py)."""
+
+    config_model = OpenAIConfig
+
+    def __init__(self, config: OpenAIConfig, http: UpstreamHttp) -> None:
+        headers = dict(config.headers)
+        secret = resolve_secret(config.api_key)
+        if secret is not None:
+            headers["authorization"] = f"Bearer {secret.get_secret_value()}"
+        super().__init__(config, http, timeouts=UpstreamTimeouts(config.timeout_s, config.connect_timeout_s),
+                         headers=headers, stream_usage=bool(config.stream_usage), drop_fields=config.drop_fields,
+                         drop_message_fields=config.drop_message_fields)
+        self._base = config.base_url.rstrip("/")
+
+    def url(self, path: str, model: str) -> str:
+        return self._base + path

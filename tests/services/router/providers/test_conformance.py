@@ -1,14 +1,15 @@
 """One conformance suite for every provider type in the registry.
 
-Each adapter must answer in OpenAI's shapes whatever its upstream is: the `openai`
-adapter talks to a real fake-OpenAI server over HTTP, the `mock` adapter answers locally.
+Each adapter must answer in OpenAI's shapes whatever its upstream is: the OpenAI-compatible
+presets talk to a real fake-OpenAI server over HTTP, `azure` to a fake Azure OpenAI, the
+`mock` adapter answers locally.
 A provider type added to PROVIDER_TYPES without a config here fails the first test.
 """
 from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -16,26 +17,44 @@ import pytest
 
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider
+from services.router.providers.azure import AzureConfig
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
 from services.router.providers.openai.presets import PRESETS
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.azure_upstream import FakeAzure
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
 
-# provider type -> (config for this suite, the model name to ask for)
-def _compatible(preset: str) -> Callable[[FakeOpenAI], tuple[ProviderConfig, str]]:
+AZURE_KEY = "conformance-azure-key"
+Factory = Callable[[pytest.FixtureRequest], tuple[ProviderConfig, str]]
+
+
+def _fake(request: pytest.FixtureRequest, name: str) -> Any:
+    return request.getfixturevalue(name)
+
+
+def _compatible(preset: str) -> Factory:
     # the fake speaks OpenAI: it streams usage only when asked, as OpenAI does
-    return lambda fake: (OpenAIConfig(name=f"conformance-{preset}", type=preset, base_url=fake.base_url, timeout_s=10,
-                                      stream_usage=True), "gpt-4o-mini")
+    return lambda request: (OpenAIConfig(name=f"conformance-{preset}", type=preset, base_url=_fake(request, "fake").base_url,
+                                         timeout_s=10, stream_usage=True), "gpt-4o-mini")
 
 
-CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[ProviderConfig, str]]] = {
+# provider type -> (config for this suite, the model name to ask for), given the test's fixtures
+CONFIGS: dict[str, Factory] = {
     **{preset: _compatible(preset) for preset in PRESETS},
-    "mock": lambda fake: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+    "mock": lambda request: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+    "azure": lambda request: (AzureConfig(name="conformance-azure", endpoint=_fake(request, "azure_fake").endpoint,
+                                          api_key="env:CONFORMANCE_AZURE_KEY", timeout_s=10), "gpt-4o-mini"),
 }
+
+
+@pytest.fixture
+def azure_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
+    monkeypatch.setenv("CONFORMANCE_AZURE_KEY", AZURE_KEY)
+    with FakeAzure(api_key=AZURE_KEY) as server:
+        yield server
 
 
 def test_every_registered_provider_type_is_in_the_suite() -> None:
@@ -43,8 +62,8 @@ def test_every_registered_provider_type_is_in_the_suite() -> None:
 
 
 @pytest.fixture(params=sorted(PROVIDER_TYPES))
-def adapter(request: pytest.FixtureRequest, fake: FakeOpenAI, http: UpstreamHttp) -> tuple[Provider[Any], str]:
-    config, model = CONFIGS[request.param](fake)
+def adapter(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+    config, model = CONFIGS[request.param](request)
     provider = build_provider(config, http)
     assert provider.name == config.name
     return provider, model
