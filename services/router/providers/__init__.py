@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.router.http_client import UpstreamHttp
+from services.router.providers.anthropic import AnthropicProvider
 from services.router.providers.base import Provider, ProviderConfig
 from services.router.providers.mock import MockProvider
 from services.router.providers.openai import OpenAIProvider
@@ -16,6 +17,7 @@ from shared.config import GatewayConfig, ProviderEntry
 PROVIDER_TYPES: dict[str, type[Provider[Any]]] = {
     "openai": OpenAIProvider,
     "mock": MockProvider,
+    "anthropic": AnthropicProvider,
 }
 
 
