@@ -31,9 +31,12 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
 
-def _refuse(provider: str, message: str, param: str | None = None) -> InvalidRequest:
-    return InvalidRequest(f"{message} (provider {provider} speaks the Anthropic Messages API)", param=param,
-                          code="unsupported_parameter")
+def _refuse(provider: str, message: str, param: str | None = None, code: str = "unsupported_parameter") -> InvalidRequest:
+    return InvalidRequest(f"{message} (provider {provider} speaks the Anthropic Messages API)", param=param, code=code)
+
+
+def _invalid(provider: str, message: str, param: str) -> InvalidRequest:
+    return _refuse(provider, message, param, code="invalid_request")
 
 
 class RequestTranslator:
@@ -126,12 +129,12 @@ class RequestTranslator:
     # -- messages ------------------------------------------------------------------------
     def _messages(self, messages: Any) -> tuple[list[Json], list[Json]]:
         if not isinstance(messages, list):
-            raise InvalidRequest("`messages` must be a list.", param="messages")
+            raise _invalid(self._provider, "`messages` must be a list.", "messages")
         system: list[Json] = []
         turns: list[Json] = []
         for index, message in enumerate(messages):
             if not isinstance(message, dict):
-                raise InvalidRequest("Each message must be an object.", param=f"messages[{index}]")
+                raise _invalid(self._provider, "Each message must be an object.", f"messages[{index}]")
             role = message.get("role")
             where = f"messages[{index}]"
             if role in ("system", "developer"):
@@ -158,7 +161,7 @@ class RequestTranslator:
                     raise _refuse(self._provider, "only text parts are supported here", f"{where}.content[{index}]")
                 blocks.append(_text_block(part))
             return blocks
-        raise InvalidRequest("Message content must be a string or a list of parts.", param=f"{where}.content")
+        raise _invalid(self._provider, "Message content must be a string or a list of parts.", f"{where}.content")
 
     def _user_blocks(self, content: Any, where: str) -> list[Json]:
         if not isinstance(content, list):
@@ -179,7 +182,7 @@ class RequestTranslator:
         image = part.get("image_url")
         url = image.get("url") if isinstance(image, dict) else image
         if not isinstance(url, str):
-            raise InvalidRequest("An image_url part needs a url.", param=f"{where}.image_url")
+            raise _invalid(self._provider, "An image_url part needs a url.", f"{where}.image_url")
         if url.startswith(("http://", "https://")):
             return {"type": "image", "source": {"type": "url", "url": url}}
         match = _DATA_URL.match(url)
@@ -196,22 +199,22 @@ class RequestTranslator:
         for index, call in enumerate(message.get("tool_calls") or ()):
             function = call.get("function") if isinstance(call, dict) else None
             if not isinstance(function, dict) or not isinstance(call.get("id"), str):
-                raise InvalidRequest("A tool call needs an id and a function.", param=f"{where}.tool_calls[{index}]")
+                raise _invalid(self._provider, "A tool call needs an id and a function.", f"{where}.tool_calls[{index}]")
             arguments = function.get("arguments") or "{}"
             try:
                 parsed = orjson.loads(arguments)
             except orjson.JSONDecodeError:
                 parsed = None
             if not isinstance(parsed, dict):
-                raise InvalidRequest("Tool call arguments must be a JSON object.",
-                                     param=f"{where}.tool_calls[{index}].function.arguments")
+                raise _invalid(self._provider, "Tool call arguments must be a JSON object.",
+                               f"{where}.tool_calls[{index}].function.arguments")
             blocks.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": parsed})
         return blocks
 
     def _tool_result(self, message: Json, where: str) -> Json:
         call_id = message.get("tool_call_id")
         if not isinstance(call_id, str):
-            raise InvalidRequest("A tool message needs a tool_call_id.", param=f"{where}.tool_call_id")
+            raise _invalid(self._provider, "A tool message needs a tool_call_id.", f"{where}.tool_call_id")
         content = message.get("content")
         result: Json = {"type": "tool_result", "tool_use_id": call_id}
         if isinstance(content, str):
