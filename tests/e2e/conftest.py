@@ -1,5 +1,6 @@
 """One gateway for the end-to-end tests, on servers of its own (so the service-level
-tests' consumers never share its durable consumers), in front of a fake OpenAI."""
+tests' consumers never share its durable consumers), in front of a fake OpenAI and a fake
+Anthropic."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +18,7 @@ from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
 from tests.e2e.gateway import Gateway, gateway_env
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
@@ -24,7 +26,7 @@ PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
 
 
-def _config(fake: FakeOpenAI) -> dict[str, Any]:
+def _config(fake: FakeOpenAI, anthropic: FakeAnthropic) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -36,6 +38,8 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             {"name": "fake", "type": "openai", "base_url": fake.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
             {"name": "down", "type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
              "api_key": "env:FAKE_UPSTREAM_KEY", "connect_timeout_s": 2},
+            {"name": "claude", "type": "anthropic", "base_url": anthropic.base_url, "api_key": "env:FAKE_UPSTREAM_KEY",
+             "default_max_tokens": 1024},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -48,6 +52,12 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             model("slow-stream", "slow-stream"),
             model("text-embedding-3-small", "text-embedding-3-small", mode="embedding"),
             model("unreachable", "gpt-4o-mini", provider="down"),
+            model("claude-sonnet", "claude-sonnet-4-5", provider="claude"),
+            model("claude-cached", "cache-hit", provider="claude"),
+            model("claude-too-long", "too-long", provider="claude"),
+            model("claude-embeddings", "claude-sonnet-4-5", provider="claude", mode="embedding"),  # Anthropic has none
+            {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers
+             "deployments": [{"provider": "claude", "model": "fail-529"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},
@@ -61,7 +71,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> Iterator[Gateway]:
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(expected_api_key=UPSTREAM_KEY, retry_after_s=7) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI,
+            fake_anthropic: FakeAnthropic) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("gateway")
     nats = EmbeddedNats(root / "nats")
     postgres = EmbeddedPostgres(root / "pg" / "data")
@@ -71,7 +88,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -
         postgres.start()
         upgrade(postgres.url)
         config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai)))
+        config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic)))
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
         gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.router.http_client import UpstreamHttp
+from services.router.providers.anthropic import AnthropicProvider
 from services.router.providers.azure import AzureProvider
 from services.router.providers.base import Provider, ProviderConfig
 from services.router.providers.mock import MockProvider
@@ -19,6 +20,7 @@ PROVIDER_TYPES: dict[str, type[Provider[Any]]] = {
     **dict.fromkeys(PRESETS, OpenAIProvider),  # openai, groq, xai, mistral, ... as presets of one adapter
     "azure": AzureProvider,
     "mock": MockProvider,
+    "anthropic": AnthropicProvider,
 }
 
 

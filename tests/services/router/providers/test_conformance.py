@@ -2,8 +2,9 @@
 
 Each adapter must answer in OpenAI's shapes whatever its upstream is: the OpenAI-compatible
 presets talk to a real fake-OpenAI server over HTTP, `azure` to a fake Azure OpenAI, the
-`mock` adapter answers locally.
-A provider type added to PROVIDER_TYPES without a config here fails the first test.
+`anthropic` adapter to a real fake Anthropic server, the `mock` adapter answers locally. A provider type added to
+PROVIDER_TYPES without a config here fails the first test. Types whose upstream has no
+embeddings (NO_EMBEDDINGS) must refuse them with a clear 400 instead.
 """
 from __future__ import annotations
 
@@ -17,37 +18,40 @@ import pytest
 
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider
+from services.router.providers.anthropic import AnthropicConfig
 from services.router.providers.azure import AzureConfig
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
 from services.router.providers.openai.presets import PRESETS
+from shared.errors import GatewayError
 from tests.fakes.azure_upstream import FakeAzure
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
 
-AZURE_KEY = "conformance-azure-key"
+# provider type -> (config for this suite, the model name to ask for); fakes are fixtures
+# of tests/services/router/conftest.py, started only for the types that use them
 Factory = Callable[[pytest.FixtureRequest], tuple[ProviderConfig, str]]
-
-
-def _fake(request: pytest.FixtureRequest, name: str) -> Any:
-    return request.getfixturevalue(name)
+AZURE_KEY = "conformance-azure-key"
 
 
 def _compatible(preset: str) -> Factory:
     # the fake speaks OpenAI: it streams usage only when asked, as OpenAI does
-    return lambda request: (OpenAIConfig(name=f"conformance-{preset}", type=preset, base_url=_fake(request, "fake").base_url,
-                                         timeout_s=10, stream_usage=True), "gpt-4o-mini")
+    return lambda fixtures: (OpenAIConfig(name=f"conformance-{preset}", type=preset, timeout_s=10, stream_usage=True,
+                                          base_url=fixtures.getfixturevalue("fake").base_url), "gpt-4o-mini")
 
 
-# provider type -> (config for this suite, the model name to ask for), given the test's fixtures
 CONFIGS: dict[str, Factory] = {
     **{preset: _compatible(preset) for preset in PRESETS},
-    "mock": lambda request: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
-    "azure": lambda request: (AzureConfig(name="conformance-azure", endpoint=_fake(request, "azure_fake").endpoint,
-                                          api_key="env:CONFORMANCE_AZURE_KEY", timeout_s=10), "gpt-4o-mini"),
+    "azure": lambda fixtures: (AzureConfig(name="conformance-azure", endpoint=fixtures.getfixturevalue("azure_fake").endpoint,
+                                           api_key="env:CONFORMANCE_AZURE_KEY", timeout_s=10), "gpt-4o-mini"),
+    "anthropic": lambda fixtures: (AnthropicConfig(name="conformance-anthropic", timeout_s=10,
+                                                   base_url=fixtures.getfixturevalue("fake_anthropic").base_url),
+                                   "claude-sonnet-4-5"),
+    "mock": lambda fixtures: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
 }
+NO_EMBEDDINGS = {"anthropic"}
 
 
 @pytest.fixture
@@ -59,14 +63,29 @@ def azure_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
 
 def test_every_registered_provider_type_is_in_the_suite() -> None:
     assert set(CONFIGS) == set(PROVIDER_TYPES)
+    assert set(PROVIDER_TYPES) >= NO_EMBEDDINGS
 
 
-@pytest.fixture(params=sorted(PROVIDER_TYPES))
-def adapter(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+def _build(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
     config, model = CONFIGS[request.param](request)
     provider = build_provider(config, http)
     assert provider.name == config.name
     return provider, model
+
+
+@pytest.fixture(params=sorted(PROVIDER_TYPES))
+def adapter(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+    return _build(request, http)
+
+
+@pytest.fixture(params=sorted(set(PROVIDER_TYPES) - NO_EMBEDDINGS))
+def embedder(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+    return _build(request, http)
+
+
+@pytest.fixture(params=sorted(NO_EMBEDDINGS))
+def non_embedder(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+    return _build(request, http)
 
 
 async def test_chat_returns_a_chat_completion_with_usage(adapter: tuple[Provider[Any], str]) -> None:
@@ -123,8 +142,8 @@ async def test_chat_stream_usage_matches_plain_chat(adapter: tuple[Provider[Any]
     assert streamed.completion_tokens == plain.usage.completion_tokens
 
 
-async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider[Any], str]) -> None:
-    provider, model = adapter
+async def test_embeddings_return_a_list_of_float_vectors(embedder: tuple[Provider[Any], str]) -> None:
+    provider, model = embedder
     inputs = ["first text", "second, longer text"]
     done = await provider.embeddings(EmbeddingsCall({"model": "x", "input": inputs, "dimensions": DIMENSIONS}, model))
 
@@ -141,8 +160,8 @@ async def test_embeddings_return_a_list_of_float_vectors(adapter: tuple[Provider
     assert done.usage.total_tokens == done.usage.prompt_tokens
 
 
-async def test_embeddings_in_base64_decode_to_the_float_vectors(adapter: tuple[Provider[Any], str]) -> None:
-    provider, model = adapter
+async def test_embeddings_in_base64_decode_to_the_float_vectors(embedder: tuple[Provider[Any], str]) -> None:
+    provider, model = embedder
     request = {"model": "x", "input": "one text", "dimensions": DIMENSIONS}
     floats = await provider.embeddings(EmbeddingsCall(request, model))
     encoded = await provider.embeddings(EmbeddingsCall({**request, "encoding_format": "base64"}, model))
@@ -154,3 +173,12 @@ async def test_embeddings_in_base64_decode_to_the_float_vectors(adapter: tuple[P
     decoded = list(struct.unpack(f"<{DIMENSIONS}f", raw))
     assert decoded == pytest.approx(orjson.loads(floats.raw)["data"][0]["embedding"], abs=1e-6)
     assert encoded.usage is not None and encoded.usage.prompt_tokens == floats.usage.prompt_tokens  # type: ignore[union-attr]
+
+
+async def test_embeddings_without_an_upstream_endpoint_are_a_clear_400(non_embedder: tuple[Provider[Any], str]) -> None:
+    provider, model = non_embedder
+    with pytest.raises(GatewayError) as caught:
+        await provider.embeddings(EmbeddingsCall({"model": "x", "input": "one text"}, model))
+    error = caught.value
+    assert (error.status, error.code, error.retryable) == (400, "unsupported_endpoint", False)
+    assert provider.name in error.message and error.body().error.type == "invalid_request_error"

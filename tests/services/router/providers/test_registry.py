@@ -8,6 +8,7 @@ import pytest
 
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider, check_providers, parse_provider
+from services.router.providers.anthropic import AnthropicConfig, AnthropicProvider
 from services.router.providers.mock import MockConfig, MockProvider
 from services.router.providers.openai import OpenAIConfig, OpenAIProvider
 from shared.config import GatewayConfig, ProviderEntry
@@ -34,14 +35,18 @@ def test_each_type_is_validated_by_its_own_config_model() -> None:
     assert isinstance(up, OpenAIConfig) and up.api_key == "env:UP_KEY" and up.headers == {"x-org": "a"}
     assert up.timeout_s == 600  # reasoning models: minutes before the first token
     assert isinstance(parse_provider(entry(name="local", type="mock")), MockConfig)
+    claude = parse_provider(entry(name="claude", type="anthropic", api_key="env:ANTHROPIC_API_KEY"))
+    assert isinstance(claude, AnthropicConfig) and claude.base_url == "https://api.anthropic.com"
+    assert claude.anthropic_version == "2023-06-01" and claude.default_max_tokens == 4096 and claude.timeout_s == 600
 
 
 async def test_the_registry_builds_the_adapter_of_each_type() -> None:
     http = UpstreamHttp()
     assert isinstance(build_provider(parse_provider(openai()), http), OpenAIProvider)
     assert isinstance(build_provider(parse_provider(entry(name="m", type="mock")), http), MockProvider)
+    assert isinstance(build_provider(parse_provider(entry(name="c", type="anthropic")), http), AnthropicProvider)
     assert {"openai", "groq", "xai", "mistral", "deepseek", "openrouter", "together", "fireworks", "ollama", "vllm",
-            "lmstudio", "mock"} <= set(PROVIDER_TYPES)
+            "lmstudio", "azure", "anthropic", "mock"} <= set(PROVIDER_TYPES)
     await http.close()
 
 
@@ -58,3 +63,6 @@ def test_inline_secret_is_refused_without_being_echoed() -> None:
     """The error is logged at startup: it must not carry the key it refuses."""
     message = refused(openai(api_key=INLINE_KEY))
     assert "by reference" in message and INLINE_KEY not in message
+    message = refused(entry(name="claude", type="anthropic", api_key=INLINE_KEY))
+    assert "by reference" in message and INLINE_KEY not in message
+    assert "default_max_tokens" in refused(entry(name="claude", type="anthropic", default_max_tokens=0))

@@ -52,6 +52,7 @@ def test_an_unknown_type_names_the_known_ones() -> None:
 
 
 async def test_groq_never_receives_the_fields_it_refuses(fake: FakeOpenAI, http: UpstreamHttp) -> None:
+    fake.clear()
     adapter = OpenAIProvider(preset("groq", base_url=fake.base_url), http)
     body = {"model": "gw", "messages": MESSAGES, "logprobs": True, "top_logprobs": 2, "logit_bias": {"1": 2},
             "temperature": 0.2}
