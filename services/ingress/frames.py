@@ -37,12 +37,15 @@ class Inboxes:
         self._queues: dict[str, Frames] = {}
         self._numbers = itertools.count()
         self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
 
     async def open(self) -> tuple[str, Frames]:
         if self._sub is None:
-            # no pending limits: a large reply's parts must never be dropped as a slow consumer
-            self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_frame,
-                                                 pending_msgs_limit=0, pending_bytes_limit=0)
+            async with self._subscribing:  # calls arriving together subscribe once
+                if self._sub is None:
+                    # no pending limits: a large reply's parts must never be dropped as a slow consumer
+                    self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_frame,
+                                                         pending_msgs_limit=0, pending_bytes_limit=0)
         inbox = f"{self._prefix}.{next(self._numbers)}"
         frames: Frames = asyncio.Queue()
         self._queues[inbox] = frames

@@ -15,7 +15,7 @@ from shared.bus import connect
 from shared.errors import ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageEvent
 from shared.pipeline import Stage
-from shared.protocol import CancelRequest, Lease, send_chunk, send_end, send_error, send_reply
+from shared.protocol import Call, CancelRequest, Lease, send_chunk, send_end, send_error, send_reply
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens
@@ -307,3 +307,22 @@ async def test_a_client_that_leaves_cancels_its_call_at_the_routers(worker_nc: C
         await pipeline.call(call, gone.wait)
     cancel = await asyncio.wait_for(cancels.get(), 5)
     assert cancel.call_id == call.envelope.call_id
+
+
+async def test_calls_made_together_share_one_subscription_and_get_their_own_answers(
+        worker_nc: Client, nats_url: str) -> None:
+    client = await connect(nats_url, "ingress-tests-together")
+    pipeline = PipelineClient(client, SHORT)
+    call = make_call([Stage.ROUTER])
+
+    async def echo(msg: Msg) -> None:
+        assert msg.reply
+        # in parts: a frame delivered twice (two subscriptions) would show in the joined body
+        await send_reply(worker_nc, msg.reply, Call.decode(msg.data).envelope.request_id.encode() * 20,
+                         frame_bytes=100)
+
+    await stand_in(worker_nc, call.subject(), echo)
+    calls = [make_call([Stage.ROUTER]) for _ in range(20)]
+    replies = await asyncio.gather(*(pipeline.call(c) for c in calls))  # the first ones race to subscribe
+    assert [r.body.decode() for r in replies] == [c.envelope.request_id * 20 for c in calls]
+    await client.close()
