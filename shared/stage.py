@@ -52,6 +52,7 @@ class StageServer:
         self._heartbeat_s = heartbeat_s
         self._leases: set[Lease] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
 
     async def start(self) -> None:
         for endpoint in served_by(self._stage):
@@ -106,19 +107,18 @@ class StageServer:
             self._leases.add(lease)  # held from the moment it is taken
             return lease
 
-        if not self._concurrent:
-            async def in_turn(msg: Msg) -> None:
-                lease = take(msg)
-                if lease is not None:
-                    await serve(msg, lease)
-
-            return in_turn
+        async def in_turn(msg: Msg, lease: Lease) -> None:
+            async with self._turn:  # FIFO: calls run one after another, in arrival order
+                await serve(msg, lease)
 
         async def spawn(msg: Msg) -> None:
+            # taken (and heartbeating) on arrival, also while it waits for its turn: a call
+            # queued behind others is held, not silent
             lease = take(msg)
             if lease is None:
                 return
-            task = asyncio.get_running_loop().create_task(serve(msg, lease))
+            task = asyncio.get_running_loop().create_task(
+                serve(msg, lease) if self._concurrent else in_turn(msg, lease))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

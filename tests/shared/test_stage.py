@@ -141,3 +141,36 @@ async def test_a_held_call_hears_heartbeats_and_a_quick_one_none(stage_nc: Clien
     assert frame_of(quick) == Frame.REPLY  # answered within one interval: no heartbeat came first
     await server.stop(1)
     assert server.held == 0
+
+
+async def test_a_call_waiting_its_turn_is_held_and_heard(stage_nc: Client, nc: Client) -> None:
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def in_turn(msg: Msg, call: Call) -> None:
+        order.append(call.envelope.call_id)
+        if call.envelope.call_id == "first":
+            await release.wait()
+        assert msg.reply
+        await send_reply(stage_nc, msg.reply, b"{}")
+
+    server = StageServer(nc=stage_nc, stage=Stage.ROUTER, handlers={Endpoint.CHAT: in_turn, Endpoint.EMBEDDINGS: in_turn},
+                         concurrent=False, heartbeat_s=0.05)
+    await server.start()
+    await ask(nc, "jetgate.rpc.router.embeddings", call("warm-up"))  # routable from here on
+    first = asyncio.ensure_future(ask(nc, "jetgate.rpc.router.embeddings", call("first")))
+    async with asyncio.timeout(5):
+        while order != ["warm-up", "first"]:  # "first" holds the turn
+            await asyncio.sleep(0.01)
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish("jetgate.rpc.router.embeddings", call("second"), reply=inbox)
+    beats = [await sub.next_msg(timeout=5) for _ in range(3)]  # queued behind "first", yet heard
+    assert {frame_of(b) for b in beats} == {Frame.HEARTBEAT} and order == ["warm-up", "first"]
+    release.set()
+    while frame_of(last := await sub.next_msg(timeout=5)) == Frame.HEARTBEAT:
+        pass
+    assert frame_of(last) == Frame.REPLY and order == ["warm-up", "first", "second"]
+    await first
+    await sub.unsubscribe()
+    await server.stop(1)
