@@ -9,9 +9,15 @@ the ingress directly.
 
 Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
 - `reply`: a whole answer; `Jetgate-Status` holds the HTTP status, the body is the JSON;
+- `part`: a piece of a reply too large for one message; the parts, in order, then the
+  `reply` frame's own data are the whole answer (a small reply is one `reply` frame);
 - `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire;
 - `end`: the stream is complete;
-- `error`: a `WireError` (shared/errors.py); ends the call, streamed or not.
+- `error`: a `WireError` (shared/errors.py); ends the call, streamed or not;
+- `heartbeat`: the stage holding the call is alive (sent every interval while it holds
+  it); `Jetgate-Upstream` names the route target (its index) the call has gone to, sent
+  at once, before the request to the upstream leaves. A caller that hears nothing for a
+  while knows the worker is gone, and whether the call may be sent again.
 Replies to anything else on the bus (usage queries) are plain typed messages below.
 """
 from __future__ import annotations
@@ -32,13 +38,19 @@ from shared.pipeline import Endpoint, Stage, stage_subject
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
+UPSTREAM_HEADER = "Jetgate-Upstream"
+# room left in a message for the frame's headers and the protocol line
+FRAME_HEADROOM = 4096
+DEFAULT_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class Frame(StrEnum):
     REPLY = "reply"
+    PART = "part"
     CHUNK = "chunk"
     END = "end"
     ERROR = "error"
+    HEARTBEAT = "heartbeat"
 
 
 class Target(BaseModel):
@@ -76,13 +88,15 @@ class CallEnvelope(BaseModel):
 
 
 class Call:
-    """A call as a stage holds it: the envelope, and the body as the client sent it."""
+    """A call as a stage holds it: the envelope, and the body as the client sent it; while
+    a stage serves it, its `lease` (heartbeats to the caller)."""
 
-    __slots__ = ("body", "envelope")
+    __slots__ = ("body", "envelope", "lease")
 
     def __init__(self, envelope: CallEnvelope, body: bytes) -> None:
         self.envelope = envelope
         self.body = body
+        self.lease: Lease | None = None
 
     def encode(self) -> bytes:
         return self.envelope.model_dump_json().encode() + b"\n" + self.body
@@ -124,6 +138,8 @@ async def forward(nc: Client, msg: Msg, call: Call, body: bytes | None = None) -
 CHUNK_HEADERS = {FRAME_HEADER: Frame.CHUNK.value}
 END_HEADERS = {FRAME_HEADER: Frame.END.value}
 _ERROR_HEADERS = {FRAME_HEADER: Frame.ERROR.value}
+_PART_HEADERS = {FRAME_HEADER: Frame.PART.value}
+_HEARTBEAT_HEADERS = {FRAME_HEADER: Frame.HEARTBEAT.value}
 
 
 def reply_headers(status: int = 200) -> dict[str, str]:
@@ -139,8 +155,24 @@ async def send_error(nc: Client, inbox: str, error: GatewayError) -> None:
     await nc.publish(inbox, error_payload(error), headers=_ERROR_HEADERS)
 
 
-async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200) -> None:
-    await nc.publish(inbox, body, headers=reply_headers(status))
+def frame_size(nc: Client, frame_bytes: int = DEFAULT_FRAME_BYTES) -> int:
+    """The most data one frame carries: `frame_bytes`, within what the server accepts."""
+    return max(1, min(frame_bytes, nc.max_payload - FRAME_HEADROOM))
+
+
+async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200, *,
+                     frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
+    """A whole answer: one `reply` frame, or `part` frames then a `reply` frame when it is
+    larger than one frame carries (frames from one connection arrive in order)."""
+    size = frame_size(nc, frame_bytes)
+    if len(body) <= size:  # the hot path: one message, as ever
+        await nc.publish(inbox, body, headers=reply_headers(status))
+        return
+    view = memoryview(body)
+    last = (len(body) - 1) // size * size
+    for start in range(0, last, size):
+        await nc.publish(inbox, bytes(view[start:start + size]), headers=_PART_HEADERS)
+    await nc.publish(inbox, bytes(view[last:]), headers=reply_headers(status))
 
 
 async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
@@ -149,6 +181,35 @@ async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
 
 async def send_end(nc: Client, inbox: str) -> None:
     await nc.publish(inbox, b"", headers=END_HEADERS)
+
+
+async def send_heartbeat(nc: Client, inbox: str, upstream: int | None = None) -> None:
+    headers = _HEARTBEAT_HEADERS if upstream is None else {**_HEARTBEAT_HEADERS, UPSTREAM_HEADER: str(upstream)}
+    await nc.publish(inbox, b"", headers=headers)
+
+
+class Lease:
+    """A stage's hold on one call: while it lasts, the stage's ticker sends the caller a
+    heartbeat every interval (shared/stage.py); `reaching` tells the caller at once that
+    the call is going to an upstream, so it is never sent again after that."""
+
+    __slots__ = ("_nc", "inbox", "last", "upstream")
+
+    def __init__(self, nc: Client, inbox: str) -> None:
+        self._nc = nc
+        self.inbox = inbox
+        self.upstream: int | None = None
+        self.last = time.monotonic()  # when the caller last heard of this call
+
+    async def beat(self) -> None:
+        self.last = time.monotonic()
+        await send_heartbeat(self._nc, self.inbox, self.upstream)
+
+    async def reaching(self, target: int) -> None:
+        """Call right before the request to the route's target `target` leaves."""
+        if self.upstream != target:
+            self.upstream = target
+            await self.beat()
 
 
 def frame_of(msg: Msg) -> str | None:
@@ -166,6 +227,20 @@ def error_of(msg: Msg) -> GatewayError | None:
     return GatewayError.from_wire(WireError.model_validate_json(msg.data))
 
 
+def upstream_of(msg: Msg, known: int | None = None) -> int | None:
+    """The route target a heartbeat says the call went to; `known` when it names none."""
+    value = msg.headers.get(UPSTREAM_HEADER) if msg.headers else None
+    return int(value) if value is not None and value.isdigit() else known
+
+
+def joined(parts: list[bytes], last: bytes) -> bytes:
+    """A reply's whole data: its `part` frames' data in order, then the `reply` frame's."""
+    if not parts:
+        return last
+    parts.append(last)
+    return b"".join(parts)
+
+
 def status_of(msg: Msg) -> int:
     headers = msg.headers
     return int(headers.get(STATUS_HEADER, "200")) if headers else 200
@@ -180,7 +255,8 @@ def no_responders(msg: Msg) -> bool:
 # control messages and queries -----------------------------------------------------------
 
 class CancelRequest(BaseModel):
-    """Broadcast to every router: stop this call's upstream request, charge what was made."""
+    """Broadcast to every router: stop this call's upstream request (streamed or not), charge
+    what was made. The ingress sends it when the client went away or it gave up waiting."""
 
     call_id: str
 

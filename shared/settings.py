@@ -27,6 +27,11 @@ class BusSettings(_Group):
     reconnect_wait_s: float = 0.5
     # a JetStream API call (stream info, consumer create, publish ack)
     request_timeout_s: float = 5.0
+    # a stage holding a call tells the caller it is alive this often (heartbeat frames)
+    heartbeat_interval_s: float = 0.5
+    # the most data one frame carries; larger replies travel as `part` frames (capped by
+    # the server's max_payload)
+    frame_bytes: int = 4 * 1024 * 1024
 
 
 class EventSettings(_Group):
@@ -45,7 +50,7 @@ class EventSettings(_Group):
 class IngressSettings(_Group):
     host: str = "127.0.0.1"
     port: int = 8000
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024
     # seconds a verified key is kept before Postgres is asked again (revocations are pushed)
     key_cache_ttl_s: float = 60.0
     # seconds an unknown key is remembered as unknown
@@ -53,8 +58,11 @@ class IngressSettings(_Group):
     key_cache_entries: int = 100_000
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
-    # silence allowed between two stream frames before the ingress gives up
+    # silence allowed between two stream chunks before the ingress gives up
     stream_idle_timeout_s: float = 60.0
+    # no frame (heartbeat or answer) for this long: the worker holding the call is gone;
+    # the call is sent again if it had not reached an upstream, otherwise answered 503
+    heartbeat_timeout_s: float = 2.0
     # how long a call nobody took (a worker restarting) is sent again before 503
     no_responders_wait_s: float = 5.0
     usage_query_timeout_s: float = 30.0

@@ -7,12 +7,17 @@ A stage's handler gets the decoded `Call` and answers it: it forwards it to the 
 becomes the caller's error frame; any other failure becomes a 500 error frame and a log
 line. A message that is not a call (a readiness probe sends `{}`) is answered with an
 error frame too, so a caller never waits for a timeout.
+
+While a stage holds a call, the call carries a `Lease` (shared/protocol.py): one ticker
+per stage process sends every held call a heartbeat frame each `heartbeat_s`, so the
+caller notices within seconds when the process holding its call dies.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from nats.aio.client import Client
@@ -22,7 +27,7 @@ from nats.aio.subscription import Subscription
 from shared.errors import GatewayError
 from shared.metrics import STAGE_CALLS, STAGE_IN_FLIGHT
 from shared.pipeline import Endpoint, Stage, queue_group, served_by, stage_subject
-from shared.protocol import Call, send_error
+from shared.protocol import Call, Lease, send_error
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,8 @@ Handler = Callable[[Msg, Call], Awaitable[None]]
 
 
 class StageServer:
-    def __init__(self, nc: Client, stage: Stage, handlers: Mapping[Endpoint, Handler], *, concurrent: bool) -> None:
+    def __init__(self, nc: Client, stage: Stage, handlers: Mapping[Endpoint, Handler], *, concurrent: bool,
+                 heartbeat_s: float = 0.5) -> None:
         """`concurrent`: each call runs in its own task (calls that wait on I/O); otherwise
         calls run one after another on the subscription (short CPU-only checks)."""
         missing = set(served_by(stage)) - set(handlers)
@@ -43,6 +49,10 @@ class StageServer:
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = STAGE_IN_FLIGHT.labels(stage.value)
+        self._heartbeat_s = heartbeat_s
+        self._leases: set[Lease] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
 
     async def start(self) -> None:
         for endpoint in served_by(self._stage):
@@ -50,6 +60,7 @@ class StageServer:
             self._subs.append(await self._nc.subscribe(stage_subject(self._stage, endpoint),
                                                        queue=queue_group(self._stage), cb=callback))
         await self._nc.flush()  # the server knows the subscriptions before anyone is told we serve
+        self._ticker = asyncio.get_running_loop().create_task(self._beat())
 
     async def stop(self, timeout: float) -> None:
         """No new calls reach this replica; calls under way get `timeout` to finish."""
@@ -58,31 +69,67 @@ class StageServer:
                 await sub.drain()  # type: ignore[no-untyped-call]
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
+        if self._ticker is not None:
+            self._ticker.cancel()
+
+    @property
+    def held(self) -> int:
+        """Calls this replica holds now."""
+        return len(self._leases)
+
+    async def _beat(self) -> None:
+        """Every held call hears from its stage at least every `heartbeat_s` (a call answered
+        within that never gets a heartbeat from here)."""
+        every = self._heartbeat_s
+        while True:
+            await asyncio.sleep(every / 2)
+            due = time.monotonic() - every
+            for lease in [lease for lease in self._leases if lease.last <= due]:
+                try:
+                    await lease.beat()
+                except Exception as exc:  # the bus is away: callers notice the silence
+                    log.warning("%s: heartbeat not sent: %s", self._stage, type(exc).__name__)
+                    break
 
     def _callback(self, endpoint: Endpoint, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
-        async def serve(msg: Msg) -> None:
-            if not msg.reply:
-                return
+        async def serve(msg: Msg, lease: Lease) -> None:
             self._in_flight.inc()
             try:
-                await self._answer(endpoint, handler, msg)
+                await self._answer(endpoint, handler, msg, lease)
             finally:
                 self._in_flight.dec()
+                self._leases.discard(lease)
 
-        if not self._concurrent:
-            return serve
+        def take(msg: Msg) -> Lease | None:
+            if not msg.reply:
+                return None
+            lease = Lease(self._nc, msg.reply)
+            self._leases.add(lease)  # held from the moment it is taken
+            return lease
+
+        async def in_turn(msg: Msg, lease: Lease) -> None:
+            async with self._turn:  # FIFO: calls run one after another, in arrival order
+                await serve(msg, lease)
 
         async def spawn(msg: Msg) -> None:
-            task = asyncio.get_running_loop().create_task(serve(msg))
+            # taken (and heartbeating) on arrival, also while it waits for its turn: a call
+            # queued behind others is held, not silent
+            lease = take(msg)
+            if lease is None:
+                return
+            task = asyncio.get_running_loop().create_task(
+                serve(msg, lease) if self._concurrent else in_turn(msg, lease))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return spawn
 
-    async def _answer(self, endpoint: Endpoint, handler: Handler, msg: Msg) -> None:
+    async def _answer(self, endpoint: Endpoint, handler: Handler, msg: Msg, lease: Lease) -> None:
         outcome = "ok"
         try:
-            await handler(msg, Call.decode(msg.data))
+            call = Call.decode(msg.data)
+            call.lease = lease
+            await handler(msg, call)
         except GatewayError as error:
             outcome = error.code or "error"
             await self._reply_error(msg, error)

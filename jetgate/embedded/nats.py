@@ -10,9 +10,9 @@ from pathlib import Path
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
 
-MAX_PAYLOAD = 8 * 1024 * 1024
-
-MAX_PAYLOAD = 8 * 1024 * 1024
+# one call (envelope + a request body up to the ingress's 32 MiB default) fits in one
+# message; replies of any size travel as `part` frames (docs/architecture.md, bus protocol)
+MAX_PAYLOAD = 48 * 1024 * 1024
 
 
 def nats_server_binary() -> str:

@@ -31,7 +31,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await forward(nc, msg, call, checked_body(policy, call))
 
     server = StageServer(nc, Stage.GUARDRAILS, dict.fromkeys(served_by(Stage.GUARDRAILS), on_call),
-                         concurrent=False)
+                         concurrent=False, heartbeat_s=settings.bus.heartbeat_interval_s)
     try:
         await server.start()
         log.info("guardrails: %d rules, %s", len(policy.rules), "enabled" if policy.enabled else "disabled")

@@ -1,33 +1,67 @@
-"""Calls from the ingress into the pipeline and to accounting, over NATS request-reply.
+"""Calls from the ingress into the pipeline and to accounting, over NATS.
 
-A call goes to the subject of its first stage with a fresh inbox as reply subject; the
-answer (a `reply` frame, an `error` frame, or a stream of frames) comes back on it from
-whichever stage ends the call (shared/protocol.py).
+A call goes to the subject of its first stage with an inbox of its own as reply subject;
+the answer (a `reply` frame, after `part` frames when it is large; an `error` frame; or a
+stream of frames) comes back on it from whichever stage ends the call, and heartbeats come
+while a stage holds it (shared/protocol.py). Silence past `heartbeat_timeout_s` means the
+worker holding the call is gone:
+- the call had not gone to an upstream (no heartbeat said so): nothing was done, so it is
+  sent again, as a call nobody took is (a worker restarting), until `no_responders_wait_s`;
+- it had: 503 `worker_lost` at once, and the ingress charges the call itself (estimated;
+  its usage event has the call's id as event id, so a late one from the router counts once).
+A client that goes away cancels the call at the routers (they charge what it cost).
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from services.ingress.frames import FrameStream, next_frame
-from shared.errors import ServiceUnavailable, UpstreamTimeout
-from shared.protocol import Call, UsageQuery, UsageReport, error_of, no_responders, status_of
+from services.ingress.frames import Frames, FrameStream, Inboxes, next_frame, publish_cancel
+from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
+from shared.events import UsageEvent
+from shared.protocol import (
+    Call,
+    Frame,
+    UsageQuery,
+    UsageReport,
+    error_of,
+    frame_of,
+    joined,
+    no_responders,
+    status_of,
+    upstream_of,
+)
 from shared.settings import IngressSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY
+from shared.usage import estimated_usage, relayed_text, usage_event
+
+Emit = Callable[[UsageEvent], None]
+ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away
 
 
 @dataclass
 class Reply:
     status: int
     body: bytes
+
+
+class _Resend(Exception):
+    """Nobody holds the call and nothing reached an upstream: it may be sent again.
+    `silent`: the worker that took it went silent (else nobody took it)."""
+
+    def __init__(self, *, silent: bool) -> None:
+        super().__init__()
+        self.silent = silent
 
 
 async def _while_no_responders(worker: str, wait_s: float) -> AsyncIterator[int]:
@@ -51,10 +85,23 @@ def _raise_if_error(msg: Msg) -> None:
         raise error
 
 
+def _bus_refused(exc: NatsError) -> GatewayError:
+    if isinstance(exc, MaxPayloadError):
+        return PayloadTooLarge("The request is larger than the gateway's bus allows.")
+    return ServiceUnavailable(f"The message bus refused the call ({type(exc).__name__}).")
+
+
+async def _tell_when_gone(client_gone: ClientGone, frames: Frames) -> None:
+    await client_gone()
+    frames.put_nowait(None)
+
+
 class PipelineClient:
-    def __init__(self, nc: Client, settings: IngressSettings) -> None:
+    def __init__(self, nc: Client, settings: IngressSettings, emit: Emit | None = None) -> None:
         self._nc = nc
         self._settings = settings
+        self._emit = emit
+        self._inboxes = Inboxes(nc)
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _request(self, subject: str, data: bytes, worker: str, timeout: float) -> Msg:
@@ -66,43 +113,109 @@ class PipelineClient:
             except NatsTimeout:
                 raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
             except NatsError as exc:  # connection closed, reconnecting, buffer full, payload too large
-                raise ServiceUnavailable(f"The message bus refused the call ({type(exc).__name__}).") from None
+                raise _bus_refused(exc) from None
         raise AssertionError("unreachable")
-
-    async def call(self, call: Call) -> Reply:
-        msg = await self._request(call.subject(), call.encode(), call.envelope.stages[0].value,
-                                  self._settings.worker_timeout_s)
-        _raise_if_error(msg)
-        return Reply(status_of(msg), msg.data)
 
     async def usage(self, query: UsageQuery) -> UsageReport:
         msg = await self._request(ACCOUNTING_USAGE_QUERY, query.model_dump_json().encode(), "accounting",
                                   self._settings.usage_query_timeout_s)
         return UsageReport.model_validate_json(msg.data)
 
-    async def open_stream(self, call: Call) -> FrameStream:
-        """Start a streamed call; returns once the first frame is in (errors raise here)."""
-        frames: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def on_frame(msg: Msg) -> None:
-            frames.put_nowait(msg)
-
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox, cb=on_frame)
-        data = call.encode()
-        subject = call.subject()
+    async def call(self, call: Call, client_gone: ClientGone | None = None) -> Reply:
+        """A whole answer. `client_gone`, when given, returns once the client has left: the
+        call is then cancelled at the routers and ends in `ClientClosed`."""
+        inbox, frames = await self._inboxes.open()
+        watch = asyncio.get_running_loop().create_task(_tell_when_gone(client_gone, frames)) if client_gone else None
         try:
-            async for _ in _while_no_responders(call.envelope.stages[0].value, self._settings.no_responders_wait_s):
-                await self._nc.publish(subject, data, reply=inbox)
-                first = await next_frame(frames, self._settings.worker_timeout_s)
-                if not no_responders(first):
-                    break
-            _raise_if_error(first)
-        except NatsError as exc:
-            await sub.unsubscribe()
-            raise ServiceUnavailable(f"The message bus refused the call ({type(exc).__name__}).") from None
+            msg, parts, _ = await self._exchange(call, inbox, frames)
+        finally:
+            self._inboxes.close(inbox)
+            if watch is not None:
+                watch.cancel()
+        return Reply(status_of(msg), joined(parts, msg.data))
+
+    async def open_stream(self, call: Call) -> FrameStream:
+        """Start a streamed call; returns once the first content frame is in (errors raise here)."""
+        inbox, frames = await self._inboxes.open()
+        try:
+            first, _, upstream = await self._exchange(call, inbox, frames)
         except BaseException:
-            await sub.unsubscribe()
+            self._inboxes.close(inbox)
             raise
-        return FrameStream(self._nc, sub, frames, first, call.envelope.call_id,
-                           self._settings.stream_idle_timeout_s, self._closing)
+        settings = self._settings
+        went_to = 0 if upstream is None else upstream  # a chunk came: some upstream answered
+        return FrameStream(self._nc, self._inboxes, inbox, frames, first, call.envelope.call_id, went_to,
+                           idle_timeout=settings.stream_idle_timeout_s, heartbeat_timeout=settings.heartbeat_timeout_s,
+                           lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing)
+
+    async def _exchange(self, call: Call, inbox: str, frames: Frames) -> tuple[Msg, list[bytes], int | None]:
+        """Send the call (again while nobody took it) until its first content frame: a whole
+        reply (with its parts), a first chunk, `end` or `error` (raised)."""
+        worker = call.envelope.stages[0].value
+        data, subject = call.encode(), call.subject()
+        deadline = time.monotonic() + self._settings.worker_timeout_s
+        while True:  # a silence without an upstream starts a new wait for a worker
+            async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
+                try:
+                    await self._nc.publish(subject, data, reply=inbox)
+                except NatsError as exc:
+                    raise _bus_refused(exc) from None
+                try:
+                    msg, parts, upstream = await self._answer(call, frames, deadline)
+                except _Resend as resend:
+                    if resend.silent:
+                        break
+                    continue
+                _raise_if_error(msg)
+                return msg, parts, upstream
+
+    async def _answer(self, call: Call, frames: Frames, deadline: float) -> tuple[Msg, list[bytes], int | None]:
+        parts: list[bytes] = []
+        upstream: int | None = None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                publish_cancel(self._nc, call.envelope.call_id, self._closing)
+                raise UpstreamTimeout(f"The {call.envelope.stages[0]} worker did not answer in time.")
+            try:
+                msg = await next_frame(frames, min(left, self._settings.heartbeat_timeout_s))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    continue  # answered above
+                if upstream is None:
+                    raise _Resend(silent=True) from None
+                raise self._lost(call, upstream, []) from None
+            if msg is None:
+                publish_cancel(self._nc, call.envelope.call_id, self._closing)
+                raise ClientClosed("The client closed the connection.")
+            frame = frame_of(msg)
+            if frame == Frame.HEARTBEAT.value:
+                upstream = upstream_of(msg, upstream)
+            elif frame == Frame.PART.value:
+                parts.append(msg.data)
+            elif no_responders(msg):
+                raise _Resend(silent=False)
+            else:
+                return msg, parts, upstream
+
+    def _lost(self, call: Call, upstream: int | None, relayed: list[bytes]) -> GatewayError:
+        """The worker holding a call that reached an upstream went silent: charge what is
+        known (the prompt, the chunks relayed), and the client's error."""
+        envelope = call.envelope
+        if self._emit is not None and upstream is not None:
+            try:
+                body = orjson.loads(call.body)
+            except orjson.JSONDecodeError:
+                body = {}
+            text, usage = relayed_text(relayed)
+            targets = envelope.route.targets
+            target = targets[upstream] if upstream < len(targets) else None
+            began = envelope.deadline - self._settings.worker_timeout_s
+            self._emit(usage_event(
+                envelope, source="ingress", provider=target.provider if target else None,
+                deployment_model=target.model if target else None,
+                usage=usage or estimated_usage(envelope.endpoint, body if isinstance(body, dict) else {}, text),
+                usage_source="upstream" if usage else "estimated", status="error",
+                latency_ms=max(0.0, time.time() - began) * 1000, attempts=upstream + 1))
+        return ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
+                                  retry_after="1")

@@ -1,40 +1,103 @@
-"""One streamed call seen from the ingress: the frames on its inbox, and its clean-up.
+"""The frames of the ingress's calls: one inbox per call, under one subscription, and a
+streamed call as the SSE relay reads it.
 
-`close()` is idempotent and always runs (from the response, whether or not the stream
-ever started): it unsubscribes the inbox and, unless the last frame already came, tells
-the routers to stop the upstream call and charge what was made.
+`Inboxes` holds one wildcard subscription for the whole process (no SUB/UNSUB per call);
+each call opens an inbox under it and reads its frames from a queue. `None` on that queue
+means the client went away.
+
+A `FrameStream` hands out the content frames (`chunk`, then `end` or `error`) and reads
+heartbeats itself: silence past `heartbeat_timeout_s` means the router holding the stream
+is gone, and the stream ends with a 503 there and then, charged for what was relayed.
+`close()` is idempotent and always runs (from the response, whether or not the stream ever
+started): it closes the inbox and, unless the last frame already came, tells the routers
+to stop the upstream call and charge what was made.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from shared.errors import UpstreamTimeout
-from shared.protocol import CancelRequest, is_final
+from shared.errors import GatewayError, UpstreamTimeout
+from shared.protocol import CancelRequest, Frame, frame_of, is_final, upstream_of
 from shared.subjects import ROUTER_CANCEL
 
+Frames = asyncio.Queue[Msg | None]  # None: the client went away
 
-async def next_frame(frames: asyncio.Queue[Msg], timeout: float) -> Msg:
-    try:
-        return await asyncio.wait_for(frames.get(), timeout)
-    except TimeoutError:
-        raise UpstreamTimeout("The router sent nothing in time.") from None
+
+class Inboxes:
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox()
+        self._queues: dict[str, Frames] = {}
+        self._numbers = itertools.count()
+        self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
+
+    async def open(self) -> tuple[str, Frames]:
+        if self._sub is None:
+            async with self._subscribing:  # calls arriving together subscribe once
+                if self._sub is None:
+                    # no pending limits: a large reply's parts must never be dropped as a slow consumer
+                    self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_frame,
+                                                         pending_msgs_limit=0, pending_bytes_limit=0)
+        inbox = f"{self._prefix}.{next(self._numbers)}"
+        frames: Frames = asyncio.Queue()
+        self._queues[inbox] = frames
+        return inbox, frames
+
+    def close(self, inbox: str) -> None:
+        self._queues.pop(inbox, None)
+
+    async def _on_frame(self, msg: Msg) -> None:
+        frames = self._queues.get(msg.subject)
+        if frames is not None:
+            frames.put_nowait(msg)
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+
+async def next_frame(frames: Frames, timeout: float) -> Msg | None:
+    """The next frame; raises TimeoutError after `timeout` of silence."""
+    return await asyncio.wait_for(frames.get(), timeout)
+
+
+def publish_cancel(nc: Client, call_id: str, closing: set[asyncio.Task[None]]) -> None:
+    """Tell every router to stop this call (its own task: the caller may be under a cancellation)."""
+    async def send() -> None:
+        await nc.publish(ROUTER_CANCEL, CancelRequest(call_id=call_id).model_dump_json().encode())
+
+    task = asyncio.get_running_loop().create_task(send())
+    closing.add(task)
+    task.add_done_callback(closing.discard)
+
+
+# the router is gone: charges the call (the target it went to, the chunks relayed), gives the client's error
+Lost = Callable[[int | None, list[bytes]], GatewayError]
 
 
 class FrameStream:
-    def __init__(self, nc: Client, sub: Subscription, frames: asyncio.Queue[Msg], first: Msg, call_id: str,
-                 idle_timeout: float, closing: set[asyncio.Task[None]]) -> None:
+    def __init__(self, nc: Client, inboxes: Inboxes, inbox: str, frames: Frames, first: Msg, call_id: str,
+                 upstream: int | None, *,
+                 idle_timeout: float, heartbeat_timeout: float, lost: Lost, closing: set[asyncio.Task[None]]) -> None:
         self._nc = nc
-        self._sub = sub
+        self._inboxes = inboxes
+        self._inbox = inbox
         self._frames = frames
         self._first = first
         self._call_id = call_id
         self._idle_timeout = idle_timeout
+        self._heartbeat_timeout = heartbeat_timeout
+        self._lost = lost
         self._closing = closing
+        self._relayed: list[bytes] = []  # chunk data, read again only if the router is lost
+        self._upstream = upstream  # the route target the call went to
         self._finished = False
         self._closed = False
         self.started = False
@@ -43,22 +106,37 @@ class FrameStream:
         self.started = True
         msg = self._first
         while True:
+            if frame_of(msg) == Frame.CHUNK.value:
+                self._relayed.append(msg.data)
             yield msg
             if is_final(msg):
                 self._finished = True
                 return
-            msg = await next_frame(self._frames, self._idle_timeout)
+            msg = await self._next_content()
+
+    async def _next_content(self) -> Msg:
+        """The next chunk, `end` or `error`; heartbeats only prove the router is alive."""
+        idle_until = time.monotonic() + self._idle_timeout
+        while True:
+            left = idle_until - time.monotonic()
+            if left <= 0:
+                raise UpstreamTimeout("The router sent nothing in time.")
+            try:
+                msg = await next_frame(self._frames, min(left, self._heartbeat_timeout))
+            except TimeoutError:
+                if time.monotonic() >= idle_until:
+                    raise UpstreamTimeout("The router sent nothing in time.") from None
+                raise self._lost(self._upstream, self._relayed) from None
+            if msg is None:
+                continue
+            if frame_of(msg) != Frame.HEARTBEAT.value:
+                return msg
+            self._upstream = upstream_of(msg, self._upstream)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        # its own task: the caller may be closing under a cancellation
-        task = asyncio.get_running_loop().create_task(self._release(cancel=not self._finished))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def _release(self, *, cancel: bool) -> None:
-        await self._sub.unsubscribe()
-        if cancel:  # the client went away or we gave up: stop the upstream, charge what was made
-            await self._nc.publish(ROUTER_CANCEL, CancelRequest(call_id=self._call_id).model_dump_json().encode())
+        self._inboxes.close(self._inbox)
+        if not self._finished:  # the client went away or we gave up: stop the upstream, charge what was made
+            publish_cancel(self._nc, self._call_id, self._closing)

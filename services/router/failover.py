@@ -53,10 +53,15 @@ def _record(target: Target, endpoint: str, began: float, error: GatewayError | N
         log.warning("deployment %s/%s failed: %s", target.provider.name, target.model, error.message)
 
 
+Before = Callable[[int], Awaitable[None]]  # told the index of each target before it is tried
+
+
 async def call_with_failover(targets: Sequence[Target], endpoint: str,
-                             call: Callable[[Target], Awaitable[Completion]]) -> Answer:
+                             call: Callable[[Target], Awaitable[Completion]], before: Before | None = None) -> Answer:
     last: GatewayError | None = None
     for attempt, target in enumerate(targets, start=1):
+        if before is not None:
+            await before(attempt - 1)
         began = time.perf_counter()
         try:
             completion = await call(target)
@@ -72,10 +77,12 @@ async def call_with_failover(targets: Sequence[Target], endpoint: str,
     raise RouteFailure(last, len(targets), targets[-1] if targets else None)
 
 
-async def open_stream_with_failover(targets: Sequence[Target],
-                                    open_: Callable[[Target], AsyncGenerator[Chunk, None]]) -> OpenStream:
+async def open_stream_with_failover(targets: Sequence[Target], open_: Callable[[Target], AsyncGenerator[Chunk, None]],
+                                    before: Before | None = None) -> OpenStream:
     last: GatewayError | None = None
     for attempt, target in enumerate(targets, start=1):
+        if before is not None:
+            await before(attempt - 1)
         began = time.perf_counter()
         stream = open_(target)
         try:

@@ -1,9 +1,11 @@
 """The router worker: the last stage of every pipeline (queue group `router`), and stream
 cancels (a broadcast every replica hears).
 
-A call's route was decided by the ingress; the router tries its deployments in order,
-answers the caller's inbox (one `reply` frame, or a stream of frames) and publishes one
-usage event per call, whatever its outcome.
+A call's route was decided by the ingress; the router tries its deployments in order
+(telling the caller before each one, see `Lease`), answers the caller's inbox (a whole
+reply, in parts when it is large, or a stream of frames) and publishes one usage event per
+call, whatever its outcome. A cancel stops the upstream call, streamed or not, and charges
+what is known of it.
 """
 from __future__ import annotations
 
@@ -22,19 +24,18 @@ from services.router.http_client import UpstreamHttp
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
 from services.router.registry import ProviderRegistry, Target
 from services.router.relay import CallCancel, relay_stream
-from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
 from services.router.usage import usage_event
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.errors import InvalidRequest
 from shared.metrics_server import start_metrics_server
-from shared.openai_types import Usage
 from shared.pipeline import Endpoint, Stage
-from shared.protocol import Call, CancelRequest, send_reply
+from shared.protocol import DEFAULT_FRAME_BYTES, Call, CancelRequest, send_reply
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.stage import StageServer
 from shared.subjects import ROUTER_CANCEL
+from shared.usage import estimated_usage
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,13 @@ def _body(call: Call) -> dict[str, Any]:
     return body
 
 
-def _estimated(endpoint: Endpoint, body: dict[str, Any]) -> Usage:
-    if endpoint is Endpoint.EMBEDDINGS:
-        prompt = estimate_input_tokens(body.get("input"))
-    else:
-        prompt = estimate_prompt_tokens(body.get("messages") or [])
-    return Usage(prompt_tokens=prompt, total_tokens=prompt)
-
-
 class RouterWorker:
-    def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher) -> None:
+    def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher,
+                 frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
         self._nc = nc
         self._registry = registry
         self._publisher = publisher
+        self._frame_bytes = frame_bytes
         self._cancels: dict[str, CallCancel] = {}
 
     async def on_chat(self, msg: Msg, call: Call) -> None:
@@ -75,7 +70,7 @@ class RouterWorker:
         cancelled = CallCancel()
         self._cancels[envelope.call_id] = cancelled
         try:
-            event = await relay_stream(self._nc, msg.reply, envelope, targets, body, cancelled)
+            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled)
         finally:
             self._cancels.pop(envelope.call_id, None)
         self._publisher.emit(event)
@@ -94,17 +89,38 @@ class RouterWorker:
                 return await target.provider.embeddings(EmbeddingsCall(body, target.model))
             return await target.provider.chat(ChatCall(body, target.model))
 
+        tried: list[int] = []
+
+        async def before(index: int) -> None:
+            tried.append(index)
+            if call.lease is not None:
+                await call.lease.reaching(index)
+
+        cancel = CallCancel(asyncio.current_task())
+        self._cancels[envelope.call_id] = cancel
         try:
-            answer = await call_with_failover(targets, envelope.endpoint.value, attempt)
+            answer = await call_with_failover(targets, envelope.endpoint.value, attempt, before)
         except RouteFailure as failure:
             self._publisher.emit(usage_event(
                 envelope, target=failure.target, usage=None, usage_source="none", status="error",
                 latency_ms=(time.perf_counter() - started) * 1000, attempts=failure.attempts))
             raise failure.error from None
-        await send_reply(self._nc, msg.reply, answer.completion.raw)
+        except asyncio.CancelledError:
+            if not cancel.ours():
+                raise
+            # the client went away: the upstream call is dropped, its prompt charged as counted here
+            self._publisher.emit(usage_event(
+                envelope, target=targets[tried[-1]] if tried else None,
+                usage=estimated_usage(envelope.endpoint, body) if tried else None,
+                usage_source="estimated" if tried else "none", status="cancelled",
+                latency_ms=(time.perf_counter() - started) * 1000, attempts=len(tried)))
+            return
+        finally:
+            self._cancels.pop(envelope.call_id, None)
+        await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes)
         usage = answer.completion.usage
         self._publisher.emit(usage_event(
-            envelope, target=answer.target, usage=usage or _estimated(envelope.endpoint, body),
+            envelope, target=answer.target, usage=usage or estimated_usage(envelope.endpoint, body),
             usage_source="upstream" if usage else "estimated", status="ok",
             latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts))
 
@@ -127,9 +143,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
-    worker = RouterWorker(nc, registry, publisher)
+    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes)
     server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings},
-                         concurrent=True)
+                         concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)
     log.info("router ready: %d providers", len(registry))

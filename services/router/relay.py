@@ -17,12 +17,12 @@ from nats.aio.client import Client
 from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
 from services.router.providers.base import ChatCall, Chunk
 from services.router.registry import Target
-from services.router.tokens import estimate_prompt_tokens, estimate_text_tokens
 from services.router.usage import Status, UsageSource, usage_event
 from shared.errors import GatewayError
 from shared.events import UsageEvent
 from shared.openai_types import Usage
-from shared.protocol import CallEnvelope, send_chunk, send_end, send_error
+from shared.protocol import Call, send_chunk, send_end, send_error
+from shared.tokens import estimate_prompt_tokens, estimate_text_tokens
 
 
 @dataclass
@@ -46,12 +46,14 @@ class StreamTally:
 
 
 class CallCancel:
-    """The caller's cancel of one stream: takes effect at once, also while the upstream is
-    silent (it interrupts the wait for the next chunk, not only the gap between chunks)."""
+    """The caller's cancel of one call: takes effect at once. A stream's is seen between
+    chunks and also while the upstream is silent (it interrupts the wait for the next
+    chunk); a whole answer's interrupts `task`, the one waiting for the upstream."""
 
-    def __init__(self) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self._set = False
         self.waiting: asyncio.Future[Chunk] | None = None
+        self.task = task
 
     def is_set(self) -> bool:
         return self._set
@@ -60,6 +62,17 @@ class CallCancel:
         self._set = True
         if self.waiting is not None:
             self.waiting.cancel()
+        elif self.task is not None:
+            self.task.cancel()
+
+    def ours(self) -> bool:
+        """Whether the CancelledError being handled is this cancel's (then it is taken back),
+        and not a shutdown of the task."""
+        task = asyncio.current_task()
+        if not self._set or task is None or task.cancelling() > 1:
+            return False
+        task.uncancel()
+        return True
 
 
 async def _next_chunk(rest: AsyncGenerator[Chunk, None], cancel: CallCancel) -> Chunk | None:
@@ -81,8 +94,9 @@ async def _next_chunk(rest: AsyncGenerator[Chunk, None], cancel: CallCancel) -> 
         cancel.waiting = None
 
 
-async def relay_stream(nc: Client, inbox: str, envelope: CallEnvelope, targets: tuple[Target, ...],
+async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target, ...],
                        body: dict[str, Any], cancelled: CallCancel) -> UsageEvent:
+    envelope = call.envelope
     started = time.perf_counter()
     tally = StreamTally(body)
 
@@ -93,7 +107,8 @@ async def relay_stream(nc: Client, inbox: str, envelope: CallEnvelope, targets: 
 
     try:
         opened: OpenStream = await open_stream_with_failover(
-            targets, lambda target: target.provider.chat_stream(ChatCall(body, target.model)))
+            targets, lambda target: target.provider.chat_stream(ChatCall(body, target.model)),
+            call.lease.reaching if call.lease else None)
     except RouteFailure as failure:
         await send_error(nc, inbox, failure.error)
         return charge(failure.target, "error", failure.attempts)

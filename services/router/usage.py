@@ -1,31 +1,19 @@
-"""Usage events: one per call that reached the router, whatever its outcome."""
+"""Usage events as the router publishes them: one per call that reached it (shared/usage.py)."""
 from __future__ import annotations
 
-from typing import Literal
-
 from services.router.registry import Target
-from shared.events import UsageData, UsageEvent, envelope_ids
+from shared.events import UsageEvent
 from shared.openai_types import Usage
 from shared.protocol import CallEnvelope
+from shared.usage import Status, UsageSource
+from shared.usage import usage_event as call_usage_event
 
-Status = Literal["ok", "error", "cancelled"]
-UsageSource = Literal["upstream", "estimated", "none"]
+__all__ = ["Status", "UsageSource", "usage_event"]
 
 
 def usage_event(envelope: CallEnvelope, *, target: Target | None, usage: Usage | None, usage_source: UsageSource,
                 status: Status, latency_ms: float, attempts: int) -> UsageEvent:
-    usage = usage or Usage()
-    prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    total = usage.total_tokens or prompt + completion
-    return UsageEvent(
-        source="router", **envelope_ids(envelope.principal, envelope.request_id),
-        data=UsageData(
-            model=envelope.route.model,
-            provider=target.provider.name if target else None,
-            deployment_model=target.model if target else None,
-            endpoint=envelope.endpoint.value, stream=envelope.stream, status=status, usage_source=usage_source,
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-            cost=envelope.route.cost(prompt, completion),
-            latency_ms=round(latency_ms, 3), attempts=attempts,
-        ),
-    )
+    return call_usage_event(
+        envelope, source="router", provider=target.provider.name if target else None,
+        deployment_model=target.model if target else None, usage=usage, usage_source=usage_source,
+        status=status, latency_ms=latency_ms, attempts=attempts)

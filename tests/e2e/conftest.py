@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
-from tests.e2e.gateway import Gateway, gateway_env
+from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -50,6 +51,7 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic) -> dict[str, Any]:
             model("rate-limited", "fail-429"),
             model("stream-no-usage", "stream-no-usage"),
             model("slow-stream", "slow-stream"),
+            model("hang", "hang"),
             model("text-embedding-3-small", "text-embedding-3-small", mode="embedding"),
             model("unreachable", "gpt-4o-mini", provider="down"),
             model("claude-sonnet", "claude-sonnet-4-5", provider="claude"),
@@ -121,3 +123,21 @@ def pg_rows(gateway: Gateway, sql: str, *args: Any) -> list[Any]:
 @pytest.fixture
 def workdir(gateway: Gateway) -> Path:
     return gateway.workdir
+
+
+def charged(gateway: Gateway, key_id: str, count: int) -> list[Any]:
+    """Wait until the key has exactly `count` usage rows in the Postgres ledger and in
+    ClickHouse (through accounting), each request once; returns the ledger rows."""
+    def ledger() -> list[Any]:
+        return pg_rows(gateway, "SELECT request_id, status FROM spend_ledger WHERE key_id = $1", key_id)
+
+    def analytics() -> int:
+        return sum(row["requests"] for row in gateway.usage(key_id=key_id, group_by="key_id"))
+
+    wait_for(lambda: len(ledger()) >= count, timeout=60)
+    wait_for(lambda: analytics() >= count, timeout=60)
+    time.sleep(1.0)  # a row written twice would show by now: the counts must not move past `count`
+    rows = ledger()
+    assert len(rows) == count and analytics() == count, (len(rows), analytics(), count)
+    assert len({row["request_id"] for row in rows}) == count  # each request once
+    return rows

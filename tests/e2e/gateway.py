@@ -90,7 +90,7 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_NATS_URL": nats_url, "JETGATE_DATABASE_URL": database_url,
         "JETGATE_CLICKHOUSE_URL": clickhouse_url, "JETGATE_CONFIG": str(config),
         "JETGATE_INGRESS__PORT": str(port), "JETGATE_MASTER_KEY": master_key, "JETGATE_LOG_LEVEL": "INFO",
-        "JETGATE_INGRESS__STREAM_IDLE_TIMEOUT_S": "10", "JETGATE_INGRESS__WORKER_TIMEOUT_S": "5",
+        "JETGATE_INGRESS__STREAM_IDLE_TIMEOUT_S": "10", "JETGATE_INGRESS__WORKER_TIMEOUT_S": "60",
         "JETGATE_ACCOUNTING__BATCH_WAIT_S": "0.1", "JETGATE_ACCOUNTING__ACK_WAIT_S": "3",
         "JETGATE_ACCOUNTING__MAX_NAK_DELAY_S": "2", "JETGATE_ACCOUNTING__IDLE_POLL_S": "0.5",
         "JETGATE_GUARDRAILS__METRICS_PORT": "0", "JETGATE_ROUTER__METRICS_PORT": "0",

@@ -183,6 +183,6 @@ def test_request_id_and_bad_bodies(gateway: Gateway, key: str) -> None:
         missing = http.post("/v1/chat/completions", json={"model": "gpt-4o-mini"})
         assert missing.status_code == 400 and missing.json()["error"]["param"] == "messages"
         huge = http.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [
-            {"role": "user", "content": "x" * (5 * 1024 * 1024)}]})
+            {"role": "user", "content": "x" * (33 * 1024 * 1024)}]})  # the default limit is 32 MiB
         assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
         assert http.get("/v1/nowhere").status_code == 404

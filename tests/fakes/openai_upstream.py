@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -88,8 +89,10 @@ class FakeOpenAI:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        # keep-alive longer than the router's pool keeps idle connections (30 s), as providers
+        # do: else a pooled connection can be closed by this server just as it is reused
         config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, timeout_keep_alive=75)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"fake-openai-{self.port}", daemon=True)
@@ -253,7 +256,9 @@ class FakeOpenAI:
             return _json(400, p.invalid_request("'input' is a required property", "input"))
         encoding = "base64" if body.get("encoding_format") == "base64" else "float"
         dimensions = body.get("dimensions") or p.EMBEDDING_DIMENSIONS
-        return _json(200, p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
+        # orjson: a batch of 2,048 x 3,072 floats is ~55 MB of JSON (json.dumps takes seconds)
+        answer = orjson.dumps(p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
+        return Response(answer, media_type="application/json", headers=_openai_headers())
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)

@@ -2,29 +2,39 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
+from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
 
 from shared.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage
 from shared.protocol import (
     FRAME_HEADER,
+    FRAME_HEADROOM,
     STATUS_HEADER,
+    UPSTREAM_HEADER,
     Call,
     CallEnvelope,
     Frame,
+    Lease,
     Route,
     Target,
     error_of,
     error_payload,
     frame_of,
+    frame_size,
     is_final,
+    joined,
     no_responders,
     reply_headers,
+    send_reply,
     status_of,
+    upstream_of,
 )
 
 BODY = b'{"model": "gw", "messages": [{"role": "user", "content": "h\\u00e9"}], "x_vendor": {"keep": [1, 2.50]}}'
@@ -94,3 +104,67 @@ def test_frames_are_named_by_their_header() -> None:
 def test_the_servers_no_responders_answer_is_recognised() -> None:
     assert no_responders(msg(b"", {"Status": "503"}))
     assert not no_responders(msg(b"{}", {"Status": "503"})) and not no_responders(msg(b"", {STATUS_HEADER: "503"}))
+
+
+def test_a_heartbeat_names_the_upstream_it_went_to() -> None:
+    beat = msg(headers={FRAME_HEADER: "heartbeat", UPSTREAM_HEADER: "1"})
+    assert frame_of(beat) == Frame.HEARTBEAT and not is_final(beat) and upstream_of(beat) == 1
+    before = msg(headers={FRAME_HEADER: "heartbeat"})
+    assert upstream_of(before) is None and upstream_of(before, 2) == 2  # keeps what was known
+    assert not is_final(msg(headers={FRAME_HEADER: "part"}))
+
+
+def test_parts_and_the_last_frame_join_in_order() -> None:
+    assert joined([], b"whole") == b"whole"
+    assert joined([b"ab", b"cd"], b"e") == b"abcde"
+
+
+async def frames_on(nc: Client, send: Callable[[str], Awaitable[None]]) -> list[Msg]:
+    """The frames `send` puts on a fresh inbox, up to the final one (real nats-server)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await send(inbox)
+    received = []
+    while not received or not is_final(received[-1]):
+        received.append(await sub.next_msg(timeout=5))
+    await sub.unsubscribe()
+    return received
+
+
+async def test_a_small_reply_is_one_frame_as_ever(nc: Client) -> None:
+    (frame,) = await frames_on(nc, lambda inbox: send_reply(nc, inbox, b'{"a": 1}', 201, frame_bytes=8))
+    assert (frame_of(frame), status_of(frame), frame.data) == (Frame.REPLY, 201, b'{"a": 1}')
+    exact = await frames_on(nc, lambda inbox: send_reply(nc, inbox, b"12345678", frame_bytes=8))
+    assert [frame_of(f) for f in exact] == [Frame.REPLY]
+
+
+async def test_a_large_reply_travels_in_parts_no_larger_than_a_frame(nc: Client) -> None:
+    body = bytes(range(256)) * 40 + b"tail"  # 10,244 bytes
+    frames = await frames_on(nc, lambda inbox: send_reply(nc, inbox, body, 200, frame_bytes=1000))
+    assert [frame_of(f) for f in frames] == [Frame.PART] * 10 + [Frame.REPLY]
+    assert all(len(f.data) == 1000 for f in frames[:-1]) and frames[-1].data == body[10_000:]
+    assert joined([f.data for f in frames[:-1]], frames[-1].data) == body and status_of(frames[-1]) == 200
+    # a multiple of the frame size leaves no empty last frame
+    even = await frames_on(nc, lambda inbox: send_reply(nc, inbox, body[:3000], frame_bytes=1000))
+    assert [len(f.data) for f in even] == [1000, 1000, 1000] and frame_of(even[-1]) == Frame.REPLY
+
+
+async def test_a_frame_never_exceeds_what_the_server_accepts(nc: Client) -> None:
+    assert frame_size(nc, 10**12) == nc.max_payload - FRAME_HEADROOM
+    assert frame_size(nc, 1000) == 1000
+
+
+async def test_a_lease_tells_the_caller_at_once_when_the_call_goes_upstream(nc: Client) -> None:
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    lease = Lease(nc, inbox)
+    await lease.reaching(0)
+    await lease.reaching(0)  # the same target again: nothing new to tell
+    await lease.reaching(1)  # failover
+    await lease.beat()
+    beats = [await sub.next_msg(timeout=5) for _ in range(3)]
+    assert [(frame_of(b), upstream_of(b)) for b in beats] == [(Frame.HEARTBEAT, 0), (Frame.HEARTBEAT, 1),
+                                                            (Frame.HEARTBEAT, 1)]
+    with pytest.raises(NatsTimeout):
+        await sub.next_msg(timeout=0.2)
+    await sub.unsubscribe()

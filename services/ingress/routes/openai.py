@@ -6,6 +6,7 @@ pipeline as one call: the envelope of what was decided, and the body as the clie
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from fastapi import APIRouter, Request
@@ -54,6 +55,16 @@ def new_call(state: IngressState, principal: Principal, request_id: str, endpoin
 M = TypeVar("M", bound=BaseModel)
 
 
+def client_gone(request: Request) -> Callable[[], Awaitable[None]]:
+    """Returns once the client has closed the connection (its body is already read, so the
+    next ASGI message is the disconnect)."""
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            continue
+
+    return wait
+
+
 async def _read(request: Request, state: IngressState, kind: type[M]) -> tuple[bytes, M]:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     return raw, parse_body(raw, kind)
@@ -71,7 +82,7 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
     try:
         if stream:
             return SseResponse(await state.pipeline.open_stream(call), audit)
-        reply = await state.pipeline.call(call)
+        reply = await state.pipeline.call(call, client_gone(request))
     except GatewayError as error:
         if error.code in DENIALS:
             audit.denied(error)
@@ -91,7 +102,7 @@ async def embeddings(request: Request, principal: CurrentKey, state: State) -> R
     admit(state, audit, parsed.model, Endpoint.EMBEDDINGS)
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     try:
-        reply = await state.pipeline.call(call)
+        reply = await state.pipeline.call(call, client_gone(request))
     except GatewayError as error:
         audit.failed(error)
         raise

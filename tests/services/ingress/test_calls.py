@@ -12,13 +12,16 @@ from nats.aio.msg import Msg
 
 from services.ingress.calls import PipelineClient
 from shared.bus import connect
-from shared.errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
+from shared.errors import ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
+from shared.events import UsageEvent
 from shared.pipeline import Stage
-from shared.protocol import CancelRequest, send_chunk, send_end, send_error, send_reply
+from shared.protocol import Call, CancelRequest, Lease, send_chunk, send_end, send_error, send_reply
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
+from shared.tokens import estimate_text_tokens
 from tests.services.ingress.conftest import make_call, stand_in
 
+Watched = tuple[PipelineClient, list[UsageEvent]]
 SHORT = IngressSettings(worker_timeout_s=1.0, stream_idle_timeout_s=0.5, no_responders_wait_s=0.4)
 
 
@@ -170,3 +173,156 @@ async def test_silence_mid_stream_ends_it_with_a_504_after_the_idle_timeout(work
             received.append(msg)
     stream.close()
     assert len(received) == 1
+
+
+# dead workers, large replies, clients that leave ------------------------------------------
+
+BEATING = IngressSettings(worker_timeout_s=5.0, stream_idle_timeout_s=5.0, no_responders_wait_s=2.0,
+                          heartbeat_timeout_s=0.4)
+
+
+@pytest.fixture
+async def watched(nats_url: str) -> AsyncIterator[tuple[PipelineClient, list[UsageEvent]]]:
+    """A pipeline client that notices silence quickly, and the usage events it emits itself."""
+    client = await connect(nats_url, "ingress-tests-watched")
+    emitted: list[UsageEvent] = []
+    yield PipelineClient(client, BEATING, emitted.append), emitted
+    await client.close()
+
+
+async def test_heartbeats_keep_a_long_call_alive_past_the_silence_limit(worker_nc: Client, watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER])
+
+    async def slow(msg: Msg) -> None:
+        assert msg.reply
+        lease = Lease(worker_nc, msg.reply)
+        await lease.reaching(0)
+        for _ in range(6):  # 0.6 s of work: longer than heartbeat_timeout_s, heard all along
+            await asyncio.sleep(0.1)
+            await lease.beat()
+        await send_reply(worker_nc, msg.reply, b'{"done": true}')
+
+    await stand_in(worker_nc, call.subject(), slow)
+    reply = await pipeline.call(call)
+    assert reply.body == b'{"done": true}' and emitted == []
+
+
+async def test_a_call_whose_worker_died_before_any_upstream_is_sent_again(worker_nc: Client,
+                                                                          watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.GUARDRAILS, Stage.ROUTER])
+    taken: list[bytes] = []
+
+    async def dies_once(msg: Msg) -> None:
+        taken.append(msg.data)
+        if len(taken) == 1:
+            return  # took it and died: no heartbeat, no answer
+        assert msg.reply
+        await send_reply(worker_nc, msg.reply, b'{"second": true}')
+
+    await stand_in(worker_nc, call.subject(), dies_once)
+    reply = await pipeline.call(call)
+    assert reply.body == b'{"second": true}'
+    assert taken == [call.encode()] * 2 and emitted == []  # the same call, nothing charged twice
+
+
+async def test_a_worker_dead_after_the_call_reached_an_upstream_is_a_503_charged_once(worker_nc: Client,
+                                                                                     watched: Watched) -> None:
+    pipeline, emitted = watched
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "four words long here"}]}'
+    call = make_call([Stage.ROUTER], body=body)
+    taken: list[bytes] = []
+
+    async def dies_upstream(msg: Msg) -> None:
+        assert msg.reply
+        taken.append(msg.data)
+        await Lease(worker_nc, msg.reply).reaching(0)  # then it dies
+
+    await stand_in(worker_nc, call.subject(), dies_upstream)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await pipeline.call(call)
+    assert caught.value.code == "worker_lost" and len(taken) == 1  # never sent again
+    (event,) = emitted
+    assert (event.id, event.source, event.request_id) == (call.envelope.call_id, "ingress", call.envelope.request_id)
+    assert (event.data.status, event.data.usage_source, event.data.provider) == ("error", "estimated", "p")
+    assert event.data.prompt_tokens > 0 and event.data.completion_tokens == 0
+
+
+async def test_a_stream_whose_router_died_mid_way_ends_in_503_charged_for_what_was_relayed(
+        worker_nc: Client, watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER], stream=True)
+
+    async def dies_mid_stream(msg: Msg) -> None:
+        assert msg.reply
+        await Lease(worker_nc, msg.reply).reaching(0)
+        for word in ("hello", " there", " friend"):
+            chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
+            await send_chunk(worker_nc, msg.reply, orjson.dumps(chunk))
+
+    await stand_in(worker_nc, call.subject(), dies_mid_stream)
+    stream = await pipeline.open_stream(call)
+    relayed = []
+    with pytest.raises(ServiceUnavailable) as caught:
+        async for msg in stream:
+            relayed.append(msg)
+    stream.close()
+    assert caught.value.code == "worker_lost" and len(relayed) == 3
+    (event,) = emitted
+    assert (event.id, event.data.stream, event.data.status, event.data.usage_source) == (
+        call.envelope.call_id, True, "error", "estimated")
+    assert event.data.completion_tokens == estimate_text_tokens("hello there friend") > 0
+
+
+async def test_a_reply_in_parts_is_joined_whole(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER])
+    big = orjson.dumps({"data": [{"embedding": [0.125] * 3072, "index": i} for i in range(30)]})
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_reply(worker_nc, msg.reply, big, frame_bytes=64 * 1024)
+
+    await stand_in(worker_nc, call.subject(), answer)
+    reply = await pipeline.call(call)
+    assert len(big) > 4 * 64 * 1024 and reply.body == big and reply.status == 200
+
+
+async def test_a_client_that_leaves_cancels_its_call_at_the_routers(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER])
+    cancels: asyncio.Queue[CancelRequest] = asyncio.Queue()
+    gone = asyncio.Event()
+
+    async def working(msg: Msg) -> None:
+        assert msg.reply
+        await Lease(worker_nc, msg.reply).reaching(0)
+        gone.set()  # the client leaves while the upstream works
+
+    async def on_cancel(msg: Msg) -> None:
+        cancels.put_nowait(CancelRequest.model_validate_json(msg.data))
+
+    await stand_in(worker_nc, call.subject(), working)
+    await stand_in(worker_nc, ROUTER_CANCEL, on_cancel)
+    with pytest.raises(ClientClosed):
+        await pipeline.call(call, gone.wait)
+    cancel = await asyncio.wait_for(cancels.get(), 5)
+    assert cancel.call_id == call.envelope.call_id
+
+
+async def test_calls_made_together_share_one_subscription_and_get_their_own_answers(
+        worker_nc: Client, nats_url: str) -> None:
+    client = await connect(nats_url, "ingress-tests-together")
+    pipeline = PipelineClient(client, SHORT)
+    call = make_call([Stage.ROUTER])
+
+    async def echo(msg: Msg) -> None:
+        assert msg.reply
+        # in parts: a frame delivered twice (two subscriptions) would show in the joined body
+        await send_reply(worker_nc, msg.reply, Call.decode(msg.data).envelope.request_id.encode() * 20,
+                         frame_bytes=100)
+
+    await stand_in(worker_nc, call.subject(), echo)
+    calls = [make_call([Stage.ROUTER]) for _ in range(20)]
+    replies = await asyncio.gather(*(pipeline.call(c) for c in calls))  # the first ones race to subscribe
+    assert [r.body.decode() for r in replies] == [c.envelope.request_id * 20 for c in calls]
+    await client.close()

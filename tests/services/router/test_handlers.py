@@ -26,8 +26,8 @@ from shared.bus import connect
 from shared.config import load_config
 from shared.events import Principal, UsageEvent, parse_event
 from shared.pipeline import Endpoint, Stage, stage_subject
-from shared.protocol import FRAME_HEADER, STATUS_HEADER, Call, CallEnvelope, CancelRequest, Route, error_of
-from shared.settings import RouterSettings, Settings
+from shared.protocol import FRAME_HEADER, STATUS_HEADER, Call, CallEnvelope, CancelRequest, Route, error_of, joined, upstream_of
+from shared.settings import BusSettings, RouterSettings, Settings
 from shared.subjects import ROUTER_CANCEL, usage_subject
 from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
 
@@ -37,6 +37,8 @@ ROUTES: dict[str, Route] = {}  # as the ingress decides them, from the same conf
 PROMPT = "Tell me a short story please"  # 6 words: 6 prompt tokens at the fake
 MESSAGES = [{"role": "user", "content": PROMPT}]
 IN_PRICE, OUT_PRICE = Decimal("0.15"), Decimal("0.6")
+HEARTBEAT_S = 0.1
+FRAME_BYTES = 256 * 1024  # small frames: a reply of a few hundred KiB already travels in parts
 
 
 def cost(prompt: int, completion: int) -> Decimal:
@@ -52,6 +54,7 @@ def write_config(path: Path, fake: FakeOpenAI) -> Path:
         "models": [model("gw-chat", "fail-500", "gpt-4o-mini"), model("gw-slow", "slow-stream"),
                    model("gw-stall", "stall-stream"),
                    model("gw-no-usage", "stream-no-usage"), model("gw-broken", "fail-500", "fail-503"),
+                   model("gw-hang", "hang"),
                    {**model("gw-embed", "text-embedding-3-small"), "mode": "embedding"}],
     }))
     return path
@@ -70,7 +73,8 @@ async def router(nats_url: str, nc: Client, fake: FakeOpenAI,
     config = write_config(tmp_path_factory.mktemp("router") / "jetgate.yaml", fake)
     ROUTES.update({model.name: route_of(model) for model in load_config(config).models})
     stop = asyncio.Event()
-    settings = Settings(config=config, nats_url=nats_url, router=RouterSettings(metrics_port=0, drain_timeout_s=5))
+    settings = Settings(config=config, nats_url=nats_url, router=RouterSettings(metrics_port=0, drain_timeout_s=5),
+                        bus=BusSettings(heartbeat_interval_s=HEARTBEAT_S, frame_bytes=FRAME_BYTES))
     task = asyncio.create_task(serve(settings, stop))
     async with asyncio.timeout(30):
         while True:  # ready once it answers (what is not a call is answered without an upstream)
@@ -119,6 +123,28 @@ async def usage_events(nc: Client, org_id: str, expect: int = 1) -> list[UsageEv
     return events
 
 
+async def whole_reply(nc: Client, subject: str, payload: bytes) -> tuple[Msg, bytes, list[Msg]]:
+    """A call answered as the ingress reads it: heartbeats, `part` frames, then the final
+    frame. Returns (the final frame, the whole reply data, the heartbeats)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    beats: list[Msg] = []
+    parts: list[bytes] = []
+    try:
+        await nc.publish(subject, payload, reply=inbox)
+        while True:
+            msg = await sub.next_msg(timeout=10)
+            kind = msg.headers[FRAME_HEADER] if msg.headers else None
+            if kind == "heartbeat":
+                beats.append(msg)
+            elif kind == "part":
+                parts.append(msg.data)
+            else:
+                return msg, joined(parts, msg.data), beats
+    finally:
+        await sub.unsubscribe()
+
+
 async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None = None,
                         call_id: str = "") -> list[Msg]:
     """Frames from the inbox until `end`/`error`; with cancel_after, cancel and read until silence."""
@@ -133,6 +159,8 @@ async def stream_frames(nc: Client, payload: bytes, *, cancel_after: int | None 
             except nats.errors.TimeoutError:
                 assert cancel_after is not None, "the router went silent before the end frame"
                 return frames
+            if msg.headers[FRAME_HEADER] == "heartbeat":
+                continue
             frames.append(msg)
             if msg.headers[FRAME_HEADER] in ("end", "error"):
                 return frames
@@ -150,16 +178,18 @@ def content_of(frames: list[Msg]) -> str:
 
 async def test_chat_answers_after_failover_and_charges_exact_cost(nc: Client) -> None:
     who = principal()
-    request_id, payload, _ = chat_request(who, "gw-chat")
-    reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
+    request_id, payload, call_id = chat_request(who, "gw-chat")
+    reply, data, beats = await whole_reply(nc, ROUTER_CHAT, payload)
     assert reply.headers[STATUS_HEADER] == "200"
-    body = orjson.loads(reply.data)
+    body = orjson.loads(data)
     assert body["object"] == "chat.completion" and body["model"] == "gpt-4o-mini"
     assert body["choices"][0]["message"]["content"] == payloads.REPLY_TEXT
+    # the caller heard of each deployment before its request left: first, then the failover
+    assert [upstream_of(beat) for beat in beats[:2]] == [0, 1]
 
     (event,) = await usage_events(nc, who.org_id)
-    assert (event.source, event.org_id, event.key_id, event.team_id, event.request_id) == (
-        "router", who.org_id, who.key_id, "team-a", request_id)
+    assert (event.id, event.source, event.org_id, event.key_id, event.team_id, event.request_id) == (
+        call_id, "router", who.org_id, who.key_id, "team-a", request_id)
     data = event.data
     assert (data.model, data.provider, data.deployment_model) == ("gw-chat", "fake", "gpt-4o-mini")
     assert (data.endpoint, data.stream, data.status, data.usage_source) == ("chat", False, "ok", "upstream")
@@ -256,7 +286,7 @@ async def test_a_route_this_router_cannot_serve_gets_a_502_error_frame(nc: Clien
 async def test_all_deployments_failing_reply_502_and_record_the_error(nc: Client) -> None:
     who = principal()
     _, payload, _ = chat_request(who, "gw-broken")
-    reply = await nc.request(ROUTER_CHAT, payload, timeout=10)
+    reply, _, _ = await whole_reply(nc, ROUTER_CHAT, payload)
     error = error_of(reply)
     assert error is not None and (error.status, error.code) == (502, "upstream_error")
     (event,) = await usage_events(nc, who.org_id)
@@ -267,9 +297,56 @@ async def test_all_deployments_failing_reply_502_and_record_the_error(nc: Client
 async def test_embeddings_answer_and_charge_input_tokens(nc: Client) -> None:
     who = principal()
     call = request(who, Endpoint.EMBEDDINGS, ROUTES["gw-embed"], {"model": "gw-embed", "input": ["one two", "three"]})
-    reply = await nc.request(ROUTER_EMBEDDINGS, call.encode(), timeout=10)
-    body = orjson.loads(reply.data)
+    reply, data, _ = await whole_reply(nc, ROUTER_EMBEDDINGS, call.encode())
+    body = orjson.loads(data)
     assert reply.headers[STATUS_HEADER] == "200" and body["object"] == "list" and len(body["data"]) == 2
     (event,) = await usage_events(nc, who.org_id)
     assert (event.data.endpoint, event.data.prompt_tokens, event.data.completion_tokens) == ("embeddings", 3, 0)
     assert event.data.cost == cost(3, 0)
+
+
+async def test_a_reply_larger_than_a_frame_travels_in_parts_and_arrives_whole(nc: Client) -> None:
+    who = principal()
+    inputs = [f"text {i}" for i in range(40)]
+    call = request(who, Endpoint.EMBEDDINGS, ROUTES["gw-embed"],
+                   {"model": "gw-embed", "input": inputs, "dimensions": 3072})
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(ROUTER_EMBEDDINGS, call.encode(), reply=inbox)
+    kinds: list[str] = []
+    parts: list[bytes] = []
+    while not kinds or kinds[-1] != "reply":
+        msg = await sub.next_msg(timeout=10)
+        kinds.append(msg.headers[FRAME_HEADER])
+        if kinds[-1] in ("part", "reply"):
+            assert len(msg.data) <= FRAME_BYTES
+            parts.append(msg.data)
+    await sub.unsubscribe()
+    body = orjson.loads(b"".join(parts))
+    assert kinds.count("part") >= 2 and kinds[-1] == "reply" and "error" not in kinds
+    assert len(body["data"]) == 40 and [len(item["embedding"]) for item in body["data"]] == [3072] * 40
+    assert body["data"][39]["embedding"] == payloads.embedding_vector(39, 3072)
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.data.status, event.data.usage_source) == ("ok", "upstream")
+
+
+async def test_a_long_call_sends_heartbeats_and_a_cancel_stops_it_and_charges_the_prompt(nc: Client,
+                                                                                        fake: FakeOpenAI) -> None:
+    who = principal()
+    _, payload, call_id = chat_request(who, "gw-hang")
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(ROUTER_CHAT, payload, reply=inbox)
+    beats = [await sub.next_msg(timeout=5) for _ in range(4)]  # the upstream is silent for HANG_S
+    assert {b.headers[FRAME_HEADER] for b in beats} == {"heartbeat"}
+    assert [upstream_of(b) for b in beats] == [0] * 4  # the call went to the route's first target
+    await nc.publish(ROUTER_CANCEL, CancelRequest(call_id=call_id).model_dump_json().encode())
+
+    (event,) = await usage_events(nc, who.org_id)
+    assert (event.id, event.data.status, event.data.usage_source) == (call_id, "cancelled", "estimated")
+    assert event.data.prompt_tokens > 0 and event.data.cost == cost(event.data.prompt_tokens, 0)
+    with pytest.raises(nats.errors.TimeoutError):  # no answer, no more heartbeats: the call is over
+        for _ in range(50):
+            msg = await sub.next_msg(timeout=5 * HEARTBEAT_S)
+            assert msg.headers[FRAME_HEADER] == "heartbeat"
+    await sub.unsubscribe()

@@ -14,9 +14,9 @@ import orjson
 from services.router.http_client import UpstreamHttp
 from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, Provider
 from services.router.providers.mock.config import MockConfig
-from services.router.tokens import estimate_input_tokens, estimate_prompt_tokens
 from shared.ids import uuid7
 from shared.openai_types import Usage
+from shared.tokens import estimate_input_tokens, estimate_prompt_tokens
 
 
 class MockProvider(Provider[MockConfig]):

@@ -17,9 +17,34 @@ from shared.errors import UpstreamError
 from shared.openai_types import Usage
 from shared.secrets import resolve_secret
 
+# above this, an answer is not parsed whole just to read its usage (2,048 embeddings of
+# 3,072 floats are ~70 MB of JSON: parsing them would hold the event loop for seconds)
+WHOLE_PARSE_BYTES = 1024 * 1024
+_USAGE_KEY = b'"usage"'
+
 
 def _usage(value: Any) -> Usage | None:
     return Usage.model_validate(value) if isinstance(value, dict) else None
+
+
+def tail_usage(content: bytes) -> Usage | None:
+    """The `usage` object of a large answer, read from where OpenAI puts it: the last key."""
+    at = content.rfind(_USAGE_KEY)
+    if at < 0:
+        return None
+    rest = content[at + len(_USAGE_KEY):at + len(_USAGE_KEY) + 4096].lstrip()
+    if not rest.startswith(b":"):
+        return None
+    rest = rest[1:].lstrip()
+    depth = 0
+    for end, byte in enumerate(rest):
+        depth += (byte == 0x7B) - (byte == 0x7D)  # { and }
+        if depth == 0:
+            try:
+                return _usage(orjson.loads(rest[:end + 1]))
+            except (orjson.JSONDecodeError, ValueError):
+                return None
+    return None
 
 
 def chunk_text(chunk: dict[str, Any]) -> str:
@@ -64,6 +89,8 @@ class OpenAIWire(Provider[C]):
                                         await self.auth_headers(), self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
+        if len(response.content) > WHOLE_PARSE_BYTES:
+            return Completion(response.content, tail_usage(response.content))
         try:
             answer = orjson.loads(response.content)
         except orjson.JSONDecodeError:

@@ -1,0 +1,84 @@
+"""Usage events of calls: one per call that reached the pipeline's last stage, whatever its
+outcome, built the same way by the router (which knows what the upstream said) and by the
+ingress (when the router holding a call went silent: it charges what it relayed).
+
+A call's usage event takes the call's id as its event id (and so as its `Nats-Msg-Id`):
+JetStream drops the second publish of the same id and every accounting write is
+idempotent on it, so a late event from a router that was presumed dead and the ingress's
+own for the same call count once.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+
+from shared.events import UsageData, UsageEvent, envelope_ids
+from shared.openai_types import Usage
+from shared.pipeline import Endpoint
+from shared.protocol import CallEnvelope
+from shared.tokens import estimate_input_tokens, estimate_prompt_tokens, estimate_text_tokens
+
+Status = Literal["ok", "error", "cancelled"]
+UsageSource = Literal["upstream", "estimated", "none"]
+
+
+def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, deployment_model: str | None,
+                usage: Usage | None, usage_source: UsageSource, status: Status, latency_ms: float,
+                attempts: int) -> UsageEvent:
+    usage = usage or Usage()
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    total = usage.total_tokens or prompt + completion
+    return UsageEvent(
+        id=envelope.call_id, source=source, **envelope_ids(envelope.principal, envelope.request_id),
+        data=UsageData(
+            model=envelope.route.model, provider=provider, deployment_model=deployment_model,
+            endpoint=envelope.endpoint.value, stream=envelope.stream, status=status, usage_source=usage_source,
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
+            cost=envelope.route.cost(prompt, completion),
+            latency_ms=round(latency_ms, 3), attempts=attempts,
+        ),
+    )
+
+
+def estimated_usage(endpoint: Endpoint, body: dict[str, Any], completion_text: str = "") -> Usage:
+    """Tokens counted from the request (and the text relayed so far) when no upstream said."""
+    if endpoint is Endpoint.EMBEDDINGS:
+        prompt = estimate_input_tokens(body.get("input"))
+    else:
+        prompt = estimate_prompt_tokens(body.get("messages") or [])
+    completion = estimate_text_tokens(completion_text)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    pieces: list[str] = []
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        if isinstance(delta.get("content"), str):
+            pieces.append(delta["content"])
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                pieces.append(function["arguments"])
+    return "".join(pieces)
+
+
+def relayed_text(chunks: list[bytes]) -> tuple[str, Usage | None]:
+    """What a stream's relayed `chat.completion.chunk`s said: their text (content and tool
+    arguments), and the usage one of them carried, if any."""
+    text: list[str] = []
+    usage: Usage | None = None
+    for raw in chunks:
+        try:
+            chunk = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        text.append(_chunk_text(chunk))
+        if isinstance(chunk.get("usage"), dict):
+            usage = Usage.model_validate(chunk["usage"])
+    return "".join(text), usage
