@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from services.router.http_client import UpstreamHttp
 from services.router.providers.base import Provider, ProviderConfig
+from services.router.providers.gemini import GeminiProvider
 from services.router.providers.mock import MockProvider
 from services.router.providers.openai import OpenAIProvider
 from shared.config import GatewayConfig, ProviderEntry
@@ -16,6 +17,7 @@ from shared.config import GatewayConfig, ProviderEntry
 PROVIDER_TYPES: dict[str, type[Provider[Any]]] = {
     "openai": OpenAIProvider,
     "mock": MockProvider,
+    "gemini": GeminiProvider,
 }
 
 
