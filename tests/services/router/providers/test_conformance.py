@@ -1,14 +1,16 @@
 """One conformance suite for every provider type in the registry.
 
 Each adapter must answer in OpenAI's shapes whatever its upstream is: the `openai`
-adapter talks to a real fake-OpenAI server over HTTP, the `mock` adapter answers locally.
-A provider type added to PROVIDER_TYPES without a config here fails the first test.
+adapter talks to a real fake-OpenAI server over HTTP, `gemini` to a real fake Gemini
+server, the `mock` adapter answers locally. Each entry asks for the fake it needs by
+fixture name. A provider type added to PROVIDER_TYPES without a config here fails the
+first test.
 """
 from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -17,19 +19,28 @@ import pytest
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
+from services.router.providers.gemini import GeminiConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.gemini_upstream import FakeGemini
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
 
-# provider type -> (config for this suite, the model name to ask for)
-CONFIGS: dict[str, Callable[[FakeOpenAI], tuple[ProviderConfig, str]]] = {
-    "openai": lambda fake: (OpenAIConfig(name="conformance-openai", base_url=fake.base_url, timeout_s=10),
-                            "gpt-4o-mini"),
-    "mock": lambda fake: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+# provider type -> (config for this suite, the model name to ask for), given the test's fixture request
+CONFIGS: dict[str, Callable[[pytest.FixtureRequest], tuple[ProviderConfig, str]]] = {
+    "openai": lambda r: (OpenAIConfig(name="conformance-openai", base_url=r.getfixturevalue("fake").base_url,
+                                      timeout_s=10), "gpt-4o-mini"),
+    "mock": lambda r: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
+    "gemini": lambda r: (GeminiConfig(name="conformance-gemini", base_url=r.getfixturevalue("gemini_fake").base_url,
+                                      timeout_s=10), "gemini-2.5-flash"),
 }
+
+
+@pytest.fixture(scope="module")
+def gemini_fake() -> Iterator[FakeGemini]:
+    with FakeGemini() as server:
+        yield server
 
 
 def test_every_registered_provider_type_is_in_the_suite() -> None:
@@ -37,8 +48,8 @@ def test_every_registered_provider_type_is_in_the_suite() -> None:
 
 
 @pytest.fixture(params=sorted(PROVIDER_TYPES))
-def adapter(request: pytest.FixtureRequest, fake: FakeOpenAI, http: UpstreamHttp) -> tuple[Provider[Any], str]:
-    config, model = CONFIGS[request.param](fake)
+def adapter(request: pytest.FixtureRequest, http: UpstreamHttp) -> tuple[Provider[Any], str]:
+    config, model = CONFIGS[request.param](request)
     provider = build_provider(config, http)
     assert provider.name == config.name
     return provider, model
