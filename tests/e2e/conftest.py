@@ -1,8 +1,10 @@
 """One gateway for the end-to-end tests, on servers of its own (so the service-level
-tests' consumers never share its durable consumers), in front of a fake OpenAI."""
+tests' consumers never share its durable consumers), in front of a fake OpenAI and a fake
+Gemini (AI Studio and Vertex)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from decimal import Decimal
@@ -17,6 +19,7 @@ from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
 from tests.e2e.gateway import Gateway, gateway_env
+from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
@@ -24,7 +27,7 @@ PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
 
 
-def _config(fake: FakeOpenAI) -> dict[str, Any]:
+def _config(fake: FakeOpenAI, gemini: FakeGemini, service_account: Path) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -36,6 +39,10 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             {"name": "fake", "type": "openai", "base_url": fake.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
             {"name": "down", "type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
              "api_key": "env:FAKE_UPSTREAM_KEY", "connect_timeout_s": 2},
+            {"name": "gemini", "type": "gemini", "base_url": gemini.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
+            {"name": "vertex", "type": "gemini", "vertex": {
+                "project": "fake-project", "location": "us-central1", "credentials": f"file:{service_account}",
+                "token_url": gemini.token_url, "base_url": gemini.vertex_base_url}},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -48,6 +55,9 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             model("slow-stream", "slow-stream"),
             model("text-embedding-3-small", "text-embedding-3-small", mode="embedding"),
             model("unreachable", "gpt-4o-mini", provider="down"),
+            model("gemini-flash", "gemini-2.5-flash", provider="gemini"),
+            model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),
+            model("gemini-embedding", "gemini-embedding-001", provider="gemini", mode="embedding"),
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},
@@ -61,7 +71,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> Iterator[Gateway]:
+def fake_gemini() -> Iterator[FakeGemini]:
+    with FakeGemini(expected_api_key=UPSTREAM_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI,
+            fake_gemini: FakeGemini) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("gateway")
     nats = EmbeddedNats(root / "nats")
     postgres = EmbeddedPostgres(root / "pg" / "data")
@@ -71,7 +88,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -
         postgres.start()
         upgrade(postgres.url)
         config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai)))
+        service_account = root / "vertex-sa.json"
+        service_account.write_text(json.dumps(fake_gemini.service_account()))
+        config.write_text(yaml.safe_dump(_config(fake_openai, fake_gemini, service_account)))
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
         gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
