@@ -9,7 +9,8 @@
 - Vertex AI, under `.vertex_base_url` (`/v1`): `projects/{p}/locations/{l}/publishers/google/
   models/{model}:generateContent | :streamGenerateContent | :predict`, with a bearer token that
   its token endpoint (`.token_url`) issued for a JWT-bearer grant signed by the service
-  account of `.service_account()` (the signature is checked; a bad one gets `invalid_grant`).
+  account of `.service_account()` (signature and audience are checked; a bad one gets
+  `invalid_grant`).
 
 The model name picks the behaviour: any other name answers normally (a `functionCall` when
 the request declares functions and does not forbid them; a description of the images sent
@@ -45,6 +46,7 @@ from services.router.providers.gemini import payloads as p
 
 VERTEX_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{target}"
 SA_EMAIL = "jetgate-tests@fake-project.iam.gserviceaccount.com"
+GOOGLE_AUDIENCE = "https://oauth2.googleapis.com/token"  # a grant's `aud`, wherever it is posted
 
 _FAILURES: dict[str, tuple[int, Callable[[str], p.Json]]] = {
     "fail-400": (400, lambda m: p.invalid_argument()),
@@ -204,7 +206,7 @@ class FakeGemini:
         if recorded.form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return _json(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type."})
         try:
-            claims = jwt.decode(recorded.form.get("assertion", ""), certs=self._public_pem, audience=self.token_url)
+            claims = jwt.decode(recorded.form.get("assertion", ""), certs=self._public_pem, audience=GOOGLE_AUDIENCE)
         except ValueError:
             return _json(400, p.token_error())
         if claims.get("iss") != SA_EMAIL or not claims.get("scope"):

@@ -66,7 +66,8 @@ class VertexTokens:
 
     def _assertion(self, account: _ServiceAccount) -> str:
         now = int(time.time())
-        claims = {"iss": account.email, "scope": self._config.scope, "aud": account.token_url,
+        # the audience is Google's token endpoint wherever the grant is posted, as google-auth's own credentials do
+        claims = {"iss": account.email, "scope": self._config.scope, "aud": GOOGLE_TOKEN_URL,
                   "iat": now, "exp": now + ASSERTION_LIFETIME_S}
         signed: bytes = jwt.encode(account.signer, claims)  # type: ignore[no-untyped-call]
         return signed.decode()

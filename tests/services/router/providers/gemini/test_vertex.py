@@ -28,7 +28,7 @@ async def test_chat_fetches_a_token_then_calls_the_publisher_model(vertex: Gemin
     assert token_request.path == "/token"
     assert token_request.form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
     claims = jwt.decode(token_request.form["assertion"], verify=False)
-    assert claims["iss"] == SA_EMAIL and claims["aud"] == gemini.token_url
+    assert claims["iss"] == SA_EMAIL and claims["aud"] == "https://oauth2.googleapis.com/token"
     assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
     assert claims["exp"] - claims["iat"] == 3600
     assert call.path == f"{MODEL_PATH}:generateContent"
