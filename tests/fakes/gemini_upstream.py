@@ -16,6 +16,7 @@ The model name picks the behaviour: any other name answers normally (a `function
 the request declares functions and does not forbid them; a description of the images sent
 inline); `thinking` adds thought, thinking and cached token counts; `blocked` refuses the
 prompt (`promptFeedback.blockReason`); `safety` stops the candidate with `SAFETY`;
+`stream-error` streams two events, then an error event;
 `fail-400`, `bad-key`, `too-long`, `fail-401`, `fail-403`, `fail-404`, `fail-429` (with
 RetryInfo), `fail-500`, `fail-503` answer with Gemini's error bodies. Every request is
 recorded (`.requests`) first. Token counts: see services/router/providers/gemini/payloads.py.
@@ -254,6 +255,8 @@ class FakeGemini:
         prompt = p.count_prompt_tokens(body)
         if model == "blocked":
             return [p.prompt_blocked(prompt, model)]
+        if model == "stream-error":
+            return [*p.text_stream(model, prompt)[:2], p.unavailable()]
         function = p.chosen_function(body)
         if function is not None:
             return p.function_call_stream(model, prompt, *function)

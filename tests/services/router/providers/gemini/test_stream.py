@@ -66,3 +66,13 @@ async def test_stream_failure_raises_before_the_first_chunk(studio: GeminiProvid
     with pytest.raises(GatewayError) as caught:
         await anext(studio.chat_stream(ChatCall({"messages": MESSAGES}, "fail-503")))
     assert (caught.value.status, caught.value.retryable) == (502, True)
+
+
+async def test_error_event_mid_stream_raises_after_the_chunks_sent(studio: GeminiProvider) -> None:
+    received: list[Chunk] = []
+    with pytest.raises(GatewayError) as caught:
+        async for chunk in studio.chat_stream(ChatCall({"messages": MESSAGES}, "stream-error")):
+            received.append(chunk)
+    assert "".join(c.text for c in received) == "".join(payloads.REPLY_PIECES[:2])
+    assert (caught.value.status, caught.value.code, caught.value.retryable) == (502, "unavailable", False)
+    assert "overloaded" in caught.value.message
