@@ -4,7 +4,7 @@
 bearer token), and the answers back into OpenAI's shapes."""
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -57,7 +57,7 @@ class GeminiProvider(Provider[GeminiConfig]):
     def _secrets(self) -> tuple[str, ...]:
         return (self._key, self._tokens.current or "") if self._tokens is not None else (self._key,)
 
-    def _failure(self, status: int, content: bytes, headers: Any) -> GatewayError:
+    def _failure(self, status: int, content: bytes, headers: Mapping[str, str]) -> GatewayError:
         if self._tokens is not None and status == 401:
             self._tokens.invalidate()  # the next call fetches a fresh token
         return error_from_response(self.name, status, content, headers, self._secrets())

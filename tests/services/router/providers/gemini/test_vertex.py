@@ -2,6 +2,7 @@
 token endpoint, the token cached and sent as bearer to the publisher-model URLs."""
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -105,3 +106,9 @@ def test_default_vertex_urls() -> None:
     assert regional.api_base() == "https://us-central1-aiplatform.googleapis.com/v1"
     assert VertexConfig(project="p", location="global", credentials="file:/sa.json").api_base() == (
         "https://aiplatform.googleapis.com/v1")
+
+
+async def test_concurrent_first_calls_share_one_token_fetch(vertex: GeminiProvider, gemini: FakeGemini) -> None:
+    done = await asyncio.gather(*(vertex.chat(ChatCall({"messages": MESSAGES}, "gemini-2.5-pro")) for _ in range(5)))
+    assert len(done) == 5 and len(gemini.token_requests()) == 1
+    assert len({r.headers["authorization"] for r in gemini.model_requests()}) == 1
