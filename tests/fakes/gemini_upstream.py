@@ -14,7 +14,8 @@
 
 The model name picks the behaviour: any other name answers normally (a `functionCall` when
 the request declares functions and does not forbid them; a description of the images sent
-inline); `thinking` adds thought, thinking and cached token counts; `blocked` refuses the
+inline); `thinking` adds thought, thinking and cached token counts, signs its function calls
+(`thoughtSignature`) and refuses a history whose function calls come back unsigned; `blocked` refuses the
 prompt (`promptFeedback.blockReason`); `safety` stops the candidate with `SAFETY`;
 `stream-error` streams two events, then an error event;
 `fail-400`, `bad-key`, `too-long`, `fail-401`, `fail-403`, `fail-404`, `fail-429` (with
@@ -225,6 +226,9 @@ class FakeGemini:
         if model == "fail-429":
             return _json(429, p.resource_exhausted(self.retry_delay_s))
         body = recorded.json if isinstance(recorded.json, dict) else {}
+        unsigned = p.unsigned_function_call(body) if model == "thinking" else None
+        if unsigned is not None:  # thinking models want each function call back with its signature
+            return _json(400, p.missing_thought_signature(*unsigned))
         if method == "generateContent":
             return _json(200, self._generate(body, model))
         if method == "streamGenerateContent":
@@ -247,7 +251,8 @@ class FakeGemini:
             return p.safety_stopped(prompt, model)
         function = p.chosen_function(body)
         if function is not None:
-            return p.function_call_response(model, prompt, *function)
+            signature = p.thought_signature() if model == "thinking" else None
+            return p.function_call_response(model, prompt, *function, signature)
         count = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
         return p.text_response(model, prompt, _reply_text(body), count=count, thinking=model == "thinking")
 

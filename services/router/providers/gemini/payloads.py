@@ -9,6 +9,7 @@ reply (`CANDIDATES_TOKENS`).
 """
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from typing import Any
@@ -95,13 +96,38 @@ def text_response(model: str, prompt_tokens: int, text: str = REPLY_TEXT, *, cou
     return response(candidates, usage, model)
 
 
-def function_call_part(name: str, args: Json) -> Json:
-    return {"functionCall": {"name": name, "args": args}}
+def thought_signature() -> str:
+    """An opaque signature as thinking models attach to function calls (base64 bytes)."""
+    return base64.b64encode(secrets.token_bytes(48)).decode()
 
 
-def function_call_response(model: str, prompt_tokens: int, name: str, args: Json) -> Json:
-    return response([candidate([function_call_part(name, args)], "STOP")], usage_metadata(prompt_tokens, CANDIDATES_TOKENS),
-                    model)
+def function_call_part(name: str, args: Json, signature: str | None = None) -> Json:
+    part: Json = {"functionCall": {"name": name, "args": args}}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def function_call_response(model: str, prompt_tokens: int, name: str, args: Json, signature: str | None = None) -> Json:
+    return response([candidate([function_call_part(name, args, signature)], "STOP")],
+                    usage_metadata(prompt_tokens, CANDIDATES_TOKENS), model)
+
+
+def unsigned_function_call(request: Json) -> tuple[str, int] | None:
+    """(name, position) of the first model `functionCall` part sent back without its thoughtSignature."""
+    for position, content in enumerate(request.get("contents") or ()):
+        for part in content.get("parts") or ():
+            if content.get("role") == "model" and "functionCall" in part and not part.get("thoughtSignature"):
+                return str(part["functionCall"].get("name")), position
+    return None
+
+
+def missing_thought_signature(name: str, position: int) -> Json:
+    return invalid_argument(
+        "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+        f"correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
+        f"call `default_api:{name}` , position {position}. Please refer to "
+        "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
 
 
 def chosen_function(request: Json) -> tuple[str, Json] | None:

@@ -7,7 +7,7 @@
 | text parts, `image_url` (data: URL)      | `text`, `inlineData {mimeType, data}`              |
 | `image_url` (gs:// or https URL)         | `fileData {mimeType, fileUri}`                     |
 | `input_audio`, `file` (data: URL)        | `inlineData`                                       |
-| assistant `tool_calls`                   | `functionCall {name, args}` parts                  |
+| assistant `tool_calls`                   | `functionCall {name, args}` parts (+ the `thoughtSignature` its id carries) |
 | tool messages                            | `functionResponse {name, response}` parts (user)   |
 | `tools`, `tool_choice`                   | `tools[].functionDeclarations`, `toolConfig`       |
 | temperature, top_p, max_(completion_)tokens, stop, n, seed, penalties, response_format | `generationConfig` |
@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from services.router.providers.gemini.response import split_signature
 from services.router.providers.gemini.schema import gemini_schema
 from shared.errors import InvalidRequest
 
@@ -116,7 +117,11 @@ def _assistant_parts(message: Json, param: str, names: dict[str, str]) -> list[J
         if not isinstance(function, dict) or not function.get("name"):
             raise InvalidRequest("a tool call needs a function name", param=param)
         names[str(call.get("id"))] = function["name"]
-        parts.append({"functionCall": {"name": function["name"], "args": _arguments(function.get("arguments"), param)}})
+        part: Json = {"functionCall": {"name": function["name"], "args": _arguments(function.get("arguments"), param)}}
+        _, signature = split_signature(str(call.get("id") or ""))
+        if signature is not None:
+            part["thoughtSignature"] = signature
+        parts.append(part)
     return parts
 
 

@@ -22,6 +22,7 @@ import orjson
 from shared.openai_types import Usage
 
 Json = dict[str, Any]
+SIGNATURE_MARK = "~ts~"  # not in either base64 alphabet
 
 _FINISH = {
     "STOP": "stop",
@@ -64,12 +65,25 @@ def usage_from(metadata: Any) -> Usage | None:
                  completion_tokens_details={"reasoning_tokens": thoughts})
 
 
-def tool_call(function_call: Json) -> Json:
-    """A `functionCall` part as an OpenAI tool call (arguments as a JSON string)."""
+def tool_call(part: Json) -> Json:
+    """A `functionCall` part as an OpenAI tool call (arguments as a JSON string). The part's
+    `thoughtSignature`, which thinking models want back with the call in the next turn,
+    rides in the tool call's id (clients send ids back unchanged)."""
+    function_call = part["functionCall"]
     call_id = function_call.get("id")
-    return {"id": call_id if isinstance(call_id, str) and call_id else tool_call_id(), "type": "function",
+    call_id = call_id if isinstance(call_id, str) and call_id else tool_call_id()
+    signature = part.get("thoughtSignature")
+    if isinstance(signature, str) and signature:
+        call_id = f"{call_id}{SIGNATURE_MARK}{signature}"
+    return {"id": call_id, "type": "function",
             "function": {"name": str(function_call.get("name") or ""),
                          "arguments": orjson.dumps(function_call.get("args") or {}).decode()}}
+
+
+def split_signature(call_id: str) -> tuple[str, str | None]:
+    """A tool call id as the client sent it back → (its id, the thought signature it carries)."""
+    head, mark, signature = call_id.partition(SIGNATURE_MARK)
+    return head, (signature or None) if mark else None
 
 
 def candidate_parts(candidate: Json) -> list[Json]:
@@ -82,7 +96,7 @@ def _choice(candidate: Json, position: int) -> Json:
     calls: list[Json] = []
     for part in candidate_parts(candidate):
         if isinstance(part.get("functionCall"), dict):
-            calls.append(tool_call(part["functionCall"]))
+            calls.append(tool_call(part))
         elif isinstance(part.get("text"), str) and not part.get("thought"):
             text.append(part["text"])
     message: Json = {"role": "assistant", "content": "".join(text) if text else None, "refusal": None,

@@ -78,7 +78,7 @@ class StreamTranslator:
             yield from chunks
             for part in candidate_parts(candidate):
                 if isinstance(part.get("functionCall"), dict):
-                    call = {"index": state.tool_calls, **tool_call(part["functionCall"])}
+                    call = {"index": state.tool_calls, **tool_call(part)}
                     state.tool_calls += 1
                     function = call["function"]
                     yield self._chunk(index, {"tool_calls": [call]}, None, function["name"] + function["arguments"])

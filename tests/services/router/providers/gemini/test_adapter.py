@@ -6,9 +6,11 @@ import base64
 import json
 
 import orjson
+import pytest
 
 from services.router.providers.base import ChatCall
 from services.router.providers.gemini import GeminiProvider, payloads
+from shared.errors import GatewayError
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.services.router.providers.gemini.conftest import KEY
 
@@ -147,3 +149,31 @@ async def test_thinking_and_cached_tokens_reach_usage(studio: GeminiProvider) ->
 async def test_deployment_model_may_carry_the_models_prefix(studio: GeminiProvider, gemini: FakeGemini) -> None:
     await studio.chat(ChatCall({"messages": MESSAGES}, "models/gemini-2.0-flash"))
     assert gemini.model_requests()[-1].path == "/v1beta/models/gemini-2.0-flash:generateContent"
+
+
+async def test_thought_signature_rides_in_the_tool_call_id_and_goes_back(studio: GeminiProvider,
+                                                                        gemini: FakeGemini) -> None:
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    first = orjson.loads((await studio.chat(ChatCall({"messages": question, "tools": [WEATHER]}, "thinking"))).raw)
+    (call,) = first["choices"][0]["message"]["tool_calls"]
+    issued = gemini.model_requests()[-1]
+    assert issued.json["contents"] == [{"role": "user", "parts": [{"text": "Weather in Paris?"}]}]
+
+    history = [*question, first["choices"][0]["message"],
+               {"role": "tool", "tool_call_id": call["id"], "content": "21 degrees"}]
+    done = await studio.chat(ChatCall({"messages": history, "tools": [WEATHER]}, "thinking"))
+    assert orjson.loads(done.raw)["choices"][0]["message"]["content"] == payloads.REPLY_TEXT
+    model_turn = gemini.model_requests()[-1].json["contents"][1]
+    (part,) = model_turn["parts"]
+    assert part["functionCall"] == {"name": "get_weather", "args": {"city": "Paris", "unit": "c"}}
+    assert call["id"].endswith("~ts~" + part["thoughtSignature"]) and len(part["thoughtSignature"]) == 64
+
+
+async def test_unsigned_function_call_history_is_refused_by_thinking_models(studio: GeminiProvider) -> None:
+    history = [{"role": "user", "content": "Weather?"},
+               {"role": "assistant", "tool_calls": [{"id": "call_plain", "type": "function",
+                                                     "function": {"name": "get_weather", "arguments": "{}"}}]},
+               {"role": "tool", "tool_call_id": "call_plain", "content": "sunny"}]
+    with pytest.raises(GatewayError) as caught:
+        await studio.chat(ChatCall({"messages": history}, "thinking"))
+    assert caught.value.status == 400 and "thought_signature" in caught.value.message
