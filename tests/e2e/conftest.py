@@ -1,9 +1,10 @@
 """One gateway for the end-to-end tests, on servers of its own (so the service-level
 tests' consumers never share its durable consumers), in front of a fake OpenAI and a fake
-Anthropic."""
+Anthropic and a fake Gemini (AI Studio and Vertex)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
 from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
@@ -27,7 +29,7 @@ PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
 
 
-def _config(fake: FakeOpenAI, anthropic: FakeAnthropic) -> dict[str, Any]:
+def _config(fake: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini, service_account: Path) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -41,6 +43,10 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic) -> dict[str, Any]:
              "api_key": "env:FAKE_UPSTREAM_KEY", "connect_timeout_s": 2},
             {"name": "claude", "type": "anthropic", "base_url": anthropic.base_url, "api_key": "env:FAKE_UPSTREAM_KEY",
              "default_max_tokens": 1024},
+            {"name": "gemini", "type": "gemini", "base_url": gemini.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
+            {"name": "vertex", "type": "gemini", "vertex": {
+                "project": "fake-project", "location": "us-central1", "credentials": f"file:{service_account}",
+                "token_url": gemini.token_url, "base_url": gemini.vertex_base_url}},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -60,6 +66,9 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic) -> dict[str, Any]:
             model("claude-embeddings", "claude-sonnet-4-5", provider="claude", mode="embedding"),  # Anthropic has none
             {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers
              "deployments": [{"provider": "claude", "model": "fail-529"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
+            model("gemini-flash", "gemini-2.5-flash", provider="gemini"),
+            model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),
+            model("gemini-embedding", "gemini-embedding-001", provider="gemini", mode="embedding"),
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},
@@ -79,8 +88,25 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI,
-            fake_anthropic: FakeAnthropic) -> Iterator[Gateway]:
+def fake_gemini() -> Iterator[FakeGemini]:
+    with FakeGemini(expected_api_key=UPSTREAM_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gateway_config(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic,
+                   fake_gemini: FakeGemini) -> Path:
+    """The e2e gateways' jetgate.yaml: every fake upstream, the models the tests name."""
+    root = tmp_path_factory.mktemp("config")
+    service_account = root / "vertex-sa.json"
+    service_account.write_text(json.dumps(fake_gemini.service_account()))
+    config = root / "jetgate.yaml"
+    config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic, fake_gemini, service_account)))
+    return config
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, gateway_config: Path) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("gateway")
     nats = EmbeddedNats(root / "nats")
     postgres = EmbeddedPostgres(root / "pg" / "data")
@@ -89,8 +115,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI,
         nats.start()
         postgres.start()
         upgrade(postgres.url)
-        config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic)))
+        config = gateway_config
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
         gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,

@@ -8,20 +8,18 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
 from shared.subjects import STREAMS
-from tests.e2e.conftest import UPSTREAM_KEY, _config, pg_rows
+from tests.e2e.conftest import UPSTREAM_KEY, pg_rows
 from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.e2e.nats_cluster import NatsCluster
-from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.fakes.openai_upstream import FakeOpenAI
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +32,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
 
 
 @pytest.fixture(scope="module")
-def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, fake_openai: FakeOpenAI,
-              fake_anthropic: FakeAnthropic) -> Iterator[Gateway]:
+def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, gateway_config: Path
+              ) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("clustered")
     postgres = EmbeddedPostgres(root / "pg" / "data")
     gw: Gateway | None = None
     try:
         postgres.start()
         upgrade(postgres.url)
-        config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic)))
+        config = gateway_config
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
         env = gateway_env(nats_url=cluster.url, database_url=postgres.url, clickhouse_url=f"chdb://{root / 'chdb'}",

@@ -50,6 +50,9 @@ def test_uuid7_is_unique_and_time_ordered() -> None:
     ("Incorrect API key provided: sk-ant-api03-AbCdEfGhIjKlMn", "AbCdEfGhIjKlMn"),
     ('{"api_key": "plain-secret-value"}', "plain-secret-value"),
     ("x-api-key=abcdef123456", "abcdef123456"),
+    ("API key AIzaSyD-abcdefghijklmnopqrstuvwxyz12345 not valid", "SyD-abcdefghijklmnopqrstuvwxyz12345"),
+    ("token ya29.a0AfB_byC1234567890abcdef expired", "a0AfB_byC1234567890abcdef"),
+    ("x-goog-api-key: some-google-key-value", "some-google-key-value"),
 ])
 def test_redact_removes_credentials(text: str, secret: str) -> None:
     scrubbed = redact_secrets(text)

@@ -2,7 +2,8 @@
 
 Each adapter must answer in OpenAI's shapes whatever its upstream is: the OpenAI-compatible
 presets talk to a real fake-OpenAI server over HTTP, `azure` to a fake Azure OpenAI, the
-`anthropic` adapter to a real fake Anthropic server, the `mock` adapter answers locally. A provider type added to
+`anthropic` adapter to a real fake Anthropic server, `gemini` to a real fake Gemini server,
+the `mock` adapter answers locally. A provider type added to
 PROVIDER_TYPES without a config here fails the first test. Types whose upstream has no
 embeddings (NO_EMBEDDINGS) must refuse them with a clear 400 instead.
 """
@@ -21,11 +22,13 @@ from services.router.providers import PROVIDER_TYPES, build_provider
 from services.router.providers.anthropic import AnthropicConfig
 from services.router.providers.azure import AzureConfig
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
+from services.router.providers.gemini import GeminiConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
 from services.router.providers.openai.presets import PRESETS
 from shared.errors import GatewayError
 from tests.fakes.azure_upstream import FakeAzure
+from tests.fakes.gemini_upstream import FakeGemini
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
 DIMENSIONS = 8
@@ -49,9 +52,17 @@ CONFIGS: dict[str, Factory] = {
     "anthropic": lambda fixtures: (AnthropicConfig(name="conformance-anthropic", timeout_s=10,
                                                    base_url=fixtures.getfixturevalue("fake_anthropic").base_url),
                                    "claude-sonnet-4-5"),
+    "gemini": lambda fixtures: (GeminiConfig(name="conformance-gemini", timeout_s=10,
+                                             base_url=fixtures.getfixturevalue("gemini_fake").base_url), "gemini-2.5-flash"),
     "mock": lambda fixtures: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
 }
 NO_EMBEDDINGS = {"anthropic"}
+
+
+@pytest.fixture
+def gemini_fake() -> Iterator[FakeGemini]:
+    with FakeGemini() as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider, check_providers, parse_provider
 from services.router.providers.anthropic import AnthropicConfig, AnthropicProvider
+from services.router.providers.gemini import GeminiConfig, GeminiProvider
 from services.router.providers.mock import MockConfig, MockProvider
 from services.router.providers.openai import OpenAIConfig, OpenAIProvider
 from shared.config import GatewayConfig, ProviderEntry
@@ -46,7 +47,9 @@ async def test_the_registry_builds_the_adapter_of_each_type() -> None:
     assert isinstance(build_provider(parse_provider(entry(name="m", type="mock")), http), MockProvider)
     assert isinstance(build_provider(parse_provider(entry(name="c", type="anthropic")), http), AnthropicProvider)
     assert {"openai", "groq", "xai", "mistral", "deepseek", "openrouter", "together", "fireworks", "ollama", "vllm",
-            "lmstudio", "azure", "anthropic", "mock"} <= set(PROVIDER_TYPES)
+            "lmstudio", "azure", "anthropic", "gemini", "mock"} <= set(PROVIDER_TYPES)
+    gemini = entry(name="g", type="gemini", api_key="env:GEMINI_API_KEY")
+    assert isinstance(build_provider(parse_provider(gemini), http), GeminiProvider)
     await http.close()
 
 
@@ -66,3 +69,21 @@ def test_inline_secret_is_refused_without_being_echoed() -> None:
     message = refused(entry(name="claude", type="anthropic", api_key=INLINE_KEY))
     assert "by reference" in message and INLINE_KEY not in message
     assert "default_max_tokens" in refused(entry(name="claude", type="anthropic", default_max_tokens=0))
+
+
+def test_gemini_entries_for_ai_studio_and_vertex() -> None:
+    studio = parse_provider(entry(name="g", type="gemini", api_key="env:GEMINI_API_KEY"))
+    assert isinstance(studio, GeminiConfig) and studio.base_url == "https://generativelanguage.googleapis.com/v1beta"
+    vertex = parse_provider(entry(name="v", type="gemini", vertex={
+        "project": "my-project", "location": "us-central1", "credentials": "file:/etc/jetgate/sa.json"}))
+    assert isinstance(vertex, GeminiConfig) and vertex.vertex is not None and vertex.api_key is None
+    assert vertex.vertex.api_base() == "https://us-central1-aiplatform.googleapis.com/v1"
+
+
+def test_gemini_entry_refuses_two_credentials_and_inline_ones() -> None:
+    both = entry(name="g", type="gemini", api_key="env:K",
+                 vertex={"project": "p", "location": "us-central1", "credentials": "file:/sa.json"})
+    assert "not both" in refused(both)
+    inline = '{"private_key": "-----BEGIN PRIVATE KEY-----"}'
+    message = refused(entry(name="v", type="gemini", vertex={"project": "p", "location": "eu", "credentials": inline}))
+    assert "by reference" in message and "PRIVATE KEY" not in message
