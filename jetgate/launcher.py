@@ -8,6 +8,7 @@ import signal
 import threading
 
 from jetgate.bootstrap import bootstrap_admin_key, prepare_bus
+from jetgate.embedded.children import nats_child, postgres_child
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import port_or_free
 from jetgate.embedded.postgres import EmbeddedPostgres
@@ -52,8 +53,15 @@ def up(settings: Settings) -> int:
     postgres = None if settings.database_url else EmbeddedPostgres(home / "postgres" / "data")
     supervisor = Supervisor()
     try:
-        nats_url = settings.nats_url or nats.start().url  # type: ignore[union-attr]
-        database_url = settings.database_url or postgres.start().url  # type: ignore[union-attr]
+        # the embedded servers are supervised like the services: restarted on their port and data
+        if nats is not None:
+            supervisor.add(nats_child(nats))
+            nats.wait_ready()
+        if postgres is not None:
+            supervisor.add(postgres_child(postgres))
+            postgres.wait_ready()
+        nats_url = settings.nats_url or nats.url  # type: ignore[union-attr]
+        database_url = settings.database_url or postgres.url  # type: ignore[union-attr]
         clickhouse_url = settings.clickhouse_url or f"chdb://{home / 'chdb'}"
         upgrade(database_url)
         asyncio.run(prepare_bus(nats_url, settings.stream_replicas))
@@ -80,9 +88,5 @@ def up(settings: Settings) -> int:
         log.info("stopping")
         return 0
     finally:
-        supervisor.stop_all()
+        supervisor.stop_all()  # the services in order, then nats-server and Postgres
         clear_state(home)
-        if postgres is not None:
-            postgres.stop()
-        if nats is not None:
-            nats.stop()

