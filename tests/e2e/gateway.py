@@ -3,7 +3,10 @@ started and stopped by the launcher's own supervisor and readiness poller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import httpx
 from jetgate.embedded.ports import free_port
 from jetgate.readiness import wait_ready
 from jetgate.supervisor import SERVICES, STOP_ORDER, Child, Supervisor, child_env, service_argv
+from tests.process_tree import frozen
 
 
 @dataclass
@@ -63,6 +67,28 @@ class Gateway:
         """What `jetgate up` does every fraction of a second: restart what died (with backoff)."""
         self.supervisor.check()
 
+    @contextlib.contextmanager
+    def supervising(self, every_s: float = 0.1) -> Iterator[None]:
+        """Run the supervisor's loop, as `jetgate up` does, while the block runs."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(every_s):
+                self.supervisor.check()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def paused(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """SIGSTOP a child and everything it forked (Postgres: the postmaster and its backends)
+        for the block, SIGCONT after."""
+        return frozen(self.supervisor.children[name].pid)
+
     def stop(self) -> None:
         self.supervisor.stop_all(STOP_ORDER, timeout=30)
 
@@ -96,6 +122,9 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_GUARDRAILS__METRICS_PORT": "0", "JETGATE_ROUTER__METRICS_PORT": "0",
         "JETGATE_ACCOUNTING__METRICS_PORT": "0", "JETGATE_ROUTER__DRAIN_TIMEOUT_S": "10",
         "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10",
+        "JETGATE_POSTGRES__CONNECT_TIMEOUT_S": "1", "JETGATE_POSTGRES__STATEMENT_TIMEOUT_S": "1",
+        "JETGATE_POSTGRES__POOL_TIMEOUT_S": "0.5", "JETGATE_INGRESS__KEY_STORE_RETRY_S": "0.5",
+        "JETGATE_INGRESS__BUS_OUTAGE_WAIT_S": "4",
     }, FAKE_UPSTREAM_KEY=upstream_key)
 
 
