@@ -27,6 +27,8 @@ class Gateway:
     master_key: str
     supervisor: Supervisor = field(default_factory=Supervisor)
     extra: int = 0
+    _ticker: threading.Thread | None = None
+    _supervising: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -68,21 +70,24 @@ class Gateway:
         self.supervisor.check()
 
     @contextlib.contextmanager
-    def supervising(self, every_s: float = 0.1) -> Iterator[None]:
-        """Run the supervisor's loop, as `jetgate up` does, while the block runs."""
-        done = threading.Event()
-
-        def loop() -> None:
-            while not done.wait(every_s):
-                self.supervisor.check()
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
+    def supervising(self) -> Iterator[None]:
+        """Run the supervisor's loop, as `jetgate up` does, while the block runs. One thread
+        does it for the whole session: a child dies with the thread that started it
+        (PR_SET_PDEATHSIG), so that thread must outlive the children it restarts."""
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="gateway-supervisor")
+            self._ticker.start()
+        self._supervising.set()
         try:
             yield
         finally:
-            done.set()
-            thread.join()
+            self._supervising.clear()
+
+    def _tick(self, every_s: float = 0.1) -> None:
+        while True:
+            self._supervising.wait()
+            self.supervisor.check()
+            time.sleep(every_s)
 
     def paused(self, name: str) -> contextlib.AbstractContextManager[None]:
         """SIGSTOP a child and everything it forked (Postgres: the postmaster and its backends)
@@ -124,7 +129,7 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10",
         "JETGATE_POSTGRES__CONNECT_TIMEOUT_S": "1", "JETGATE_POSTGRES__STATEMENT_TIMEOUT_S": "1",
         "JETGATE_POSTGRES__POOL_TIMEOUT_S": "0.5", "JETGATE_INGRESS__KEY_STORE_RETRY_S": "0.5",
-        "JETGATE_INGRESS__BUS_OUTAGE_WAIT_S": "4",
+        "JETGATE_INGRESS__BUS_OUTAGE_WAIT_S": "4", "JETGATE_INGRESS__KEY_CACHE_TTL_S": "2",
     }, FAKE_UPSTREAM_KEY=upstream_key)
 
 
