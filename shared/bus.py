@@ -43,7 +43,8 @@ async def connect(url: str, name: str, bus: BusSettings | None = None, *,
         [server.strip() for server in url.split(",") if server.strip()], name=name,
         connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=bus.reconnect_wait_s,
         error_cb=on_error, disconnected_cb=disconnected, reconnected_cb=reconnected,
-        pending_size=64 * 1024 * 1024,
+        pending_size=64 * 1024 * 1024, user=bus.user,
+        password=bus.password.get_secret_value() if bus.password else None,
     )
 
 

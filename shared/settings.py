@@ -25,6 +25,9 @@ class BusSettings(_Group):
 
     connect_timeout_s: float = 2.0
     reconnect_wait_s: float = 0.5
+    # this process's NATS user (`jetgate up` gives each service its own, see shared/bus_users.py)
+    user: str | None = None
+    password: SecretStr | None = None
     # a JetStream API call (stream info, consumer create, publish ack)
     request_timeout_s: float = 5.0
 
@@ -155,7 +158,10 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, BaseModel):
                 for field, inner in value:
-                    env[f"JETGATE_{name.upper()}__{field.upper()}"] = str(inner)
+                    if inner is None:
+                        continue
+                    shown = inner.get_secret_value() if isinstance(inner, SecretStr) else str(inner)
+                    env[f"JETGATE_{name.upper()}__{field.upper()}"] = shown
             elif isinstance(value, SecretStr):
                 env[f"JETGATE_{name.upper()}"] = value.get_secret_value()
             else:

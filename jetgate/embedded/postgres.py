@@ -12,9 +12,11 @@ import os
 import pwd
 import signal
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
@@ -72,10 +74,17 @@ class EmbeddedPostgres:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     database: str = "jetgate"
+    # the superuser's password, set at initdb with scram-sha-256 for every connection;
+    # None: trust (the test fixtures' throwaway servers)
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
+        return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/{self.database}"
+
+    def _client_env(self) -> dict[str, str]:
+        return {**os.environ, "PGPASSWORD": self.password} if self.password else dict(os.environ)
 
     def _init(self, user: str | None) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -83,9 +92,19 @@ class EmbeddedPostgres:
         if user:
             _open_binaries()
             _open_path_for(self.data_dir, user)
-        subprocess.run([str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-                        "--encoding=UTF8", "-U", "postgres"],
-                       check=True, capture_output=True, user=user)
+        auth = ["--auth=trust"]
+        with tempfile.TemporaryDirectory() as scratch:
+            if self.password:
+                pwfile = Path(scratch) / "pw"
+                pwfile.write_text(self.password + "\n")
+                if user:
+                    os.chmod(scratch, 0o711)
+                    os.chown(pwfile, pwd.getpwnam(user).pw_uid, -1)
+                pwfile.chmod(0o600)
+                auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+            subprocess.run([str(_bin_dir() / "initdb"), "-D", str(self.data_dir), *auth,
+                            "--encoding=UTF8", "-U", "postgres"],
+                           check=True, capture_output=True, user=user)
 
     @property
     def log_path(self) -> Path:
@@ -122,7 +141,7 @@ class EmbeddedPostgres:
             result = subprocess.run(
                 [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
                  f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-                capture_output=True, text=True, timeout=PSQL_TIMEOUT_S)
+                capture_output=True, text=True, timeout=PSQL_TIMEOUT_S, env=self._client_env())
             if result.returncode == 0:
                 break
             if time.monotonic() > deadline:
@@ -130,7 +149,8 @@ class EmbeddedPostgres:
             time.sleep(0.2)
         if result.stdout.strip() != "1":
             subprocess.run([str(_bin_dir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                            "-U", "postgres", self.database], check=True, capture_output=True, timeout=PSQL_TIMEOUT_S)
+                            "-U", "postgres", self.database], check=True, capture_output=True, timeout=PSQL_TIMEOUT_S,
+                           env=self._client_env())
 
     def stop(self, timeout: float = 30.0) -> None:
         stop_process(self.process, signal.SIGINT, timeout)  # SIGINT: fast shutdown, consistent on disk
