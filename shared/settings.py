@@ -39,7 +39,7 @@ class PostgresSettings(_Group):
     # opening one connection (TCP, TLS and the start-up handshake)
     connect_timeout_s: float = 2.0
     # one statement, enforced by the client (a frozen server) and by the server (a slow query)
-    statement_timeout_s: float = 3.0
+    statement_timeout_s: float = 5.0
     # waiting for a free connection of the pool
     pool_timeout_s: float = 2.0
 
@@ -72,6 +72,9 @@ class IngressSettings(_Group):
     # after the key store failed, how long lookups skip it: cached keys are served stale,
     # unknown keys get 503 at once instead of each waiting for the timeout
     key_store_retry_s: float = 1.0
+    # one key lookup, admin call or /ready check against Postgres, as a whole (pool wait,
+    # connect, statements): past it, 503 `key_store_unavailable` (or a stale cached key)
+    key_store_timeout_s: float = 2.5
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
     # silence allowed between two stream frames before the ingress gives up
@@ -117,6 +120,8 @@ class AccountingSettings(_Group):
     max_nak_delay_s: float = 30.0
     # wait after a failed batch before the next fetch
     failure_pause_s: float = 1.0
+    # one batch write to Postgres, as a whole; past it the batch is nak'ed and comes again
+    write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often
     lag_interval_s: float = 5.0
 

@@ -24,7 +24,7 @@ from shared.db.engine import make_engine
 from shared.db.outage import bounded
 from shared.events import KeyEvent, RequestEvent, UsageEvent
 from shared.metrics_server import start_metrics_server
-from shared.settings import PostgresSettings, Settings
+from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
     ACCOUNTING_QUEUE,
     ACCOUNTING_USAGE_QUERY,
@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 
 
 async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent],
-                      postgres: PostgresSettings | None = None) -> None:
+                      timeout_s: float = AccountingSettings().write_timeout_s) -> None:
     """Both stores, concurrently; raises the first failure once both have finished. The
     ledger write is bounded by the Postgres timeouts: a stalled database fails the batch
     (nak, redelivered later) instead of holding the consumer."""
-    ledger = bounded(record_spend(engine, events), postgres or PostgresSettings(), "The spend ledger")
+    ledger = bounded(record_spend(engine, events), timeout_s, "The spend ledger")
     results = await asyncio.gather(store.insert_usage(events), ledger, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -62,7 +62,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         ch = store
 
         async def write_audit(events: Sequence[RequestEvent | KeyEvent]) -> None:
-            await bounded(record_audit(engine, events), settings.postgres, "The audit log")
+            await bounded(record_audit(engine, events), settings.accounting.write_timeout_s, "The audit log")
 
         async def on_query(msg: Msg) -> None:
             if msg.reply:
@@ -70,7 +70,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         consumers += [
             BatchConsumer(js, ConsumerSpec.from_settings(USAGE_CONSUMER, USAGE_STREAM, settings.accounting),
-                          parse_usage, lambda events: write_usage(ch, engine, events, settings.postgres)),
+                          parse_usage, lambda events: write_usage(ch, engine, events, settings.accounting.write_timeout_s)),
             BatchConsumer(js, ConsumerSpec.from_settings(AUDIT_CONSUMER, AUDIT_STREAM, settings.accounting),
                           parse_audit, write_audit),
         ]

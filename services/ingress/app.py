@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_streams(js, settings.stream_replicas)
         engine = make_engine(settings.require("database_url"), pool_size=10, postgres=settings.postgres)
         master = settings.master_key.get_secret_value() if settings.master_key else None
-        keys = KeyCache(engine, settings.ingress, master_key=master, postgres=settings.postgres)
+        keys = KeyCache(engine, settings.ingress, master_key=master)
 
         async def on_revoked(msg: Msg) -> None:
             try:

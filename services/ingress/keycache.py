@@ -1,7 +1,7 @@
 """Verified keys, cached in the ingress; revocations arrive over NATS.
 
-A key found in Postgres is kept for `key_cache_ttl_s`. Every lookup is bounded by the
-Postgres timeouts (shared/db/outage.py). When Postgres is unreachable or stalled, a key
+A key found in Postgres is kept for `key_cache_ttl_s`. Every lookup is bounded by
+`key_store_timeout_s` (shared/db/outage.py). When Postgres is unreachable or stalled, a key
 seen before keeps working for up to `key_stale_s` past its TTL (stale-while-error;
 revocations still arrive over NATS and evict it), and an unknown key gets 503
 `key_store_unavailable`, never 401: a database hiccup must not turn every key into a 401.
@@ -23,7 +23,7 @@ from shared.db.outage import bounded
 from shared.errors import AuthenticationFailed, KeyStoreUnavailable
 from shared.events import Principal
 from shared.keys import KeyRecord, find_key, hash_key
-from shared.settings import IngressSettings, PostgresSettings
+from shared.settings import IngressSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ class _Entry:
 
 
 class KeyCache:
-    def __init__(self, engine: AsyncEngine, settings: IngressSettings, *, master_key: str | None,
-                 postgres: PostgresSettings | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, settings: IngressSettings, *, master_key: str | None) -> None:
         self._engine = engine
-        self._postgres = postgres or PostgresSettings()
+        self._timeout = settings.key_store_timeout_s
         self._ttl = settings.key_cache_ttl_s
         self._negative_ttl = settings.key_negative_ttl_s
         self._stale = settings.key_stale_s
@@ -91,7 +90,7 @@ class KeyCache:
         if now < self._store_down_until:
             return self._stale_or_fail(stale, now, "the key store failed moments ago")
         try:
-            record = await bounded(find_key(self._engine, key_hash), self._postgres)
+            record = await bounded(find_key(self._engine, key_hash), self._timeout)
         except KeyStoreUnavailable as exc:
             if not self.store_down:
                 log.warning("key store unreachable (%s); cached keys are served for up to %.0fs past their TTL",

@@ -3,8 +3,10 @@ error for it.
 
 The engine's own timeouts (shared/db/engine.py) bound each connect and statement; `bounded`
 puts one deadline over a whole operation (pool wait, connect, pre-ping, statements,
-commit), so a stalled server never holds a request longer than the settings say, and turns
-every way the store can fail into `KeyStoreUnavailable` (503 `key_store_unavailable`).
+commit): `INGRESS__KEY_STORE_TIMEOUT_S` for a key lookup, an admin call or `/ready`,
+`ACCOUNTING__WRITE_TIMEOUT_S` for a batch write. So a stalled server never holds a request
+longer than its setting, and every way the store can fail becomes `KeyStoreUnavailable`
+(503 `key_store_unavailable`; accounting naks the batch).
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import TypeVar
 from sqlalchemy import exc as sa_errors
 
 from shared.errors import KeyStoreUnavailable
-from shared.settings import PostgresSettings
 
 T = TypeVar("T")
 
@@ -25,11 +26,6 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, sa_errors.OperationalError, sa_errors.InterfaceError, sa_errors.TimeoutError,
     sa_errors.DisconnectionError,
 )
-
-
-def operation_timeout(postgres: PostgresSettings) -> float:
-    """The longest one operation may take: a pool wait, a connect, a ping and a statement."""
-    return postgres.pool_timeout_s + postgres.connect_timeout_s + 2 * postgres.statement_timeout_s
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -42,10 +38,10 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.exceptions.InterfaceError)
 
 
-async def bounded(operation: Awaitable[T], postgres: PostgresSettings, what: str = "The key store") -> T:
-    """Run one database operation within `operation_timeout`; an outage becomes a 503."""
+async def bounded(operation: Awaitable[T], timeout_s: float, what: str = "The key store") -> T:
+    """Run one database operation within `timeout_s`; an outage becomes a 503."""
     try:
-        async with asyncio.timeout(operation_timeout(postgres)):
+        async with asyncio.timeout(timeout_s):
             return await operation
     except Exception as exc:
         if is_unreachable(exc):

@@ -15,7 +15,7 @@ from tests.e2e.outcomes import Outcome, assert_charged_as_seen, chat
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY_CACHE_TTL_S = 2.0  # JETGATE_INGRESS__KEY_CACHE_TTL_S of the e2e gateway
-ANSWER_WITHIN_S = 3.0  # the bound for an unknown key's 503 (the e2e Postgres timeouts are 1 s)
+ANSWER_WITHIN_S = 3.0  # the bound for an unknown key's 503 (the e2e key store timeout is 1 s)
 
 
 def test_postgres_frozen_then_thawed(gateway: Gateway, fake_openai: FakeOpenAI) -> None:

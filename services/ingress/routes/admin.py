@@ -36,19 +36,19 @@ async def create(body: CreateKey, admin: AdminKey, state: State) -> CreatedKey:
     if unknown:
         raise InvalidRequest(f"Unknown models: {', '.join(unknown)}", param="models")
     new = await bounded(create_key(state.engine, name=body.name, models=body.models, org_id=body.org_id,
-                                   team_id=body.team_id, is_admin=body.is_admin), state.settings.postgres)
+                                   team_id=body.team_id, is_admin=body.is_admin), state.settings.ingress.key_store_timeout_s)
     state.events.emit(new.record.event("key.created", source="ingress", actor_key_id=admin.key_id))
     return CreatedKey(key=new.key, record=new.record)
 
 
 @router.get("/keys")
 async def keys(admin: AdminKey, state: State, org_id: str | None = None) -> list[KeyRecord]:
-    return await bounded(list_keys(state.engine, org_id), state.settings.postgres)
+    return await bounded(list_keys(state.engine, org_id), state.settings.ingress.key_store_timeout_s)
 
 
 @router.delete("/keys/{key_id}")
 async def revoke(key_id: str, admin: AdminKey, state: State) -> KeyRevoked:
-    record = await bounded(revoke_key(state.engine, key_id), state.settings.postgres)
+    record = await bounded(revoke_key(state.engine, key_id), state.settings.ingress.key_store_timeout_s)
     if record is None:
         raise NotFound(f"No key with id {key_id}.", code="key_not_found")
     state.keys.revoke(key_id)

@@ -30,7 +30,7 @@ async def ready(state: State) -> Response:
     bounded by its timeouts, so a stalled Postgres cannot hang it)."""
     checks: dict[str, str] = {"nats": "ok" if state.nc.is_connected else "down (disconnected, reconnecting)"}
     try:
-        await bounded(_ping(state.engine), state.settings.postgres)
+        await bounded(_ping(state.engine), state.settings.ingress.key_store_timeout_s)
         checks["postgres"] = "ok"
     except KeyStoreUnavailable as exc:
         checks["postgres"] = f"down ({type(exc.__cause__).__name__})"
