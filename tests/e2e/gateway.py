@@ -53,11 +53,13 @@ class Gateway:
     def wait_ready(self, url: str) -> None:
         asyncio.run(wait_ready(http_url=url, nats_url=self.env["JETGATE_NATS_URL"], timeout=60))
 
-    def extra_ingress(self) -> str:
-        """A second ingress replica on its own port; returns its URL."""
+    def extra_ingress(self, **settings: str) -> str:
+        """A second ingress replica on its own port (and settings, as environment variables);
+        returns its URL."""
         port = free_port()
         self.extra += 1
-        self.supervisor.add(self._child(f"ingress-{self.extra}", "ingress", JETGATE_INGRESS__PORT=str(port)))
+        self.supervisor.add(self._child(f"ingress-{self.extra}", "ingress", **settings,
+                                        JETGATE_INGRESS__PORT=str(port)))
         url = f"http://127.0.0.1:{port}"
         self.wait_ready(url)
         return url
@@ -127,9 +129,6 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_GUARDRAILS__METRICS_PORT": "0", "JETGATE_ROUTER__METRICS_PORT": "0",
         "JETGATE_ACCOUNTING__METRICS_PORT": "0", "JETGATE_ROUTER__DRAIN_TIMEOUT_S": "10",
         "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10",
-        "JETGATE_INGRESS__KEY_STORE_TIMEOUT_S": "1", "JETGATE_INGRESS__KEY_STORE_RETRY_S": "0.5",
-        "JETGATE_ACCOUNTING__WRITE_TIMEOUT_S": "5",
-        "JETGATE_INGRESS__BUS_OUTAGE_WAIT_S": "4", "JETGATE_INGRESS__KEY_CACHE_TTL_S": "2",
     }, FAKE_UPSTREAM_KEY=upstream_key)
 
 

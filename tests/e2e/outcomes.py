@@ -25,9 +25,9 @@ class Outcome:
     seconds: float
 
 
-def chat(gateway: Gateway, key: str, tag: str, n: int, timeout: float = 60.0) -> Outcome:
+def chat(gateway: Gateway, key: str, tag: str, n: int, timeout: float = 60.0, url: str | None = None) -> Outcome:
     began = time.monotonic()
-    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=timeout) as http:
+    with httpx.Client(base_url=url or gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=timeout) as http:
         response = http.post("/v1/chat/completions", json={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{tag} call {n}"}]})
     code = None if response.status_code == 200 else response.json()["error"]["code"]

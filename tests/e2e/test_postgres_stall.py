@@ -14,19 +14,20 @@ from tests.e2e.gateway import Gateway, wait_for
 from tests.e2e.outcomes import Outcome, assert_charged_as_seen, chat
 from tests.fakes.openai_upstream import FakeOpenAI
 
-KEY_CACHE_TTL_S = 2.0  # JETGATE_INGRESS__KEY_CACHE_TTL_S of the e2e gateway
-ANSWER_WITHIN_S = 3.0  # the bound for an unknown key's 503 (the e2e key store timeout is 1 s)
+KEY_CACHE_TTL_S = 1.0  # this test's ingress: its cached keys expire during the stall
+ANSWER_WITHIN_S = 3.0  # the bound for an unknown key's 503 (the key store timeout is 2.5 s by default)
 
 
 def test_postgres_frozen_then_thawed(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    url = gateway.extra_ingress(JETGATE_INGRESS__KEY_CACHE_TTL_S=str(KEY_CACHE_TTL_S))
     key, key_id = gateway.create_key("pg-frozen")
     tag = f"pg-stall-{uuid.uuid4().hex[:8]}"
-    outcomes: list[Outcome] = [chat(gateway, key, tag, 0)]  # the ingress has verified (cached) it
+    outcomes: list[Outcome] = [chat(gateway, key, tag, 0, url=url)]  # the ingress has verified (cached) it
     assert outcomes[0].status == 200
-    with gateway.paused(POSTGRES_CHILD), httpx.Client(base_url=gateway.url, timeout=30) as http:
+    with gateway.paused(POSTGRES_CHILD), httpx.Client(base_url=url, timeout=30) as http:
         time.sleep(KEY_CACHE_TTL_S)  # the cached entry expires: only stale-while-error can serve it now
         for _ in range(5):
-            outcomes.append(chat(gateway, key, tag, len(outcomes)))
+            outcomes.append(chat(gateway, key, tag, len(outcomes), url=url))
         assert [o.status for o in outcomes] == [200] * 6
 
         began = time.monotonic()
@@ -44,10 +45,10 @@ def test_postgres_frozen_then_thawed(gateway: Gateway, fake_openai: FakeOpenAI) 
         assert admin.status_code == 503 and admin.json()["error"]["code"] == "key_store_unavailable"
 
     # thawed: everything comes back without a restart
-    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30) as http:
         wait_for(lambda: http.get("/ready").status_code == 200, timeout=30)
     fresh, _ = gateway.create_key("pg-after-thaw")
-    assert chat(gateway, fresh, f"{tag}-fresh", 0).status == 200
-    outcomes.append(chat(gateway, key, tag, len(outcomes)))
+    assert chat(gateway, fresh, f"{tag}-fresh", 0, url=url).status == 200
+    outcomes.append(chat(gateway, key, tag, len(outcomes), url=url))
     assert outcomes[-1].status == 200
     assert_charged_as_seen(gateway, fake_openai, key_id, tag, outcomes)  # the ledger writes were retried
