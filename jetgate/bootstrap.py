@@ -7,10 +7,11 @@ from shared.bus import connect, ensure_streams
 from shared.db.engine import make_engine
 from shared.db.tables import api_keys
 from shared.keys import create_key
+from shared.settings import BusSettings
 
 
-async def prepare_bus(nats_url: str, replicas: int = 1) -> None:
-    nc = await connect(nats_url, "jetgate-launcher")
+async def prepare_bus(nats_url: str, replicas: int = 1, bus: BusSettings | None = None) -> None:
+    nc = await connect(nats_url, "jetgate-launcher", bus)
     try:
         await ensure_streams(nc.jetstream(), replicas)
     finally:

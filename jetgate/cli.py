@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from jetgate import keys_cmd
+from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
 from shared.service import setup_logging
 from shared.settings import Settings, load_settings
@@ -43,18 +44,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=updates)
 
 
-def joined(settings: Settings) -> Settings:
-    """Server URLs not set: those of the running `jetgate up` of `--home`, if there is one."""
-    state = read_state(settings.home.resolve())
+def joined(settings: Settings, user: str) -> Settings:
+    """Server URLs not set: those of the running `jetgate up` of `--home`, if there is one,
+    connecting to its embedded nats-server as `user`."""
+    home = settings.home.resolve()
+    state = read_state(home)
     if state is None:
         return settings
-    return settings.model_copy(update={
-        name: getattr(settings, name) or getattr(state, name) for name in ("nats_url", "database_url", "clickhouse_url")})
+    update: dict[str, object] = {
+        name: getattr(settings, name) or getattr(state, name) for name in ("nats_url", "database_url", "clickhouse_url")}
+    if not settings.nats_url:
+        update["bus"] = bus_as(settings.bus, read_credentials(home), user)
+    return settings.model_copy(update=update)
 
 
 def _run_service(service: str, settings: Settings) -> int:
     """Join a running `jetgate up` (found by --home) unless server URLs are set."""
-    importlib.import_module(f"services.{service}.__main__").main(joined(settings))
+    importlib.import_module(f"services.{service}.__main__").main(joined(settings, service))
     return 0
 
 

@@ -5,13 +5,15 @@ import argparse
 import asyncio
 import sys
 
+from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
 from shared.bus import connect, publish_event
+from shared.bus_users import ADMIN
 from shared.db.engine import make_engine
 from shared.events import KeyEvent
 from shared.keys import create_key, list_keys, revoke_key
 from shared.protocol import KeyRevoked
-from shared.settings import Settings
+from shared.settings import BusSettings, Settings
 from shared.subjects import KEYS_REVOKED
 
 
@@ -24,12 +26,20 @@ def _urls(settings: Settings) -> tuple[str, str | None]:
     return database_url, nats_url
 
 
-async def _announce(nats_url: str | None, event: KeyEvent, revoked: str | None = None) -> None:
+def _bus(settings: Settings) -> BusSettings:
+    """The admin user of the home's embedded nats-server, unless NATS is given."""
+    if settings.nats_url:
+        return settings.bus
+    return bus_as(settings.bus, read_credentials(settings.home.resolve()), ADMIN)
+
+
+async def _announce(nats_url: str | None, event: KeyEvent, revoked: str | None = None,
+                    bus: BusSettings | None = None) -> None:
     """Tell the bus: the audit stream, and every ingress replica for a revocation."""
     if not nats_url:
         print("warning: NATS unknown; no audit event sent", file=sys.stderr)
         return
-    nc = await connect(nats_url, "jetgate-cli")
+    nc = await connect(nats_url, "jetgate-cli", bus)
     try:
         await publish_event(nc.jetstream(), event)
         if revoked:
@@ -47,7 +57,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
             new = await create_key(engine, name=args.name, models=models, org_id=args.org,
                                    team_id=args.team, is_admin=args.admin)
-            await _announce(nats_url, new.record.event("key.created", source="cli", actor_key_id="cli"))
+            await _announce(nats_url, new.record.event("key.created", source="cli", actor_key_id="cli"),
+                            bus=_bus(settings))
             print(new.key)
             print(f"id: {new.record.id} (the key is shown only once)", file=sys.stderr)
         elif args.keys_command == "list":
@@ -60,7 +71,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if revoked is None:
                 print(f"no key with id {args.key_id}", file=sys.stderr)
                 return 1
-            await _announce(nats_url, revoked.event("key.revoked", source="cli", actor_key_id="cli"), revoked=revoked.id)
+            await _announce(nats_url, revoked.event("key.revoked", source="cli", actor_key_id="cli"), revoked=revoked.id,
+                            bus=_bus(settings))
             print(f"revoked {revoked.id}")
         return 0
     finally:

@@ -8,12 +8,15 @@ import signal
 import threading
 
 from jetgate.bootstrap import bootstrap_admin_key, prepare_bus
+from jetgate.credentials import bus_as, ensure_credentials
+from jetgate.embedded.children import nats_child, postgres_child
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import port_or_free
 from jetgate.embedded.postgres import EmbeddedPostgres
 from jetgate.home import HomeState, clear_state, write_state
 from jetgate.readiness import wait_ready
 from jetgate.supervisor import SERVICES, Child, Supervisor, child_env, service_argv
+from shared.bus_users import ADMIN, USERS
 from shared.config import load_config
 from shared.db.migrate import upgrade
 from shared.settings import Settings
@@ -48,23 +51,36 @@ def up(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
 
-    nats = None if settings.nats_url else EmbeddedNats(home / "nats")
-    postgres = None if settings.database_url else EmbeddedPostgres(home / "postgres" / "data")
+    # the embedded servers are closed: generated passwords, one NATS user per service
+    credentials = ensure_credentials(home) if not (settings.nats_url and settings.database_url) else None
+    nats = None if settings.nats_url or credentials is None else EmbeddedNats(
+        home / "nats", users={user: credentials.nats_password(user) for user in USERS})
+    postgres = None if settings.database_url or credentials is None else EmbeddedPostgres(
+        home / "postgres" / "data", password=credentials.postgres_password.get_secret_value())
+    bus_credentials = credentials if nats is not None else None
+    admin_bus = bus_as(settings.bus, bus_credentials, ADMIN)
     supervisor = Supervisor()
     try:
-        nats_url = settings.nats_url or nats.start().url  # type: ignore[union-attr]
-        database_url = settings.database_url or postgres.start().url  # type: ignore[union-attr]
+        # the embedded servers are supervised like the services: restarted on their port and data
+        if nats is not None:
+            supervisor.add(nats_child(nats))
+            nats.wait_ready()
+        if postgres is not None:
+            supervisor.add(postgres_child(postgres))
+            postgres.wait_ready()
+        nats_url = settings.nats_url or nats.url  # type: ignore[union-attr]
+        database_url = settings.database_url or postgres.url  # type: ignore[union-attr]
         clickhouse_url = settings.clickhouse_url or f"chdb://{home / 'chdb'}"
         upgrade(database_url)
-        asyncio.run(prepare_bus(nats_url, settings.stream_replicas))
+        asyncio.run(prepare_bus(nats_url, settings.stream_replicas, admin_bus))
         settings = with_metrics_ports(settings.model_copy(update={
             "nats_url": nats_url, "database_url": database_url, "clickhouse_url": clickhouse_url,
             "config": settings.config.resolve(), "home": home}))
-        env = child_env(settings.to_env())
         for service in SERVICES:
-            supervisor.add(Child(service, service_argv(service), env))
+            own = settings.model_copy(update={"bus": bus_as(settings.bus, bus_credentials, service)})
+            supervisor.add(Child(service, service_argv(service), child_env(own.to_env())))
         url = f"http://{settings.ingress.host}:{settings.ingress.port}"
-        asyncio.run(wait_ready(http_url=url, nats_url=nats_url))
+        asyncio.run(wait_ready(http_url=url, nats_url=nats_url, bus=admin_bus))
         write_state(home, HomeState(pid=os.getpid(), nats_url=nats_url, database_url=database_url,
                                     clickhouse_url=clickhouse_url, url=url))
         admin_key = None if settings.master_key else asyncio.run(bootstrap_admin_key(database_url))
@@ -80,9 +96,5 @@ def up(settings: Settings) -> int:
         log.info("stopping")
         return 0
     finally:
-        supervisor.stop_all()
+        supervisor.stop_all()  # the services in order, then nats-server and Postgres
         clear_state(home)
-        if postgres is not None:
-            postgres.stop()
-        if nats is not None:
-            nats.stop()

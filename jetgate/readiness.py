@@ -11,6 +11,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from shared.bus import connect
 from shared.pipeline import Stage, served_by, stage_subject
+from shared.settings import BusSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY
 
 
@@ -23,8 +24,9 @@ def probes() -> dict[str, str]:
     return found
 
 
-async def wait_bus_ready(nats_url: str, deadline: float, probe_timeout_s: float = 1.0) -> None:
-    nc = await connect(nats_url, "jetgate-readiness")
+async def wait_bus_ready(nats_url: str, deadline: float, probe_timeout_s: float = 1.0,
+                         bus: BusSettings | None = None) -> None:
+    nc = await connect(nats_url, "jetgate-readiness", bus)
     try:
         for subject, what in probes().items():
             while True:
@@ -53,10 +55,11 @@ async def wait_http_ready(url: str, deadline: float, probe_timeout_s: float = 1.
 
 
 async def wait_ready(*, http_url: str | None = None, nats_url: str | None = None, timeout: float = 120.0,
-                     probe_timeout_s: float = 1.0) -> None:
-    """Wait for what is given: the workers on `nats_url`, then the ingress at `http_url`."""
+                     probe_timeout_s: float = 1.0, bus: BusSettings | None = None) -> None:
+    """Wait for what is given: the workers on `nats_url` (connecting with `bus`), then the
+    ingress at `http_url`."""
     deadline = time.monotonic() + timeout
     if nats_url:
-        await wait_bus_ready(nats_url, deadline, probe_timeout_s)
+        await wait_bus_ready(nats_url, deadline, probe_timeout_s, bus)
     if http_url:
         await wait_http_ready(http_url, deadline, probe_timeout_s)

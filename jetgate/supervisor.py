@@ -1,7 +1,9 @@
 """The one supervisor: child processes started, restarted with backoff when they die, and
 stopped in order. Used by `jetgate up`, the end-to-end tests and the benchmark.
 
-A child is any command (a service, or an embedded server); `Supervisor.check()` restarts
+A child is any command (a service, or an embedded server: nats-server and Postgres come
+back on the same port and data directory, see jetgate/embedded/children.py);
+`Supervisor.check()` restarts
 the dead ones, waiting 0.5 s after the first crash and doubling up to 30 s while crashes
 repeat (a child that stayed up a minute starts over at 0.5 s), and logs why each one died.
 """
@@ -55,6 +57,8 @@ class Child:
     env: dict[str, str]
     log_path: Path | None = None
     cwd: Path | None = None
+    user: str | None = None  # run as this user (Postgres refuses root)
+    stop_signal: int = signal.SIGTERM  # what asks it to stop cleanly
     process: subprocess.Popen[bytes] | None = None
     crashes: int = 0
     started_at: float = 0.0
@@ -65,7 +69,7 @@ class Child:
         try:
             self.process = subprocess.Popen(list(self.argv), env=self.env, cwd=self.cwd, stdout=out,
                                             stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, preexec_fn=die_with_parent)
+                                            start_new_session=True, preexec_fn=die_with_parent, user=self.user)
         finally:
             if out:
                 out.close()
@@ -93,11 +97,11 @@ class Child:
             self.process.wait()
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM, wait, SIGKILL if it does not go in time."""
+        """Its stop signal (SIGTERM), wait, SIGKILL if it does not go in time."""
         if self.process is None:
             return
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

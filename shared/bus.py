@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
@@ -15,17 +16,35 @@ from shared.subjects import STREAMS, StreamSpec, audit_subject, usage_subject
 
 log = logging.getLogger(__name__)
 
+ConnectionCallback = Callable[[], Awaitable[None]]
 
-async def connect(url: str, name: str, bus: BusSettings | None = None) -> Client:
+
+async def connect(url: str, name: str, bus: BusSettings | None = None, *,
+                  on_disconnected: ConnectionCallback | None = None,
+                  on_reconnected: ConnectionCallback | None = None) -> Client:
+    """Connect; reconnection never stops (a restarted nats-server is found again), and what
+    is published meanwhile waits in the client's buffer until then."""
     bus = bus or BusSettings()
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
+    async def disconnected() -> None:
+        log.warning("%s: disconnected from NATS; reconnecting", name)
+        if on_disconnected is not None:
+            await on_disconnected()
+
+    async def reconnected() -> None:
+        log.info("%s: reconnected to NATS", name)
+        if on_reconnected is not None:
+            await on_reconnected()
+
     return await nats.connect(
         [server.strip() for server in url.split(",") if server.strip()], name=name,
         connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=bus.reconnect_wait_s,
-        error_cb=on_error, pending_size=64 * 1024 * 1024,
+        error_cb=on_error, disconnected_cb=disconnected, reconnected_cb=reconnected,
+        pending_size=64 * 1024 * 1024, user=bus.user,
+        password=bus.password.get_secret_value() if bus.password else None,
     )
 
 

@@ -133,3 +133,15 @@ class UpstreamTimeout(GatewayError):
     status = 504
     type = "api_error"
     code = "upstream_timeout"
+
+
+class KeyStoreUnavailable(ServiceUnavailable):
+    """Postgres (keys, the admin API) is unreachable or stalled: never a 401, never a hang."""
+
+    code = "key_store_unavailable"
+
+
+class BusUnavailable(ServiceUnavailable):
+    """The NATS connection is down: the ingress answers at once instead of waiting for it."""
+
+    code = "bus_unavailable"

@@ -25,6 +25,9 @@ class BusSettings(_Group):
 
     connect_timeout_s: float = 2.0
     reconnect_wait_s: float = 0.5
+    # this process's NATS user (`jetgate up` gives each service its own, see shared/bus_users.py)
+    user: str | None = None
+    password: SecretStr | None = None
     # a JetStream API call (stream info, consumer create, publish ack)
     request_timeout_s: float = 5.0
     # a stage holding a call tells the caller it is alive this often (heartbeat frames)
@@ -32,6 +35,18 @@ class BusSettings(_Group):
     # the most data one frame carries; larger replies travel as `part` frames (capped by
     # the server's max_payload)
     frame_bytes: int = 4 * 1024 * 1024
+
+
+class PostgresSettings(_Group):
+    """Every Postgres connection and query of every service (a stalled server must not hang
+    a request or the event loop)."""
+
+    # opening one connection (TCP, TLS and the start-up handshake)
+    connect_timeout_s: float = 2.0
+    # one statement, enforced by the client (a frozen server) and by the server (a slow query)
+    statement_timeout_s: float = 5.0
+    # waiting for a free connection of the pool
+    pool_timeout_s: float = 2.0
 
 
 class EventSettings(_Group):
@@ -56,6 +71,15 @@ class IngressSettings(_Group):
     # seconds an unknown key is remembered as unknown
     key_negative_ttl_s: float = 5.0
     key_cache_entries: int = 100_000
+    # while Postgres is unreachable, a key seen before keeps working this long past its TTL
+    # (revocations still arrive over NATS); 0 turns stale serving off
+    key_stale_s: float = 900.0
+    # after the key store failed, how long lookups skip it: cached keys are served stale,
+    # unknown keys get 503 at once instead of each waiting for the timeout
+    key_store_retry_s: float = 1.0
+    # one key lookup, admin call or /ready check against Postgres, as a whole (pool wait,
+    # connect, statements): past it, 503 `key_store_unavailable` (or a stale cached key)
+    key_store_timeout_s: float = 2.5
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
     # silence allowed between two stream chunks before the ingress gives up
@@ -65,6 +89,9 @@ class IngressSettings(_Group):
     heartbeat_timeout_s: float = 2.0
     # how long a call nobody took (a worker restarting) is sent again before 503
     no_responders_wait_s: float = 5.0
+    # a call under way when the NATS connection drops waits this long for it to come back
+    # (its answer is then delivered), then gets 503; calls arriving while it is down get 503 at once
+    bus_outage_wait_s: float = 5.0
     usage_query_timeout_s: float = 30.0
     graceful_shutdown_s: float = 30.0
 
@@ -101,6 +128,8 @@ class AccountingSettings(_Group):
     max_nak_delay_s: float = 30.0
     # wait after a failed batch before the next fetch
     failure_pause_s: float = 1.0
+    # one batch write to Postgres, as a whole; past it the batch is nak'ed and comes again
+    write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often
     lag_interval_s: float = 5.0
 
@@ -121,6 +150,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     bus: BusSettings = BusSettings()
+    postgres: PostgresSettings = PostgresSettings()
     events: EventSettings = EventSettings()
     ingress: IngressSettings = IngressSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
@@ -141,7 +171,10 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, BaseModel):
                 for field, inner in value:
-                    env[f"JETGATE_{name.upper()}__{field.upper()}"] = str(inner)
+                    if inner is None:
+                        continue
+                    shown = inner.get_secret_value() if isinstance(inner, SecretStr) else str(inner)
+                    env[f"JETGATE_{name.upper()}__{field.upper()}"] = shown
             elif isinstance(value, SecretStr):
                 env[f"JETGATE_{name.upper()}"] = value.get_secret_value()
             else:

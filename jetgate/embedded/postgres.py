@@ -12,14 +12,17 @@ import os
 import pwd
 import signal
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
 
 SYSTEM_USER = "jetgate_pg"
+PSQL_TIMEOUT_S = 10.0  # one psql/createdb run at start-up
 
 
 def _bin_dir() -> Path:
@@ -71,10 +74,17 @@ class EmbeddedPostgres:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     database: str = "jetgate"
+    # the superuser's password, set at initdb with scram-sha-256 for every connection;
+    # None: trust (the test fixtures' throwaway servers)
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
+        return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/{self.database}"
+
+    def _client_env(self) -> dict[str, str]:
+        return {**os.environ, "PGPASSWORD": self.password} if self.password else dict(os.environ)
 
     def _init(self, user: str | None) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -82,25 +92,48 @@ class EmbeddedPostgres:
         if user:
             _open_binaries()
             _open_path_for(self.data_dir, user)
-        subprocess.run([str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-                        "--encoding=UTF8", "-U", "postgres"],
-                       check=True, capture_output=True, user=user)
+        auth = ["--auth=trust"]
+        with tempfile.TemporaryDirectory() as scratch:
+            if self.password:
+                pwfile = Path(scratch) / "pw"
+                pwfile.write_text(self.password + "\n")
+                if user:
+                    os.chmod(scratch, 0o711)
+                    os.chown(pwfile, pwd.getpwnam(user).pw_uid, -1)
+                pwfile.chmod(0o600)
+                auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+            subprocess.run([str(_bin_dir() / "initdb"), "-D", str(self.data_dir), *auth,
+                            "--encoding=UTF8", "-U", "postgres"],
+                           check=True, capture_output=True, user=user)
 
-    def start(self, timeout: float = 60.0) -> EmbeddedPostgres:
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / "postgres.log"
+
+    def prepare(self) -> tuple[list[str], str | None]:
+        """Initialise the data directory (once), pick the port (once); the command that runs
+        this server and the user it runs as (None: ours)."""
         user = _run_as()
         self.data_dir = self.data_dir.resolve()
         self._init(user)
         self.port = self.port or free_port()
-        log_path = self.data_dir.parent / "postgres.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(
-            [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-             "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "fsync=on"],
-            stdout=log, stderr=subprocess.STDOUT, user=user, start_new_session=True, preexec_fn=die_with_parent,
-        )
+        argv = [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+                "-h", "127.0.0.1", "-k", "", "-c", "max_connections=200", "-c", "fsync=on"]
+        return argv, user
+
+    def wait_ready(self, timeout: float = 60.0) -> EmbeddedPostgres:
+        """Until it accepts connections; then the gateway's database exists."""
         wait_for_port(self.port, timeout=timeout)
         self._create_database(timeout)
         return self
+
+    def start(self, timeout: float = 60.0) -> EmbeddedPostgres:
+        """Start it as a plain child (no restarts; `jetgate up` supervises it instead)."""
+        argv, user = self.prepare()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, user=user,
+                                            start_new_session=True, preexec_fn=die_with_parent)
+        return self.wait_ready(timeout)
 
     def _create_database(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -108,7 +141,7 @@ class EmbeddedPostgres:
             result = subprocess.run(
                 [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
                  f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-                capture_output=True, text=True)
+                capture_output=True, text=True, timeout=PSQL_TIMEOUT_S, env=self._client_env())
             if result.returncode == 0:
                 break
             if time.monotonic() > deadline:
@@ -116,7 +149,8 @@ class EmbeddedPostgres:
             time.sleep(0.2)
         if result.stdout.strip() != "1":
             subprocess.run([str(_bin_dir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                            "-U", "postgres", self.database], check=True, capture_output=True)
+                            "-U", "postgres", self.database], check=True, capture_output=True, timeout=PSQL_TIMEOUT_S,
+                           env=self._client_env())
 
     def stop(self, timeout: float = 30.0) -> None:
         stop_process(self.process, signal.SIGINT, timeout)  # SIGINT: fast shutdown, consistent on disk

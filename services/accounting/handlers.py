@@ -21,9 +21,10 @@ from services.accounting.ledger import record_audit, record_spend
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
+from shared.db.outage import bounded
 from shared.events import KeyEvent, RequestEvent, UsageEvent
 from shared.metrics_server import start_metrics_server
-from shared.settings import Settings
+from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
     ACCOUNTING_QUEUE,
     ACCOUNTING_USAGE_QUERY,
@@ -36,10 +37,13 @@ from shared.subjects import (
 log = logging.getLogger(__name__)
 
 
-async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
-    """Both stores, concurrently; raises the first failure once both have finished."""
-    results = await asyncio.gather(store.insert_usage(events), record_spend(engine, events),
-                                   return_exceptions=True)
+async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent],
+                      timeout_s: float = AccountingSettings().write_timeout_s) -> None:
+    """Both stores, concurrently; raises the first failure once both have finished. The
+    ledger write is bounded by the Postgres timeouts: a stalled database fails the batch
+    (nak, redelivered later) instead of holding the consumer."""
+    ledger = bounded(record_spend(engine, events), timeout_s, "The spend ledger")
+    results = await asyncio.gather(store.insert_usage(events), ledger, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
@@ -48,7 +52,7 @@ async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Seque
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     start_metrics_server(settings.accounting.metrics_host, settings.accounting.metrics_port, "accounting")
     nc = await connect(settings.require("nats_url"), "jetgate-accounting", settings.bus)
-    engine = make_engine(settings.require("database_url"))
+    engine = make_engine(settings.require("database_url"), postgres=settings.postgres)  # writes time out, then nak
     store: ClickHouseStore | None = None
     consumers: list[BatchConsumer[Any]] = []
     try:
@@ -58,7 +62,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         ch = store
 
         async def write_audit(events: Sequence[RequestEvent | KeyEvent]) -> None:
-            await record_audit(engine, events)
+            await bounded(record_audit(engine, events), settings.accounting.write_timeout_s, "The audit log")
 
         async def on_query(msg: Msg) -> None:
             if msg.reply:
@@ -66,7 +70,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         consumers += [
             BatchConsumer(js, ConsumerSpec.from_settings(USAGE_CONSUMER, USAGE_STREAM, settings.accounting),
-                          parse_usage, lambda events: write_usage(ch, engine, events)),
+                          parse_usage, lambda events: write_usage(ch, engine, events, settings.accounting.write_timeout_s)),
             BatchConsumer(js, ConsumerSpec.from_settings(AUDIT_CONSUMER, AUDIT_STREAM, settings.accounting),
                           parse_audit, write_audit),
         ]

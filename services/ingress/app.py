@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
+from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
@@ -30,10 +31,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = load_config(settings.config)
-        nc = await connect(settings.require("nats_url"), "jetgate-ingress", settings.bus)
+        bus = BusWatch(settings.ingress.bus_outage_wait_s)
+        nc = await connect(settings.require("nats_url"), "jetgate-ingress", settings.bus,
+                           on_disconnected=bus.disconnected, on_reconnected=bus.reconnected)
+        bus.watch(nc)
         js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas)
-        engine = make_engine(settings.require("database_url"), pool_size=10)
+        engine = make_engine(settings.require("database_url"), pool_size=10, postgres=settings.postgres)
         master = settings.master_key.get_secret_value() if settings.master_key else None
         keys = KeyCache(engine, settings.ingress, master_key=master)
 
@@ -46,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
         events = EventPublisher(js, settings.events)
         app.state.ingress = IngressState(
-            settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events,
+            settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
             pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
             routes={model.name: route_of(model) for model in config.models})
         log.info("ingress ready: %d models", len(config.models))

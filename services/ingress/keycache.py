@@ -1,8 +1,12 @@
 """Verified keys, cached in the ingress; revocations arrive over NATS.
 
-A key found in Postgres is kept for `ttl` seconds. When Postgres cannot be reached, a
-key seen before keeps working (stale entries are served) and an unknown key gets 503,
-never 401: a database hiccup must not turn every key into a 401.
+A key found in Postgres is kept for `key_cache_ttl_s`. Every lookup is bounded by
+`key_store_timeout_s` (shared/db/outage.py). When Postgres is unreachable or stalled, a key
+seen before keeps working for up to `key_stale_s` past its TTL (stale-while-error;
+revocations still arrive over NATS and evict it), and an unknown key gets 503
+`key_store_unavailable`, never 401: a database hiccup must not turn every key into a 401.
+After a failure the store is left alone for `key_store_retry_s`, so requests in an outage
+are answered at once instead of each waiting for the timeout; then one lookup tries again.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.errors import AuthenticationFailed, ServiceUnavailable
+from shared.db.outage import bounded
+from shared.errors import AuthenticationFailed, KeyStoreUnavailable
 from shared.events import Principal
 from shared.keys import KeyRecord, find_key, hash_key
 from shared.settings import IngressSettings
@@ -32,8 +37,12 @@ class _Entry:
 class KeyCache:
     def __init__(self, engine: AsyncEngine, settings: IngressSettings, *, master_key: str | None) -> None:
         self._engine = engine
+        self._timeout = settings.key_store_timeout_s
         self._ttl = settings.key_cache_ttl_s
         self._negative_ttl = settings.key_negative_ttl_s
+        self._stale = settings.key_stale_s
+        self._retry = settings.key_store_retry_s
+        self._store_down_until = 0.0  # monotonic time before which the store is not asked again
         self._max_entries = settings.key_cache_entries
         self._master_hash = hash_key(master_key) if master_key else None
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order
@@ -77,18 +86,34 @@ class KeyCache:
             del self._inflight[key_hash]
 
     async def _fetch(self, key_hash: str, stale: _Entry | None) -> KeyRecord | None:
+        now = time.monotonic()
+        if now < self._store_down_until:
+            return self._stale_or_fail(stale, now, "the key store failed moments ago")
         try:
-            record = await find_key(self._engine, key_hash)
-        except Exception as exc:
-            if stale is not None and stale.record is not None:
-                log.warning("key store unreachable (%s); serving cached key %s", type(exc).__name__, stale.record.id)
-                return stale.record
-            raise ServiceUnavailable("The key store is unreachable; try again shortly.") from None
+            record = await bounded(find_key(self._engine, key_hash), self._timeout)
+        except KeyStoreUnavailable as exc:
+            if not self.store_down:
+                log.warning("key store unreachable (%s); cached keys are served for up to %.0fs past their TTL",
+                            type(exc.__cause__).__name__, self._stale)
+            self._store_down_until = time.monotonic() + self._retry
+            return self._stale_or_fail(stale, time.monotonic(), type(exc.__cause__).__name__)
         self._entries[key_hash] = _Entry(record, time.monotonic() + (self._ttl if record else self._negative_ttl))
         self._entries.move_to_end(key_hash)
         while len(self._entries) > self._max_entries:  # least recently used first
             self._entries.popitem(last=False)
         return record
+
+    def _stale_or_fail(self, stale: _Entry | None, now: float, why: str) -> KeyRecord:
+        """A key seen before, within `key_stale_s` of its expiry; else 503 (never 401)."""
+        if stale is not None and stale.record is not None and now - stale.expires <= self._stale:
+            log.debug("key store unreachable (%s); serving cached key %s", why, stale.record.id)
+            return stale.record
+        raise KeyStoreUnavailable("The key store is unreachable; try again shortly.")
+
+    @property
+    def store_down(self) -> bool:
+        """The last lookup found the store unreachable (and the retry pause has not passed)."""
+        return time.monotonic() < self._store_down_until
 
     def _recently_revoked(self, key_id: str) -> bool:
         until = self._revoked.get(key_id)

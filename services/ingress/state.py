@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.keycache import KeyCache
 from shared.config import GatewayConfig
@@ -31,6 +32,7 @@ class IngressState:
     keys: KeyCache
     pipeline: PipelineClient
     events: EventPublisher
+    bus: BusWatch
     pipelines: dict[Endpoint, tuple[Stage, ...]]
     routes: dict[str, Route]  # model name -> its route, decided once per config
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects

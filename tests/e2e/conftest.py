@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from jetgate.embedded.children import nats_child, postgres_child
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
+from jetgate.supervisor import Supervisor
 from shared.db.migrate import upgrade
 from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.fakes.anthropic_upstream import FakeAnthropic
@@ -110,10 +112,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, gateway_config: Path) -> I
     root = tmp_path_factory.mktemp("gateway")
     nats = EmbeddedNats(root / "nats")
     postgres = EmbeddedPostgres(root / "pg" / "data")
+    supervisor = Supervisor()  # the servers too, as under `jetgate up`: a killed one comes back
     gw: Gateway | None = None
     try:
-        nats.start()
-        postgres.start()
+        supervisor.add(nats_child(nats))
+        supervisor.add(postgres_child(postgres))
+        nats.wait_ready()
+        postgres.wait_ready()
         upgrade(postgres.url)
         config = gateway_config
         port = free_port()
@@ -121,14 +126,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, gateway_config: Path) -> I
         gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
                                      clickhouse_url=f"chdb://{root / 'chdb'}", config=config, port=port,
                                      master_key=master_key, upstream_key=UPSTREAM_KEY),
-                     workdir=root, port=port, master_key=master_key)
+                     workdir=root, port=port, master_key=master_key, supervisor=supervisor)
         gw.start_all()
         yield gw
     finally:
-        if gw is not None:
-            gw.stop()
-        postgres.stop()
-        nats.stop()
+        supervisor.stop_all(timeout=30)  # the services in order, then nats-server and Postgres
 
 
 def pg_rows(gateway: Gateway, sql: str, *args: Any) -> list[Any]:

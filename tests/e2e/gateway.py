@@ -3,7 +3,10 @@ started and stopped by the launcher's own supervisor and readiness poller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import httpx
 from jetgate.embedded.ports import free_port
 from jetgate.readiness import wait_ready
 from jetgate.supervisor import SERVICES, STOP_ORDER, Child, Supervisor, child_env, service_argv
+from tests.process_tree import frozen
 
 
 @dataclass
@@ -23,6 +27,8 @@ class Gateway:
     master_key: str
     supervisor: Supervisor = field(default_factory=Supervisor)
     extra: int = 0
+    _ticker: threading.Thread | None = None
+    _supervising: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -47,11 +53,13 @@ class Gateway:
     def wait_ready(self, url: str) -> None:
         asyncio.run(wait_ready(http_url=url, nats_url=self.env["JETGATE_NATS_URL"], timeout=60))
 
-    def extra_ingress(self) -> str:
-        """A second ingress replica on its own port; returns its URL."""
+    def extra_ingress(self, **settings: str) -> str:
+        """A second ingress replica on its own port (and settings, as environment variables);
+        returns its URL."""
         port = free_port()
         self.extra += 1
-        self.supervisor.add(self._child(f"ingress-{self.extra}", "ingress", JETGATE_INGRESS__PORT=str(port)))
+        self.supervisor.add(self._child(f"ingress-{self.extra}", "ingress", **settings,
+                                        JETGATE_INGRESS__PORT=str(port)))
         url = f"http://127.0.0.1:{port}"
         self.wait_ready(url)
         return url
@@ -62,6 +70,31 @@ class Gateway:
     def restart_dead(self) -> None:
         """What `jetgate up` does every fraction of a second: restart what died (with backoff)."""
         self.supervisor.check()
+
+    @contextlib.contextmanager
+    def supervising(self) -> Iterator[None]:
+        """Run the supervisor's loop, as `jetgate up` does, while the block runs. One thread
+        does it for the whole session: a child dies with the thread that started it
+        (PR_SET_PDEATHSIG), so that thread must outlive the children it restarts."""
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="gateway-supervisor")
+            self._ticker.start()
+        self._supervising.set()
+        try:
+            yield
+        finally:
+            self._supervising.clear()
+
+    def _tick(self, every_s: float = 0.1) -> None:
+        while True:
+            self._supervising.wait()
+            self.supervisor.check()
+            time.sleep(every_s)
+
+    def paused(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """SIGSTOP a child and everything it forked (Postgres: the postmaster and its backends)
+        for the block, SIGCONT after."""
+        return frozen(self.supervisor.children[name].pid)
 
     def stop(self) -> None:
         self.supervisor.stop_all(STOP_ORDER, timeout=30)

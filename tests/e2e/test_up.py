@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -14,6 +15,7 @@ import httpx
 import openai
 
 from jetgate.embedded.ports import free_port, wait_for_port
+from tests.process_tree import tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +48,20 @@ def _lines_until(stream: IO[str], marker: str) -> list[str]:
         if marker in line:
             return lines
     raise AssertionError(f"no {marker!r} in {lines}")
+
+
+def _child_running(parent: int, program: str, *, missing_ok: bool = False) -> int | None:
+    """The pid of `parent`'s child running `program`."""
+    for pid in tree(parent)[1:]:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if Path(argv0.decode()).name == program:
+            return pid
+    if missing_ok:
+        return None
+    raise AssertionError(f"no {program} under {parent}")
 
 
 def _metrics(lines: list[str]) -> dict[str, str]:
@@ -118,6 +134,19 @@ def test_up_serves_the_shipped_config_and_stops_cleanly(tmp_path: Path) -> None:
         finally:
             extra.send_signal(signal.SIGTERM)
             assert extra.wait(timeout=30) == 0
+
+        # nats-server killed with SIGKILL: `up` restarts it on its port and store, the services reconnect
+        nats_pid = _child_running(proc.pid, "nats-server")
+        os.kill(nats_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _child_running(proc.pid, "nats-server", missing_ok=True) in (None, nats_pid):
+            assert time.monotonic() < deadline, "nats-server was not restarted"
+            time.sleep(0.05)
+        while httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the ingress did not reconnect"
+            time.sleep(0.05)
+        assert client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0

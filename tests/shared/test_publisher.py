@@ -2,18 +2,25 @@
 and de-duplication by event id (Nats-Msg-Id)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import nats.errors
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
-from shared.bus import ensure_streams
+from jetgate import supervisor as sup
+from jetgate.embedded.children import nats_child
+from jetgate.embedded.nats import EmbeddedNats
+from jetgate.supervisor import Supervisor
+from shared.bus import connect, ensure_streams
 from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent, parse_event
 from shared.publisher import EventPublisher
-from shared.settings import EventSettings
+from shared.settings import BusSettings, EventSettings
 from shared.subjects import STREAMS, USAGE_STREAM, audit_subject, usage_subject
 
 
@@ -107,3 +114,57 @@ async def test_publisher_reports_saturation_while_events_are_pending(nc: Client)
     assert publisher.saturated  # three in flight, none acknowledged yet
     await publisher.flush()
     assert not publisher.saturated and publisher.pending == 0
+
+
+def published(event_type: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("jetgate_events_published_total", {"type": event_type, "outcome": outcome}) or 0.0
+
+
+async def test_events_published_while_nats_is_away_are_delivered_not_called_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, org_id: str) -> None:
+    """nats-py holds what is published during an outage and sends it on reconnect: those
+    events must arrive once, and never be counted as lost (the attempts are few and short
+    here, so counting outage attempts would have given up on every one)."""
+    monkeypatch.setattr(sup, "FIRST_BACKOFF_S", 0.05)
+    server = EmbeddedNats(tmp_path / "nats")
+    supervisor = Supervisor()
+    child = supervisor.add(nats_child(server))
+    try:
+        server.wait_ready()
+        nc = await connect(server.url, "publisher-outage", BusSettings(reconnect_wait_s=0.05))
+        try:
+            await ensure_streams(nc.jetstream())
+            publisher = EventPublisher(nc.jetstream(), EventSettings(ack_timeout_s=0.1, attempts=2,
+                                                                     retry_delay_s=0.01, max_retry_delay_s=0.05))
+            lost_before = published("usage.recorded", "lost")
+            child.kill()
+            while nc.is_connected:
+                await asyncio.sleep(0.01)
+            events = [usage(org_id) for _ in range(20)]
+            for event in events:
+                publisher.emit(event)
+            await asyncio.sleep(0.5)  # several ack timeouts pass while the server is down
+            assert publisher.pending == len(events)  # still trying, none given up
+            while not child.alive():
+                supervisor.check()
+                await asyncio.sleep(0.02)
+            server.wait_ready()
+            await publisher.flush()
+            assert publisher.pending == 0
+            assert published("usage.recorded", "lost") == lost_before
+            ids = [msg.headers["Nats-Msg-Id"] for msg in await stored(nc, usage_subject(org_id)) if msg.headers]
+            assert sorted(ids) == sorted(event.id for event in events)  # each exactly once
+        finally:
+            await nc.close()
+    finally:
+        supervisor.stop_all(timeout=10)
+
+
+async def test_an_event_is_lost_only_after_its_attempts_on_a_live_connection(
+        nc: Client, org_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connected, but no stream stores the subject: JetStream never acknowledges it."""
+    monkeypatch.setattr("shared.publisher.event_subject", lambda _event: f"jetgate.nowhere.{org_id}")
+    publisher = EventPublisher(nc.jetstream(), EventSettings(ack_timeout_s=0.05, attempts=3, retry_delay_s=0.01))
+    lost_before = published("usage.recorded", "lost")
+    await publisher.publish(usage(org_id))
+    assert published("usage.recorded", "lost") == lost_before + 1

@@ -1,4 +1,5 @@
-"""Admin API (admin keys only): keys and usage."""
+"""Admin API (admin keys only): keys and usage. Every key-store call is bounded by the
+Postgres timeouts: a stalled database gets 503 `key_store_unavailable`, never a hang."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -7,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from services.ingress.state import AdminKey, State
+from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, list_keys, revoke_key
 from shared.protocol import KeyRevoked, UsageQuery, UsageReport
@@ -33,20 +35,20 @@ async def create(body: CreateKey, admin: AdminKey, state: State) -> CreatedKey:
     unknown = [m for m in body.models or [] if state.config.model(m) is None]
     if unknown:
         raise InvalidRequest(f"Unknown models: {', '.join(unknown)}", param="models")
-    new = await create_key(state.engine, name=body.name, models=body.models, org_id=body.org_id,
-                           team_id=body.team_id, is_admin=body.is_admin)
+    new = await bounded(create_key(state.engine, name=body.name, models=body.models, org_id=body.org_id,
+                                   team_id=body.team_id, is_admin=body.is_admin), state.settings.ingress.key_store_timeout_s)
     state.events.emit(new.record.event("key.created", source="ingress", actor_key_id=admin.key_id))
     return CreatedKey(key=new.key, record=new.record)
 
 
 @router.get("/keys")
 async def keys(admin: AdminKey, state: State, org_id: str | None = None) -> list[KeyRecord]:
-    return await list_keys(state.engine, org_id)
+    return await bounded(list_keys(state.engine, org_id), state.settings.ingress.key_store_timeout_s)
 
 
 @router.delete("/keys/{key_id}")
 async def revoke(key_id: str, admin: AdminKey, state: State) -> KeyRevoked:
-    record = await revoke_key(state.engine, key_id)
+    record = await bounded(revoke_key(state.engine, key_id), state.settings.ingress.key_store_timeout_s)
     if record is None:
         raise NotFound(f"No key with id {key_id}.", code="key_not_found")
     state.keys.revoke(key_id)

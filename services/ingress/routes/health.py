@@ -5,8 +5,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingress.state import State
+from shared.db.outage import bounded
+from shared.errors import KeyStoreUnavailable
 
 router = APIRouter()
 
@@ -16,13 +19,21 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 @router.get("/ready")
 async def ready(state: State) -> Response:
-    checks: dict[str, str] = {"nats": "ok" if state.nc.is_connected else "down"}
+    """200 when every part answers; else 503 naming the part that is down (each check is
+    bounded by its timeouts, so a stalled Postgres cannot hang it)."""
+    checks: dict[str, str] = {"nats": "ok" if state.nc.is_connected else "down (disconnected, reconnecting)"}
     try:
-        async with state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await bounded(_ping(state.engine), state.settings.ingress.key_store_timeout_s)
         checks["postgres"] = "ok"
+    except KeyStoreUnavailable as exc:
+        checks["postgres"] = f"down ({type(exc.__cause__).__name__})"
     except Exception as exc:
         checks["postgres"] = f"down ({type(exc).__name__})"
     healthy = all(v == "ok" for v in checks.values())

@@ -32,6 +32,7 @@ DENIALS = ("guardrail_blocked",)  # pipeline refusals recorded as `request.denie
 
 def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoint) -> None:
     """Policy, then `request.received`; a key refused a model leaves `request.denied`."""
+    state.bus.require()  # NATS away: 503 at once, before anything is recorded
     if state.events.saturated:
         raise ServiceUnavailable("The event log is unreachable; the gateway accepts no work it cannot record.",
                                  retry_after="5")
@@ -80,9 +81,10 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, raw, stream=stream,
                     include_usage=include_usage)
     try:
-        if stream:
-            return SseResponse(await state.pipeline.open_stream(call), audit)
-        reply = await state.pipeline.call(call, client_gone(request))
+        with state.bus.call():  # a bus outage past its wait ends the call with 503
+            if stream:
+                return SseResponse(await state.pipeline.open_stream(call), audit)
+            reply = await state.pipeline.call(call, client_gone(request))
     except GatewayError as error:
         if error.code in DENIALS:
             audit.denied(error)
@@ -102,7 +104,8 @@ async def embeddings(request: Request, principal: CurrentKey, state: State) -> R
     admit(state, audit, parsed.model, Endpoint.EMBEDDINGS)
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     try:
-        reply = await state.pipeline.call(call, client_gone(request))
+        with state.bus.call():
+            reply = await state.pipeline.call(call, client_gone(request))
     except GatewayError as error:
         audit.failed(error)
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from jetgate.embedded.postgres import EmbeddedPostgres
 from services.ingress.keycache import KeyCache
 from shared.db.engine import make_engine
 from shared.db.migrate import upgrade
-from shared.errors import AuthenticationFailed, ServiceUnavailable
+from shared.errors import AuthenticationFailed, KeyStoreUnavailable, ServiceUnavailable
 from shared.keys import create_key, revoke_key
-from shared.settings import IngressSettings
+from shared.settings import IngressSettings, PostgresSettings
+from tests.process_tree import frozen
 
 
 @pytest.fixture
@@ -89,5 +91,54 @@ async def test_many_requests_for_one_new_key_make_one_lookup(database_url: str) 
         principals = await asyncio.gather(*(cache.authenticate(new.key) for _ in range(50)))
         assert {p.key_id for p in principals} == {new.record.id}
         assert len([q for q in queries if "api_keys" in q]) == 1  # one query for fifty requests
+    finally:
+        await engine.dispose()
+
+
+def paused(server: EmbeddedPostgres) -> AbstractContextManager[None]:
+    """SIGSTOP the postmaster and every backend, SIGCONT after."""
+    assert server.process is not None
+    return frozen(server.process.pid)
+
+
+FAST = PostgresSettings(connect_timeout_s=0.5, statement_timeout_s=0.5, pool_timeout_s=0.5)
+LOOKUP_TIMEOUT_S = 1.0
+
+
+async def test_a_stalled_postgres_never_hangs_a_lookup(own_postgres: EmbeddedPostgres) -> None:
+    engine = make_engine(own_postgres.url, pool_size=2, postgres=FAST)
+    try:
+        known = await create_key(engine, name="known-before-the-stall")
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=0.0, key_store_retry_s=0.3,
+                                                 key_store_timeout_s=LOOKUP_TIMEOUT_S), master_key=None)
+        assert (await cache.authenticate(known.key)).key_id == known.record.id
+        with paused(own_postgres):
+            async with asyncio.timeout(LOOKUP_TIMEOUT_S + 1):  # a hang fails here
+                assert (await cache.authenticate(known.key)).key_id == known.record.id  # stale-while-error
+                with pytest.raises(KeyStoreUnavailable) as unknown:
+                    await cache.authenticate("jg-unknown-while-stalled-0000")
+            assert unknown.value.status == 503 and unknown.value.code == "key_store_unavailable"
+            assert cache.store_down
+            # requests during the outage are answered from what is known, without waiting on the store
+            async with asyncio.timeout(0.2):
+                assert (await cache.authenticate(known.key)).key_id == known.record.id
+        await asyncio.sleep(0.3)  # the retry pause (a setting) passes; the store is asked again
+        later = await create_key(engine, name="made-after-the-stall")
+        assert (await cache.authenticate(later.key)).key_id == later.record.id
+        assert not cache.store_down
+    finally:
+        await engine.dispose()
+
+
+async def test_stale_keys_are_served_only_within_their_bound(own_postgres: EmbeddedPostgres) -> None:
+    engine = make_engine(own_postgres.url, pool_size=1, postgres=FAST)
+    try:
+        known = await create_key(engine, name="bounded-staleness")
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=0.0, key_stale_s=0.0, key_store_retry_s=0.0,
+                                                 key_store_timeout_s=LOOKUP_TIMEOUT_S), master_key=None)
+        assert (await cache.authenticate(known.key)).key_id == known.record.id
+        own_postgres.stop()
+        with pytest.raises(KeyStoreUnavailable):  # past its bound: 503, never 401
+            await cache.authenticate(known.key)
     finally:
         await engine.dispose()

@@ -1,0 +1,80 @@
+"""The ingress while its NATS connection is down: 503 at once, never a hang.
+
+A request that arrives while the connection is down is refused before anything is
+recorded (`require`, called by admission). A call already under way when the connection
+drops keeps waiting for `bus_outage_wait_s`: nats-py resends what it buffered and the
+subscriptions once it is back, so a nats-server restarted by the supervisor still delivers
+the answer (and the usage the router records matches what the client saw). If the bus is
+still away then, those calls end with 503 `bus_unavailable` instead of sitting out the
+worker timeout.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nats.aio.client import Client
+
+from shared.errors import BusUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class BusWatch:
+    def __init__(self, outage_wait_s: float) -> None:
+        self._wait = outage_wait_s
+        self._nc: Client | None = None
+        self._calls: set[asyncio.Task[object]] = set()
+        self._cut: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, nc: Client) -> None:
+        self._nc = nc
+
+    @property
+    def up(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    def require(self) -> None:
+        """Refuse a new request at once while the bus is away."""
+        if not self.up:
+            raise BusUnavailable("The message bus is unreachable; try again shortly.", retry_after="1")
+
+    async def disconnected(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._wait, self._cut_calls)
+
+    async def reconnected(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _cut_calls(self) -> None:
+        self._timer = None
+        if self.up:
+            return
+        if self._calls:
+            log.warning("NATS away for %.1fs: ending %d calls under way with 503", self._wait, len(self._calls))
+        for task in self._calls:
+            self._cut.add(task)
+            task.cancel()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Around a call into the pipeline: a bus outage past the wait ends it with 503."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self._cut:
+                raise
+            task.uncancel()
+            raise BusUnavailable("The message bus went away during the call; try again shortly.",
+                                 retry_after="1") from None
+        finally:
+            self._calls.discard(task)
+            self._cut.discard(task)

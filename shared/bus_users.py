@@ -1,0 +1,62 @@
+"""Who may publish and subscribe where on NATS: one user per service, each permitted only
+the subjects it needs, so nothing but the ingress can place a call on a worker subject
+(guardrails forwards a call it checked to the router), and nothing but the router can
+record usage — and the ingress, for a call whose worker died holding it (shared/usage.py).
+
+Plain users with permissions in the server's configuration (`authorization { users }`):
+a read-only per-organisation user is one more entry of the same shape (subscribe to
+`jetgate.usage.<org>` and `jetgate.audit.<org>.>`, and the JetStream API of its own
+consumer), added by a config reload.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.subjects import (
+    ACCOUNTING_USAGE_QUERY,
+    AUDIT_STREAM,
+    DLQ_STREAM,
+    KEYS_REVOKED,
+    ROUTER_CANCEL,
+    USAGE_STREAM,
+)
+
+INBOXES = "_INBOX.>"  # replies: request-reply answers, stream frames, JetStream acknowledgements
+JS_API = "$JS.API.>"  # streams and consumers (created idempotently at start), publish acks
+JS_ACK = "$JS.ACK.>"  # acknowledging what a durable consumer delivered
+ADMIN = "admin"  # the launcher, the CLI and the readiness poller: everything
+
+
+class Permissions(BaseModel):
+    model_config = {"frozen": True}
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+def _stage_subjects(stage: Stage) -> tuple[str, ...]:
+    return tuple(stage_subject(stage, endpoint) for endpoint in Endpoint)
+
+
+SERVICE_PERMISSIONS: dict[str, Permissions] = {
+    "ingress": Permissions(
+        publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
+                 ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API),
+        subscribe=(INBOXES, KEYS_REVOKED)),
+    "guardrails": Permissions(
+        publish=(*_stage_subjects(Stage.ROUTER), INBOXES),
+        subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),
+    "router": Permissions(
+        publish=(INBOXES, *USAGE_STREAM.subjects, JS_API),
+        subscribe=(*_stage_subjects(Stage.ROUTER), ROUTER_CANCEL, INBOXES)),
+    "accounting": Permissions(
+        publish=(INBOXES, JS_API, JS_ACK, *DLQ_STREAM.subjects),
+        subscribe=(ACCOUNTING_USAGE_QUERY, INBOXES)),
+}
+USERS = (ADMIN, *SERVICE_PERMISSIONS)
+
+
+def permissions_of(user: str) -> Permissions | None:
+    """None: every subject (the admin user)."""
+    return SERVICE_PERMISSIONS.get(user)

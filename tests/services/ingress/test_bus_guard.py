@@ -1,0 +1,135 @@
+"""The ingress while NATS is away, on a real nats-server killed under it: new requests
+are refused at once, a call under way gets its answer if the server is back within the
+wait, and 503 when it is not, never the full call timeout."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from jetgate import supervisor as sup
+from jetgate.embedded.children import nats_child
+from jetgate.embedded.nats import EmbeddedNats
+from jetgate.supervisor import Child, Supervisor
+from services.ingress.bus_guard import BusWatch
+from shared.bus import connect
+from shared.errors import BusUnavailable
+from shared.settings import BusSettings
+
+CALL_TIMEOUT_S = 30.0  # what a call would wait without the guard
+QUICK = BusSettings(reconnect_wait_s=0.05)
+
+
+@dataclass
+class Bus:
+    server: EmbeddedNats
+    supervisor: Supervisor
+    child: Child
+
+    def kill(self) -> None:
+        self.child.kill()
+
+    async def restart(self) -> None:
+        while not self.child.alive():
+            self.supervisor.check()
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(self.server.wait_ready)
+
+
+@pytest.fixture
+def bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
+    monkeypatch.setattr(sup, "FIRST_BACKOFF_S", 0.05)
+    server = EmbeddedNats(tmp_path / "nats")
+    supervisor = Supervisor()
+    child = supervisor.add(nats_child(server))
+    server.wait_ready()
+    yield Bus(server, supervisor, child)
+    supervisor.stop_all(timeout=10)
+
+
+async def watched(bus: Bus, wait_s: float) -> tuple[Client, BusWatch]:
+    watch = BusWatch(wait_s)
+    nc = await connect(bus.server.url, "ingress-under-test", QUICK, on_disconnected=watch.disconnected,
+                       on_reconnected=watch.reconnected)
+    watch.watch(nc)
+    return nc, watch
+
+
+@pytest.fixture
+async def worker(bus: Bus) -> AsyncIterator[list[Msg]]:
+    """A worker on its own connection that holds every call it gets (the test answers them)."""
+    held: list[Msg] = []
+    nc = await connect(bus.server.url, "worker-under-test", QUICK)
+
+    async def hold(msg: Msg) -> None:
+        held.append(msg)
+
+    await nc.subscribe("work", cb=hold)
+    await nc.flush()
+    yield held
+    await nc.close()
+
+
+async def disconnected(nc: Client) -> None:
+    while nc.is_connected:
+        await asyncio.sleep(0.01)
+
+
+async def test_new_requests_are_refused_while_the_bus_is_away(bus: Bus) -> None:
+    nc, watch = await watched(bus, 5.0)
+    try:
+        watch.require()  # connected: nothing happens
+        bus.kill()
+        await disconnected(nc)
+        with pytest.raises(BusUnavailable) as refused:
+            watch.require()
+        assert refused.value.status == 503 and refused.value.code == "bus_unavailable"
+        await bus.restart()
+        while not nc.is_connected:
+            await asyncio.sleep(0.02)
+        watch.require()  # back: served again
+    finally:
+        await nc.close()
+
+
+async def test_a_call_under_way_gets_its_answer_when_the_bus_returns_in_time(bus: Bus, worker: list[Msg]) -> None:
+    nc, watch = await watched(bus, 10.0)
+    try:
+        async def call() -> bytes:
+            with watch.call():
+                return (await nc.request("work", b"question", timeout=CALL_TIMEOUT_S)).data
+
+        task = asyncio.create_task(call())
+        while not worker:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        await disconnected(nc)
+        await bus.restart()
+        await asyncio.sleep(0.3)  # both clients reconnect and subscribe again (reconnect wait 0.05 s)
+        await worker[0].respond(b"answer")
+        assert await asyncio.wait_for(task, 10) == b"answer"
+    finally:
+        await nc.close()
+
+
+async def test_a_call_under_way_ends_with_503_when_the_bus_stays_away(bus: Bus, worker: list[Msg]) -> None:
+    nc, watch = await watched(bus, 0.2)
+    try:
+        async def call() -> bytes:
+            with watch.call():
+                return (await nc.request("work", b"question", timeout=CALL_TIMEOUT_S)).data
+
+        task = asyncio.create_task(call())
+        while not worker:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        with pytest.raises(BusUnavailable):
+            await asyncio.wait_for(task, CALL_TIMEOUT_S / 2)  # well before the call's own timeout
+        assert not task.cancelled()  # ended with the error, the task itself was not cancelled
+    finally:
+        await nc.close()
