@@ -58,6 +58,8 @@ class IngressSettings(_Group):
     # how long a call nobody took (a worker restarting) is sent again before 503
     no_responders_wait_s: float = 5.0
     usage_query_timeout_s: float = 30.0
+    # one query of the Responses API's store (save, get, delete of a response) in Postgres
+    response_store_timeout_s: float = 5.0
     graceful_shutdown_s: float = 30.0
 
 
