@@ -104,8 +104,8 @@ def skeleton(request: ResponsesRequest) -> ResponseObject:
         echo["text"] = {"format": request.text.format.model_dump(by_alias=True, exclude_none=True)}
     if request.reasoning is not None:
         echo["reasoning"] = {"effort": request.reasoning.effort, "summary": request.reasoning.summary}
-    if request.tool_choice is not None:
-        choice = request.tool_choice
+    choice = request.tool_choice_of()
+    if choice is not None:
         echo["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump(exclude_none=True)
     return ResponseObject(
         model=request.model, instructions=request.instructions, max_output_tokens=request.max_output_tokens,

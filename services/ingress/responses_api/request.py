@@ -1,14 +1,18 @@
 """The Responses API request as the gateway reads it (`POST /v1/responses`).
 
 Input items are told apart by `type`; a message may leave it out (OpenAI's "easy" input
-message `{"role", "content"}`). Tools and tool choices are read loosely here and checked
-by the translator, so an unsupported tool type gets a clear error naming it.
+message `{"role", "content"}`). A string where a list is allowed (`input`, a message's
+`content`, a tool output) is read as that list's one text item, so a bad value gets one
+clear error rather than one per alternative. Tools and tool choices are read loosely here
+and checked by the translator, so an unsupported tool type gets a clear error naming it.
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool, Tag
+
+from shared.errors import InvalidRequest
 
 
 class _Open(BaseModel):
@@ -40,10 +44,21 @@ class RefusalPart(_Open):
 ContentPart = Annotated[InputText | InputImage | OutputText | RefusalPart, Field(discriminator="type")]
 
 
+def _text_as_part(value: Any) -> Any:
+    return [{"type": "input_text", "text": value}] if isinstance(value, str) else value
+
+
+def _text_as_message(value: Any) -> Any:
+    return [{"type": "message", "role": "user", "content": value}] if isinstance(value, str) else value
+
+
+Content = Annotated[list[ContentPart], BeforeValidator(_text_as_part)]
+
+
 class MessageItem(_Open):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[ContentPart]
+    content: Content
 
 
 class FunctionCallItem(_Open):
@@ -56,7 +71,7 @@ class FunctionCallItem(_Open):
 class FunctionCallOutputItem(_Open):
     type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
-    output: str | list[ContentPart]
+    output: Content
 
 
 class ReasoningItem(_Open):
@@ -88,7 +103,7 @@ class ToolSpec(_Open):
 
 
 class NamedToolChoice(_Open):
-    type: str
+    type: Any
     name: str | None = None
 
 
@@ -111,10 +126,10 @@ class Reasoning(_Open):
 
 class ResponsesRequest(_Open):
     model: str = Field(min_length=1)
-    input: str | list[InputItem] | None = None
+    input: Annotated[list[InputItem], BeforeValidator(_text_as_message)] | None = None
     instructions: str | None = None
     tools: list[ToolSpec] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    tool_choice: Any = None  # "auto", "none", "required" or {"type": "function", "name"}: see `tool_choice()`
     parallel_tool_calls: StrictBool | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -127,6 +142,23 @@ class ResponsesRequest(_Open):
     previous_response_id: str | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
+
+    def tool_choice_of(self) -> str | NamedToolChoice | None:
+        """The tool choice, checked: raises InvalidRequest naming `tool_choice`."""
+        choice = self.tool_choice
+        if choice is None or choice in ("auto", "none", "required"):
+            return choice  # type: ignore[no-any-return]
+        if isinstance(choice, dict):
+            named = NamedToolChoice.model_validate({"type": "", **choice})
+            if named.type == "function" and named.name:
+                return named
+            if named.type == "function":
+                raise InvalidRequest("Missing required parameter: 'tool_choice.name'.", param="tool_choice.name",
+                                     code="missing_required_parameter")
+            raise InvalidRequest(f"A tool choice of type '{named.type}' is not supported; name a function tool.",
+                                 param="tool_choice", code="unsupported_value")
+        raise InvalidRequest("Invalid value for 'tool_choice': expected 'auto', 'none', 'required' or "
+                             "{'type': 'function', 'name': ...}.", param="tool_choice", code="invalid_value")
 
     @property
     def stored(self) -> bool:

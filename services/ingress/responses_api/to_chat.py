@@ -55,32 +55,21 @@ def _text_only(parts: list[Json]) -> str:
 
 
 def _message(item: MessageItem, param: str) -> Json:
-    if isinstance(item.content, str):
-        return {"role": item.role, "content": item.content}
     parts = [_part(part, f"{param}.content[{i}]") for i, part in enumerate(item.content)]
-    if item.role == "assistant":
-        return {"role": "assistant", "content": _text_only(parts)}
-    if item.role in ("system", "developer") and all(p["type"] == "text" for p in parts):
+    if item.role == "assistant" or (all(p["type"] == "text" for p in parts) and (item.role != "user" or len(parts) == 1)):
         return {"role": item.role, "content": _text_only(parts)}
     return {"role": item.role, "content": parts}
 
 
 def _tool_output(item: FunctionCallOutputItem, param: str) -> Json:
-    if isinstance(item.output, str):
-        content = item.output
-    else:
-        content = _text_only([_part(part, f"{param}.output[{i}]") for i, part in enumerate(item.output)])
-    return {"role": "tool", "tool_call_id": item.call_id, "content": content}
+    parts = [_part(part, f"{param}.output[{i}]") for i, part in enumerate(item.output)]
+    return {"role": "tool", "tool_call_id": item.call_id, "content": _text_only(parts)}
 
 
 def input_messages(request: ResponsesRequest) -> list[Json]:
     """The request's `input` as chat messages; function calls join the assistant message before them."""
-    if request.input is None:
-        return []
-    if isinstance(request.input, str):
-        return [{"role": "user", "content": request.input}]
     messages: list[Json] = []
-    for index, item in enumerate(request.input):
+    for index, item in enumerate(request.input or []):
         param = f"input[{index}]"
         if isinstance(item, MessageItem):
             messages.append(_message(item, param))
@@ -122,9 +111,6 @@ def _tools(request: ResponsesRequest) -> list[Json]:
 def _tool_choice(choice: str | NamedToolChoice) -> str | Json:
     if isinstance(choice, str):
         return choice
-    if choice.type != "function" or not choice.name:
-        raise InvalidRequest(f"A tool choice of type '{choice.type}' is not supported; name a function tool.",
-                             param="tool_choice", code="unsupported_value")
     return {"type": "function", "function": {"name": choice.name}}
 
 
@@ -165,8 +151,9 @@ def chat_body(request: ResponsesRequest, history: list[Json]) -> tuple[Json, lis
     tools = _tools(request)
     if tools:
         body["tools"] = tools
-    if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice(request.tool_choice)
+    choice = request.tool_choice_of()
+    if choice is not None:
+        body["tool_choice"] = _tool_choice(choice)
     if request.parallel_tool_calls is not None and tools:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     for source, target in (("temperature", "temperature"), ("top_p", "top_p"),
