@@ -93,6 +93,8 @@ class IngressSettings(_Group):
     # (its answer is then delivered), then gets 503; calls arriving while it is down get 503 at once
     bus_outage_wait_s: float = 5.0
     usage_query_timeout_s: float = 30.0
+    # one query of the Responses API's store (save, get, delete of a response) in Postgres
+    response_store_timeout_s: float = 5.0
     graceful_shutdown_s: float = 30.0
 
 

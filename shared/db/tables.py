@@ -62,3 +62,16 @@ audit_log = Table(
     Column("request_id", String(64)),
     Column("data", JSON().with_variant(JSONB, "postgresql"), nullable=False),
 )
+
+# Responses API answers kept for `GET /v1/responses/{id}` and `previous_response_id`, per org
+responses = Table(
+    "responses", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(100), nullable=False),
+    Column("key_id", String(40)),
+    Column("model", String(200), nullable=False),
+    Column("response", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    # the conversation without `instructions`, the answer included: the next turn's history
+    Column("messages", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

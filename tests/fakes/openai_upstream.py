@@ -5,7 +5,8 @@ loop) on a free 127.0.0.1 port. The request's `model` field picks the behaviour,
 gateway config can point different deployments at different behaviours:
 
 - any name not listed below: a normal answer echoing the model; a tool call when the request has
-  `tools` and `tool_choice` is not "none"
+  `tools` and `tool_choice` is not "none", unless the last message is a tool result (then the
+  model answers in text, as a model does once it has what it asked for)
 - `fail-400`, `fail-401`, `fail-404`, `fail-429`, `fail-500`, `fail-503`: that status with
   OpenAI's error body (429 also sends `retry-after`)
 - `flaky-500`: the first such request to this server gets a 500, later ones are answered
@@ -206,7 +207,7 @@ class FakeOpenAI:
         if model == "hang":
             await asyncio.sleep(HANG_S)
         prompt_tokens = p.count_prompt_tokens(body.get("messages"))
-        tool = p.chosen_tool(body)
+        tool = None if _answers_tool_result(body) else p.chosen_tool(body)
         if body.get("stream") is True:
             return self._stream(body, model, prompt_tokens, tool)
         if tool is not None:
@@ -276,6 +277,12 @@ class FakeOpenAI:
     async def _not_found(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(404, p.invalid_url(request.method, request.url.path))
+
+
+def _answers_tool_result(body: p.Json) -> bool:
+    messages = body.get("messages")
+    return isinstance(messages, list) and bool(messages) and isinstance(messages[-1], dict) \
+        and messages[-1].get("role") == "tool"
 
 
 def _openai_headers() -> dict[str, str]:

@@ -95,6 +95,15 @@ def test_tool_choice_none_answers_text(client: openai.OpenAI) -> None:
     assert done.choices[0].finish_reason == "stop" and done.choices[0].message.tool_calls is None
 
 
+def test_a_tool_result_is_answered_in_text(client: openai.OpenAI) -> None:
+    asked = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=[WEATHER_TOOL])  # type: ignore[arg-type, list-item]
+    call = asked.choices[0].message.tool_calls[0]  # type: ignore[index]
+    turns = [*MESSAGES, asked.choices[0].message.model_dump(exclude_none=True),
+             {"role": "tool", "tool_call_id": call.id, "content": "21 C"}]
+    done = client.chat.completions.create(model="gpt-4o", messages=turns, tools=[WEATHER_TOOL])  # type: ignore[arg-type, list-item]
+    assert done.choices[0].finish_reason == "stop" and done.choices[0].message.content == payloads.REPLY_TEXT
+
+
 def test_streamed_tool_call(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES, tools=[WEATHER_TOOL],  # type: ignore[arg-type, list-item]
                                         stream_options={"include_usage": True}) as stream:
