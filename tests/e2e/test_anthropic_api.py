@@ -51,6 +51,7 @@ def test_plain_message_with_system_prompt(client: anthropic.Anthropic, model: st
     question = f"Plain question for {model}?"
     message = client.messages.create(model=model, max_tokens=256, system=SYSTEM, messages=_ask(question))
     assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message._request_id
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == REPLIES[model]  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
@@ -138,7 +139,9 @@ def test_errors_in_anthropic_shapes(gateway: Gateway, client: anthropic.Anthropi
 
     with pytest.raises(anthropic.NotFoundError) as unknown:
         client.messages.create(model="no-such-model", max_tokens=16, messages=_ask())
-    assert unknown.value.body == {"type": "error", "request_id": unknown.value.request_id, "error": {
+    request_id = unknown.value.response.headers["x-request-id"]
+    assert unknown.value.request_id == request_id  # the SDK reads `request-id`
+    assert unknown.value.body == {"type": "error", "request_id": request_id, "error": {
         "type": "not_found_error", "message": unknown.value.body["error"]["message"]}}  # type: ignore[index]
     assert "no-such-model" in unknown.value.message
 
@@ -151,7 +154,7 @@ def test_errors_in_anthropic_shapes(gateway: Gateway, client: anthropic.Anthropi
     assert "messages" in invalid.value.message
 
     with pytest.raises(anthropic.BadRequestError) as hot:
-        client.messages.create(model="gpt-4o-mini", max_tokens=16, messages=_ask(), temperature=1.5)
+        client.messages.create(model="gpt-4o-mini", max_tokens=16, messages=_ask(), extra_body={"temperature": 1.5})
     assert "temperature" in hot.value.message
 
     with pytest.raises(anthropic.BadRequestError) as blocked:  # the chat pipeline's guardrails, as for chat

@@ -37,19 +37,23 @@ log = logging.getLogger(__name__)
 
 
 class AnthropicRoute(APIRoute):
-    """A route whose errors (its dependencies' too: a bad key) are answered in Anthropic's shape."""
+    """A route whose errors (its dependencies' too: a bad key) are answered in Anthropic's shape,
+    and whose responses carry the request id in `request-id` too, as Anthropic's do."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
+            request_id = request_id_of(request)
             try:
-                return await handler(request)
+                response = await handler(request)
             except GatewayError as error:
-                return error_response(error, request_id_of(request))
+                response = error_response(error, request_id)
             except Exception as exc:
-                log.exception("unhandled error in request %s: %s", request_id_of(request), type(exc).__name__)
-                return error_response(GatewayError("The gateway had an internal error."), request_id_of(request))
+                log.exception("unhandled error in request %s: %s", request_id, type(exc).__name__)
+                response = error_response(GatewayError("The gateway had an internal error."), request_id)
+            response.headers["request-id"] = request_id  # where Anthropic's SDKs read it (`_request_id`)
+            return response
 
         return answer
 
