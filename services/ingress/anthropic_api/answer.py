@@ -56,12 +56,16 @@ def stop_of(finish_reason: Any, matched: Any, stop_sequences: list[str] | None) 
     return STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn", None
 
 
-def tool_input(arguments: Any, name: Any) -> Json:
+def tool_input(arguments: Any, name: Any, *, cut: bool = False) -> Json:
+    """A tool call's arguments as the `tool_use` input; arguments cut off by `max_tokens` give
+    `{}` (as Anthropic's own cut-off tool calls), any other that is not a JSON object is an error."""
     try:
         parsed = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
+        if cut:
+            return {}
         raise UpstreamError(f"The model called the tool {name!r} with arguments that are not a JSON object.")
     return parsed
 
@@ -72,6 +76,7 @@ def message_of(completion: Json, model: str, stop_sequences: list[str] | None) -
     choice = as_object(choices[0]) if isinstance(choices, list) and choices else {}
     reply = as_object(choice.get("message"))
     content: list[Json] = []
+    cut = choice.get("finish_reason") == "length"
     text = reply.get("content") or reply.get("refusal")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
@@ -80,7 +85,8 @@ def message_of(completion: Json, model: str, stop_sequences: list[str] | None) -
         if not function:
             continue
         content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + uuid7().replace("-", ""),
-                        "name": function.get("name"), "input": tool_input(function.get("arguments"), function.get("name"))})
+                        "name": function.get("name"),
+                        "input": tool_input(function.get("arguments"), function.get("name"), cut=cut)})
     stop_reason, stop_sequence = stop_of(choice.get("finish_reason"), choice.get("stop_reason"), stop_sequences)
     return {"id": message_id(completion.get("id")), "type": "message", "role": "assistant", "content": content,
             "model": completion.get("model") or model, "stop_reason": stop_reason, "stop_sequence": stop_sequence,

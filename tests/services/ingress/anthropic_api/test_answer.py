@@ -29,9 +29,13 @@ def test_tool_call_answer() -> None:
     assert message["stop_reason"] == "tool_use"
 
 
-def test_tool_arguments_that_are_not_an_object_are_an_upstream_error() -> None:
+def test_tool_arguments_that_are_not_an_object() -> None:
     with pytest.raises(UpstreamError, match="get_weather"):
         message_of(p.tool_call_completion("m", 1, "get_weather", '{"city": "Par'), "m", None)
+    cut = p.tool_call_completion("m", 1, "get_weather", '{"city": "Par')
+    cut["choices"][0]["finish_reason"] = "length"  # max_tokens ended it mid-call: Anthropic's shape for that
+    message = message_of(cut, "m", None)
+    assert message["stop_reason"] == "max_tokens" and message["content"][0]["input"] == {}
 
 
 @pytest.mark.parametrize(("finish", "matched", "expected"), [
