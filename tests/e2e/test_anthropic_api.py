@@ -162,6 +162,29 @@ def test_errors_in_anthropic_shapes(gateway: Gateway, client: anthropic.Anthropi
     assert "no-top-secret" in blocked.value.message
 
 
+def test_upstream_failures_in_anthropic_shapes(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.create(model="rate-limited", max_tokens=16, messages=_ask())
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert limited.value.response.headers["retry-after"] == "7"  # the upstream's
+    with pytest.raises(anthropic.InternalServerError) as failed:  # before the stream started: an HTTP error
+        client.messages.create(model="always-500", max_tokens=16, messages=_ask(), stream=True)
+    assert failed.value.status_code == 502 and failed.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_cache_counts(client: anthropic.Anthropic, stream: bool) -> None:
+    if stream:
+        with client.messages.stream(model="claude-cached", max_tokens=64, system=SYSTEM, messages=_ask()) as events:
+            usage = events.get_final_message().usage
+    else:
+        usage = client.messages.create(model="claude-cached", max_tokens=64, system=SYSTEM, messages=_ask()).usage
+    words = len(SYSTEM.split()) + len(QUESTION.split())  # the fake Anthropic's count
+    assert (usage.input_tokens, usage.output_tokens) == (words, 10)
+    assert usage.cache_read_input_tokens == claude_payloads.CACHE_READ_TOKENS
+    assert usage.cache_creation_input_tokens == claude_payloads.CACHE_CREATION_TOKENS
+
+
 def test_a_model_outside_the_keys_allowlist_is_permission_error(gateway: Gateway) -> None:
     key, _ = gateway.create_key("anthropic-limited", models=["gpt-4o"])
     limited = anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
