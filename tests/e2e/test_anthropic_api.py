@@ -228,3 +228,15 @@ def test_usage_is_charged_once(gateway: Gateway, stream: bool) -> None:
         return sorted(r["type"] for r in found) if len(found) >= 2 else []
 
     assert wait_for(audit) == ["request.completed", "request.received"]
+
+
+def test_client_leaving_mid_stream_stops_the_upstream_and_is_charged(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    key, key_id = gateway.create_key("anthropic-leaves")
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+    aborted_before = fake_openai.streams_aborted
+    with client.messages.stream(model="slow-stream", max_tokens=64, messages=_ask()) as stream:
+        texts = [text for _, text in zip(range(3), stream.text_stream, strict=False)]
+    assert len(texts) == 3
+    rows = wait_for(lambda: pg_rows(gateway, "SELECT * FROM spend_ledger WHERE key_id = $1", key_id))
+    assert len(rows) == 1 and rows[0]["status"] == "cancelled" and rows[0]["completion_tokens"] > 0
+    wait_for(lambda: fake_openai.streams_aborted > aborted_before, timeout=10)
