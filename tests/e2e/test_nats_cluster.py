@@ -20,6 +20,7 @@ from shared.subjects import STREAMS
 from tests.e2e.conftest import UPSTREAM_KEY, _config, pg_rows
 from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.e2e.nats_cluster import NatsCluster
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
 
@@ -33,8 +34,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
 
 
 @pytest.fixture(scope="module")
-def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, fake_openai: FakeOpenAI
-              ) -> Iterator[Gateway]:
+def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, fake_openai: FakeOpenAI,
+              fake_anthropic: FakeAnthropic) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("clustered")
     postgres = EmbeddedPostgres(root / "pg" / "data")
     gw: Gateway | None = None
@@ -42,7 +43,7 @@ def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, fa
         postgres.start()
         upgrade(postgres.url)
         config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai)))
+        config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic)))
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
         env = gateway_env(nats_url=cluster.url, database_url=postgres.url, clickhouse_url=f"chdb://{root / 'chdb'}",
