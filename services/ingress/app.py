@@ -14,7 +14,7 @@ from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
 from services.ingress.policy import pipelines_of, route_of
-from services.ingress.routes import admin, health, openai, responses
+from services.ingress.routes import admin, anthropic, health, openai, responses
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)
     app.include_router(responses.router)
+    app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(health.router)
     return app
