@@ -26,6 +26,7 @@ from services.router.providers.bedrock.stream import StreamTranslator
 from shared.errors import GatewayError, UpstreamError
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
+EMBED_CONCURRENCY = 16  # Titan takes one text per call: a batch's calls in flight at once, at most
 
 
 class BedrockProvider(Provider[BedrockConfig]):
@@ -72,13 +73,14 @@ class BedrockProvider(Provider[BedrockConfig]):
             raise GatewayError(f"provider {self.name} (type bedrock) serves embeddings through Amazon Titan Text "
                                f"Embeddings (amazon.titan-embed-text-*), not {call.model!r}",
                                status=400, type="invalid_request_error", code="unsupported_endpoint", retryable=False)
-        url = self._url(call.model, "invoke")
-        answers = await asyncio.gather(*(self._invoke(url, body) for body in titan_bodies(self.name, call.body)))
+        url, slots = self._url(call.model, "invoke"), asyncio.Semaphore(EMBED_CONCURRENCY)
+        answers = await asyncio.gather(*(self._invoke(url, body, slots) for body in titan_bodies(self.name, call.body)))
         raw, usage = embeddings_list(self.name, answers, call.model, call.body.get("encoding_format"))
         return Completion(raw, usage)
 
-    async def _invoke(self, url: str, payload: bytes) -> bytes:
-        response = await self.http.post(self.name, url, payload, self._signer.sign(url, payload), self._timeouts)
+    async def _invoke(self, url: str, payload: bytes, slots: asyncio.Semaphore) -> bytes:
+        async with slots:
+            response = await self.http.post(self.name, url, payload, self._signer.sign(url, payload), self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
         return response.content

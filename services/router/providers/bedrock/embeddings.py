@@ -1,6 +1,6 @@
 """OpenAI embeddings through Amazon Titan Text Embeddings on Bedrock: one InvokeModel call
 (`POST /model/{modelId}/invoke`, body `{"inputText", "dimensions"?}`, answer
-`{"embedding", "inputTextTokenCount"}`) per input, made concurrently, gathered into one
+`{"embedding", "inputTextTokenCount"}`) per input, a few at a time, gathered into one
 OpenAI `list`. `encoding_format: base64` is the float32 little-endian bytes, as OpenAI sends."""
 from __future__ import annotations
 

@@ -341,3 +341,11 @@ async def test_embeddings_titan_cannot_make_are_a_clear_400(provider: BedrockPro
     assert fake.requests == []
     error = await _error(provider.embeddings(EmbeddingsCall({"input": "x", "dimensions": 100}, TITAN)))
     assert (error.status, error.retryable) == (400, False) and "dimensions" in error.message  # Bedrock's refusal
+
+
+async def test_a_large_batch_keeps_its_order(provider: BedrockProvider, fake: FakeBedrock) -> None:
+    texts = [f"text number {i}" for i in range(40)]  # more than EMBED_CONCURRENCY calls
+    body = orjson.loads((await provider.embeddings(EmbeddingsCall({"input": texts, "dimensions": 256}, TITAN))).raw)
+    assert [item["index"] for item in body["data"]] == list(range(40)) and len(fake.requests) == 40
+    for text, item in zip(texts, body["data"], strict=True):
+        assert item["embedding"] == pytest.approx(payloads.titan_embedding(text, 256))
