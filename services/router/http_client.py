@@ -35,7 +35,8 @@ class UpstreamResponse:
 
 
 class UpstreamStream:
-    """An upstream response being read: its status and headers, then its body line by line."""
+    """An upstream response being read: its status and headers, then its body line by line
+    (or chunk by chunk)."""
 
     def __init__(self, provider: str, response: aiohttp.ClientResponse) -> None:
         self._provider = provider
@@ -59,6 +60,18 @@ class UpstreamStream:
             if not line:
                 return
             yield line
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as the bytes arrive, for binary framings (AWS event streams)."""
+        content = self._response.content
+        while True:
+            try:
+                data = await content.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise transport_error(self._provider, exc) from None
+            if not data:
+                return
+            yield data
 
 
 def transport_error(provider: str, exc: BaseException) -> GatewayError:

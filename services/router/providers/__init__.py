@@ -11,6 +11,7 @@ from services.router.http_client import UpstreamHttp
 from services.router.providers.anthropic import AnthropicProvider
 from services.router.providers.azure import AzureProvider
 from services.router.providers.base import Provider, ProviderConfig
+from services.router.providers.bedrock import BedrockProvider
 from services.router.providers.gemini import GeminiProvider
 from services.router.providers.mock import MockProvider
 from services.router.providers.openai import OpenAIProvider
@@ -23,6 +24,7 @@ PROVIDER_TYPES: dict[str, type[Provider[Any]]] = {
     "mock": MockProvider,
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
+    "bedrock": BedrockProvider,
 }
 
 

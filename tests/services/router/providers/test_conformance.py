@@ -3,7 +3,8 @@
 Each adapter must answer in OpenAI's shapes whatever its upstream is: the OpenAI-compatible
 presets talk to a real fake-OpenAI server over HTTP, `azure` to a fake Azure OpenAI, the
 `anthropic` adapter to a real fake Anthropic server, `gemini` to a real fake Gemini server,
-the `mock` adapter answers locally. A provider type added to
+`bedrock` to a fake Bedrock runtime (SigV4 verified, event-stream framing), the `mock`
+adapter answers locally. A provider type added to
 PROVIDER_TYPES without a config here fails the first test. Types whose upstream has no
 embeddings (NO_EMBEDDINGS) must refuse them with a clear 400 instead.
 """
@@ -22,12 +23,14 @@ from services.router.providers import PROVIDER_TYPES, build_provider
 from services.router.providers.anthropic import AnthropicConfig
 from services.router.providers.azure import AzureConfig
 from services.router.providers.base import ChatCall, Chunk, EmbeddingsCall, Provider, ProviderConfig
+from services.router.providers.bedrock import BedrockConfig
 from services.router.providers.gemini import GeminiConfig
 from services.router.providers.mock import MockConfig
 from services.router.providers.openai import OpenAIConfig
 from services.router.providers.openai.presets import PRESETS
 from shared.errors import GatewayError
 from tests.fakes.azure_upstream import FakeAzure
+from tests.fakes.bedrock_upstream import CREDENTIALS, REGION, FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the gateway."}]
@@ -54,9 +57,17 @@ CONFIGS: dict[str, Factory] = {
                                    "claude-sonnet-4-5"),
     "gemini": lambda fixtures: (GeminiConfig(name="conformance-gemini", timeout_s=10,
                                              base_url=fixtures.getfixturevalue("gemini_fake").base_url), "gemini-2.5-flash"),
+    "bedrock": lambda fixtures: (BedrockConfig(name="conformance-bedrock", region=REGION, timeout_s=10,
+                                               endpoint_url=fixtures.getfixturevalue("bedrock_fake").endpoint,
+                                               access_key_id="env:CONFORMANCE_AWS_KEY_ID",
+                                               secret_access_key="env:CONFORMANCE_AWS_SECRET"),
+                                 "anthropic.claude-3-5-sonnet-20240620-v1:0"),
     "mock": lambda fixtures: (MockConfig(name="conformance-mock", stream_chunks=3), "mock-model"),
 }
 NO_EMBEDDINGS = {"anthropic"}
+# types whose chat models do not embed: the embedding model to ask for, and the dimensions it takes
+EMBEDDING_MODELS = {"bedrock": "amazon.titan-embed-text-v2:0"}
+EMBEDDING_DIMENSIONS = {"bedrock": 256}  # Titan V2 takes 256, 512 or 1024
 
 
 @pytest.fixture
@@ -70,6 +81,19 @@ def azure_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
     monkeypatch.setenv("CONFORMANCE_AZURE_KEY", AZURE_KEY)
     with FakeAzure(api_key=AZURE_KEY) as server:
         yield server
+
+
+@pytest.fixture
+def bedrock_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
+    monkeypatch.setenv("CONFORMANCE_AWS_KEY_ID", CREDENTIALS.access_key_id)
+    monkeypatch.setenv("CONFORMANCE_AWS_SECRET", CREDENTIALS.secret_access_key)
+    with FakeBedrock() as server:
+        yield server
+
+
+def _embedding_model(provider: Provider[Any], model: str) -> tuple[str, int]:
+    kind = provider.config.type
+    return EMBEDDING_MODELS.get(kind, model), EMBEDDING_DIMENSIONS.get(kind, DIMENSIONS)
 
 
 def test_every_registered_provider_type_is_in_the_suite() -> None:
@@ -155,15 +179,16 @@ async def test_chat_stream_usage_matches_plain_chat(adapter: tuple[Provider[Any]
 
 async def test_embeddings_return_a_list_of_float_vectors(embedder: tuple[Provider[Any], str]) -> None:
     provider, model = embedder
+    model, dimensions = _embedding_model(provider, model)
     inputs = ["first text", "second, longer text"]
-    done = await provider.embeddings(EmbeddingsCall({"model": "x", "input": inputs, "dimensions": DIMENSIONS}, model))
+    done = await provider.embeddings(EmbeddingsCall({"model": "x", "input": inputs, "dimensions": dimensions}, model))
 
     body = orjson.loads(done.raw)
     assert body["object"] == "list" and body["model"] == model
     assert [item["index"] for item in body["data"]] == [0, 1]
     for item in body["data"]:
         assert item["object"] == "embedding"
-        assert len(item["embedding"]) == DIMENSIONS
+        assert len(item["embedding"]) == dimensions
         assert all(isinstance(v, float) for v in item["embedding"])
     assert body["data"][0]["embedding"] != body["data"][1]["embedding"]
     assert done.usage is not None and done.usage.prompt_tokens > 0
@@ -173,15 +198,16 @@ async def test_embeddings_return_a_list_of_float_vectors(embedder: tuple[Provide
 
 async def test_embeddings_in_base64_decode_to_the_float_vectors(embedder: tuple[Provider[Any], str]) -> None:
     provider, model = embedder
-    request = {"model": "x", "input": "one text", "dimensions": DIMENSIONS}
+    model, dimensions = _embedding_model(provider, model)
+    request = {"model": "x", "input": "one text", "dimensions": dimensions}
     floats = await provider.embeddings(EmbeddingsCall(request, model))
     encoded = await provider.embeddings(EmbeddingsCall({**request, "encoding_format": "base64"}, model))
 
     item = orjson.loads(encoded.raw)["data"][0]
     assert isinstance(item["embedding"], str)
     raw = base64.b64decode(item["embedding"])
-    assert len(raw) == 4 * DIMENSIONS
-    decoded = list(struct.unpack(f"<{DIMENSIONS}f", raw))
+    assert len(raw) == 4 * dimensions
+    decoded = list(struct.unpack(f"<{dimensions}f", raw))
     assert decoded == pytest.approx(orjson.loads(floats.raw)["data"][0]["embedding"], abs=1e-6)
     assert encoded.usage is not None and encoded.usage.prompt_tokens == floats.usage.prompt_tokens  # type: ignore[union-attr]
 

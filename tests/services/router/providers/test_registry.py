@@ -9,6 +9,7 @@ import pytest
 from services.router.http_client import UpstreamHttp
 from services.router.providers import PROVIDER_TYPES, build_provider, check_providers, parse_provider
 from services.router.providers.anthropic import AnthropicConfig, AnthropicProvider
+from services.router.providers.bedrock import BedrockConfig
 from services.router.providers.gemini import GeminiConfig, GeminiProvider
 from services.router.providers.mock import MockConfig, MockProvider
 from services.router.providers.openai import OpenAIConfig, OpenAIProvider
@@ -47,7 +48,7 @@ async def test_the_registry_builds_the_adapter_of_each_type() -> None:
     assert isinstance(build_provider(parse_provider(entry(name="m", type="mock")), http), MockProvider)
     assert isinstance(build_provider(parse_provider(entry(name="c", type="anthropic")), http), AnthropicProvider)
     assert {"openai", "groq", "xai", "mistral", "deepseek", "openrouter", "together", "fireworks", "ollama", "vllm",
-            "lmstudio", "azure", "anthropic", "gemini", "mock"} <= set(PROVIDER_TYPES)
+            "lmstudio", "azure", "anthropic", "gemini", "bedrock", "mock"} <= set(PROVIDER_TYPES)
     gemini = entry(name="g", type="gemini", api_key="env:GEMINI_API_KEY")
     assert isinstance(build_provider(parse_provider(gemini), http), GeminiProvider)
     await http.close()
@@ -87,3 +88,20 @@ def test_gemini_entry_refuses_two_credentials_and_inline_ones() -> None:
     inline = '{"private_key": "-----BEGIN PRIVATE KEY-----"}'
     message = refused(entry(name="v", type="gemini", vertex={"project": "p", "location": "eu", "credentials": inline}))
     assert "by reference" in message and "PRIVATE KEY" not in message
+
+
+def test_bedrock_takes_exactly_one_credential_by_reference() -> None:
+    iam = parse_provider(entry(name="aws", type="bedrock", region="us-east-1", access_key_id="env:AWS_ACCESS_KEY_ID",
+                               secret_access_key="env:AWS_SECRET_ACCESS_KEY", session_token="env:AWS_SESSION_TOKEN"))
+    assert isinstance(iam, BedrockConfig) and iam.base_url() == "https://bedrock-runtime.us-east-1.amazonaws.com"
+    assert iam.timeout_s == 600 and iam.connect_timeout_s == 5
+    keyed = parse_provider(entry(name="aws", type="bedrock", region="eu-west-3", api_key="env:AWS_BEARER_TOKEN_BEDROCK",
+                                 endpoint_url="https://vpce-0abc.bedrock-runtime.eu-west-3.vpce.amazonaws.com/"))
+    assert isinstance(keyed, BedrockConfig) and keyed.base_url().endswith(".vpce.amazonaws.com")
+    assert "exactly one credential" in refused(entry(name="aws", type="bedrock", region="us-east-1"))
+    assert "both access_key_id and secret_access_key" in refused(
+        entry(name="aws", type="bedrock", region="us-east-1", access_key_id="env:AWS_ACCESS_KEY_ID"))
+    assert "region" in refused(entry(name="aws", type="bedrock", region="mars", api_key="env:K"))
+    message = refused(entry(name="aws", type="bedrock", region="us-east-1", access_key_id="env:AWS_ACCESS_KEY_ID",
+                            secret_access_key=INLINE_KEY))
+    assert "by reference" in message and INLINE_KEY not in message
