@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,11 @@ class IngressSettings(_Group):
     # seconds an unknown key is remembered as unknown
     key_negative_ttl_s: float = 5.0
     key_cache_entries: int = 100_000
+    # request bodies nesting deeper than this (the body object is level 1) get 400
+    max_json_depth: int = Field(default=64, ge=2)
+    # requests with more header fields, or more header bytes (names and values), get 431
+    max_header_count: int = Field(default=100, ge=8)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
     # silence allowed between two stream frames before the ingress gives up

@@ -16,7 +16,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses={503: {"description": "A part the ingress needs is down; `checks` names it"}})
 async def ready(state: State) -> Response:
     checks: dict[str, str] = {"nats": "ok" if state.nc.is_connected else "down"}
     try:
