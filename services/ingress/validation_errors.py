@@ -87,7 +87,9 @@ def invalid_request(error: ErrorDetails, data: Any = _MISSING) -> InvalidRequest
     name = f"'{param}'" if param else "the request body"
     if missing:
         return InvalidRequest(f"Missing required parameter: {name}.", param=param, code="missing_required_parameter")
-    if kind == "invalid_type":  # one_of(...): the message names what was expected
+    if kind == "extra_forbidden":  # only the gateway's own (admin) bodies refuse unknown fields
+        return InvalidRequest(f"Unknown parameter: {name}.", param=param, code="unknown_parameter")
+    if kind == "invalid_type":  # by_json_type(...): the message names what was expected
         return _typed(param, name, error["msg"], value)
     if kind in _EXPECTED:
         return _typed(param, name, f"expected {_EXPECTED[kind]}", value)
@@ -124,6 +126,8 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any, name: str) -> tuple[str, 
         if length is None:
             length = len(value) if isinstance(value, (list, dict, str)) else 0
         is_object = ctx.get("field_type") == "Dictionary"
+        if isinstance(value, str):  # a length limit on an optional string field
+            return _string_bound("string_" + kind, ctx, value, name)
         if kind == "too_short" and length == 0 and not is_object:
             return (f"Invalid {name}: empty array. Expected an array with minimum length {ctx.get('min_length')}, "
                     "but got an empty array instead.", "empty_array")
@@ -135,16 +139,20 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any, name: str) -> tuple[str, 
                     f"but got an array with length {length} instead.", "array_below_min_length")
         return (f"Invalid {name}: array too long. Expected an array with maximum length {ctx.get('max_length')}, "
                 f"but got an array with length {length} instead.", "array_above_max_length")
+    if kind in ("string_too_short", "string_too_long"):
+        return _string_bound(kind, ctx, value, name)
+    if kind == "string_pattern_mismatch":
+        return (f"Invalid {name}: string does not match pattern. Expected a string that matches the pattern "
+                f"'{ctx.get('pattern')}'.", "invalid_value")
+    return None
+
+
+def _string_bound(kind: str, ctx: dict[str, Any], value: Any, name: str) -> tuple[str, str]:
     if kind == "string_too_short":
         if value == "":
             return (f"Invalid {name}: empty string. Expected a string with minimum length {ctx.get('min_length')}, "
                     "but got an empty string instead.", "empty_string")
         return (f"Invalid {name}: string too short. Expected a string with minimum length {ctx.get('min_length')}, "
                 f"but got a string with length {len(str(value))} instead.", "string_below_min_length")
-    if kind == "string_too_long":
-        return (f"Invalid {name}: string too long. Expected a string with maximum length {ctx.get('max_length')}, "
-                f"but got a string with length {len(str(value))} instead.", "string_above_max_length")
-    if kind == "string_pattern_mismatch":
-        return (f"Invalid {name}: string does not match pattern. Expected a string that matches the pattern "
-                f"'{ctx.get('pattern')}'.", "invalid_value")
-    return None
+    return (f"Invalid {name}: string too long. Expected a string with maximum length {ctx.get('max_length')}, "
+            f"but got a string with length {len(str(value))} instead.", "string_above_max_length")
