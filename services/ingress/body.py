@@ -16,6 +16,7 @@ from shared.errors import InvalidRequest, PayloadTooLarge
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_DEPTH = 64
+_CONTAINERS = frozenset((dict, list))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -33,16 +34,17 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _deeper_than(data: Any, limit: int) -> bool:
-    """Whether containers nest deeper than `limit` (the body object is level 1); walks
-    without recursion, visiting containers only."""
+    """Whether containers nest deeper than `limit` (the body object is level 1). Walks
+    without recursion; a container holding only scalars (a token array, a list of
+    strings) is passed over at C speed."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > limit:
             return True
-        for child in node.values() if type(node) is dict else node:
-            if type(child) is dict or type(child) is list:
-                stack.append((child, depth + 1))
+        values = node.values() if type(node) is dict else node
+        if not _CONTAINERS.isdisjoint(map(type, values)):
+            stack.extend((child, depth + 1) for child in values if type(child) is dict or type(child) is list)
     return False
 
 
