@@ -205,3 +205,19 @@ def test_very_deep_json_is_a_400_not_a_crash(raw: bytes) -> None:
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
     body = chat(messages=[{"role": "user", "content": "[[[[{{{{" * 100}])
     assert parse_body(body, ChatCompletionRequest, max_depth=8).model == "m"
+
+
+@pytest.mark.parametrize("text", ['\\\\[[[[[[[[[[', '\\"[[[[[[[[[[', '\\\\\\"{{{{{{{{{{', "]]]]]]]]]]", "\\n\\t[[[[[[[[[["])
+def test_escapes_inside_strings_do_not_count_as_depth(text: str) -> None:
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "' + text.encode() + b'"}], "x": [[[[[1]]]]]}'
+    assert orjson.loads(body)  # valid JSON
+    assert parse_body(body, ChatCompletionRequest, max_depth=8).model == "m"
+    with pytest.raises(InvalidRequest):
+        parse_body(body.replace(b"[[[[[1]]]]]", b"[[[[[[[[1]]]]]]]]"), ChatCompletionRequest, max_depth=8)
+
+
+def test_depth_counts_token_arrays_and_nested_objects_alike() -> None:
+    tokens = orjson.dumps({"model": "m", "input": [[1, 2, 3]] * 100})  # level 3: many brackets, shallow
+    assert parse_body(tokens, EmbeddingsRequest, max_depth=3).model == "m"
+    with pytest.raises(InvalidRequest):
+        parse_body(tokens, EmbeddingsRequest, max_depth=2)
