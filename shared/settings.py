@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,11 @@ class IngressSettings(_Group):
     # one key lookup, admin call or /ready check against Postgres, as a whole (pool wait,
     # connect, statements): past it, 503 `key_store_unavailable` (or a stale cached key)
     key_store_timeout_s: float = 2.5
+    # request bodies nesting deeper than this (the body object is level 1) get 400
+    max_json_depth: int = Field(default=64, ge=2)
+    # requests with more header fields, or more header bytes (names and values), get 431
+    max_header_count: int = Field(default=100, ge=8)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     # upper bound of one worker call (guardrails, router) from the ingress
     worker_timeout_s: float = 120.0
     # silence allowed between two stream chunks before the ingress gives up

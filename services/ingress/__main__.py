@@ -6,6 +6,7 @@ from types import FrameType
 import uvicorn
 
 from services.ingress.app import create_app
+from services.ingress.http_limits import bounded_protocol
 from shared.service import install_event_loop, setup_logging
 from shared.settings import Settings, load_settings
 
@@ -23,7 +24,8 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     setup_logging(settings.log_level, "ingress")
     install_event_loop()
-    config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http="httptools",
+    http = bounded_protocol(settings.ingress.max_header_count, settings.ingress.max_header_bytes)
+    config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http=http,
                             loop="none", lifespan="on", access_log=False, log_config=None,
                             timeout_graceful_shutdown=int(settings.ingress.graceful_shutdown_s), server_header=False,
                             proxy_headers=False)  # the client address is not read: no per-request header walk

@@ -13,12 +13,14 @@ from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
+from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.routes import admin, anthropic, health, openai, responses
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
+from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked
 from shared.publisher import EventPublisher
 from shared.settings import Settings
@@ -73,4 +75,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey])
     return app

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from services.ingress.validation_errors import invalid_request
 from shared.errors import GatewayError, InvalidRequest, NotFound
 
 DEFAULT_RETRY_AFTER = {429: "1"}
@@ -29,9 +30,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        param = ".".join(str(p) for p in first["loc"][1:]) or None
-        return error_response(InvalidRequest(f"Invalid request: {first['msg']}", param=param))
+        """Query and path parameters FastAPI validated, told as the bodies' errors are."""
+        if not exc.errors():
+            return error_response(InvalidRequest("Invalid request."))
+        first = exc.errors()[0]
+        first["loc"] = tuple(first["loc"][1:])  # without "query" / "path"
+        return error_response(invalid_request(first))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:

@@ -24,7 +24,7 @@ async def _ping(engine: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
-@router.get("/ready")
+@router.get("/ready", responses={503: {"description": "A part the ingress needs is down; `checks` names it"}})
 async def ready(state: State) -> Response:
     """200 when every part answers; else 503 naming the part that is down (each check is
     bounded by its timeouts, so a stalled Postgres cannot hang it)."""

@@ -15,23 +15,26 @@ from pydantic import BaseModel
 
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
+from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model, visible_models
 from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
-from shared.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from shared.errors import GatewayError, NotFound, PermissionDenied, ServiceUnavailable
 from shared.events import Principal
 from shared.ids import uuid7
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.pipeline import Endpoint
 from shared.protocol import Call, CallEnvelope
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
 
 DENIALS = ("guardrail_blocked",)  # pipeline refusals recorded as `request.denied`, not failures
 
 
 def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoint) -> None:
-    """Policy, then `request.received`; a key refused a model leaves `request.denied`."""
+    """Policy, then `request.received`; a key refused a model leaves `request.denied`, an
+    unknown model `request.failed`. While the event log is saturated nothing is taken (503)
+    and nothing recorded, so the events waiting stay bounded."""
     state.bus.require()  # NATS away: 503 at once, before anything is recorded
     if state.events.saturated:
         raise ServiceUnavailable("The event log is unreachable; the gateway accepts no work it cannot record.",
@@ -40,6 +43,9 @@ def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoi
         resolve_model(state.config, audit.principal, model, endpoint)
     except PermissionDenied as error:
         audit.denied(error)
+        raise
+    except GatewayError as error:
+        audit.failed(error)
         raise
     audit.received()
 
@@ -55,6 +61,8 @@ def new_call(state: IngressState, principal: Principal, request_id: str, endpoin
 
 M = TypeVar("M", bound=BaseModel)
 
+INTERNAL = "The gateway had an internal error."
+
 
 def client_gone(request: Request) -> Callable[[], Awaitable[None]]:
     """Returns once the client has closed the connection (its body is already read, so the
@@ -66,16 +74,34 @@ def client_gone(request: Request) -> Callable[[], Awaitable[None]]:
     return wait
 
 
-async def _read(request: Request, state: IngressState, kind: type[M]) -> tuple[bytes, M]:
-    raw = await read_body(request, state.settings.ingress.max_body_bytes)
-    return raw, parse_body(raw, kind)
+async def read_validated(request: Request, state: IngressState, kind: type[M], audit: RequestAudit) -> tuple[bytes, M]:
+    """The body, once: a refused one (413, 400) still leaves its audit trail, `request.failed`
+    (unless the event log is saturated: then nothing more is queued)."""
+    try:
+        raw = await read_body(request, state.settings.ingress.max_body_bytes)
+        return raw, parse_body(raw, kind, state.settings.ingress.max_json_depth)
+    except GatewayError as error:
+        if not state.events.saturated:
+            audit.failed(error)
+        raise
 
 
-@router.post("/chat/completions")
+def ended(audit: RequestAudit, error: BaseException) -> None:
+    """The last event of an admitted request that did not complete."""
+    if not isinstance(error, GatewayError):
+        audit.failed(GatewayError(INTERNAL, code="internal_error"), reason=type(error).__name__)
+    elif error.code in DENIALS:
+        audit.denied(error)
+    else:
+        audit.failed(error)
+
+
+@router.post("/chat/completions", openapi_extra=body_of(ChatCompletionRequest))
 async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
-    raw, parsed = await _read(request, state, ChatCompletionRequest)
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    raw, parsed = await read_validated(request, state, ChatCompletionRequest, audit)
     stream = bool(parsed.stream)
-    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model, stream)
+    audit.model, audit.stream = parsed.model, stream
     admit(state, audit, parsed.model, Endpoint.CHAT)
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, raw, stream=stream,
@@ -85,29 +111,25 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
             if stream:
                 return SseResponse(await state.pipeline.open_stream(call), audit)
             reply = await state.pipeline.call(call, client_gone(request))
-    except GatewayError as error:
-        if error.code in DENIALS:
-            audit.denied(error)
-        else:
-            audit.failed(error)
+    except Exception as error:
+        ended(audit, error)
         raise
     audit.completed(reply.status)
     return Response(reply.body, status_code=reply.status, media_type="application/json")
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
 async def embeddings(request: Request, principal: CurrentKey, state: State) -> Response:
-    raw, parsed = await _read(request, state, EmbeddingsRequest)
-    if parsed.input == "" or parsed.input == []:
-        raise InvalidRequest("'input' must not be empty.", param="input")
-    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model)
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    raw, parsed = await read_validated(request, state, EmbeddingsRequest, audit)
+    audit.model = parsed.model
     admit(state, audit, parsed.model, Endpoint.EMBEDDINGS)
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     try:
         with state.bus.call():
             reply = await state.pipeline.call(call, client_gone(request))
-    except GatewayError as error:
-        audit.failed(error)
+    except Exception as error:
+        ended(audit, error)
         raise
     audit.completed(reply.status)
     return Response(reply.body, status_code=reply.status, media_type="application/json")
