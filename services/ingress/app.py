@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
+from services.ingress.anthropic_api.request import CountTokensRequest, MessagesRequest
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
@@ -15,6 +16,7 @@ from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
+from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.routes import admin, anthropic, health, openai, responses
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
@@ -75,5 +77,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(health.router)
-    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey])
+    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey, ResponsesRequest, MessagesRequest,
+                          CountTokensRequest])
     return app

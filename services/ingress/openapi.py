@@ -31,9 +31,9 @@ V1_ERRORS = (400, 401, 403, 404, 413, 429, 431, 502, 503, 504)
 ADMIN_ERRORS = (400, 401, 403, 404, 413, 431, 503)
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: these statuses, each with OpenAI's error body."""
-    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+def errors(*statuses: int, shape: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: these statuses, each with OpenAI's error body (or `shape`)."""
+    return {status: {"model": shape, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
 def body_of(model: type[BaseModel]) -> dict[str, Any]:

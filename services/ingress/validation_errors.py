@@ -78,7 +78,8 @@ def invalid_request(error: ErrorDetails, data: Any = _MISSING) -> InvalidRequest
     param = param_path(error["loc"], data, missing=missing)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         field = str(ctx.get("discriminator", "type")).strip("'")
-        param = f"{param}.{field}" if param else field
+        if not field.endswith("()"):  # a callable discriminator (`_item_type()`) names no parameter
+            param = f"{param}.{field}" if param else field
         if kind == "union_tag_not_found":
             missing = True
         else:

@@ -6,8 +6,11 @@ as Anthropic's API reference pairs them. `Retry-After` goes along as on the Open
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import orjson
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from services.ingress.errors import error_headers
 from shared.errors import GatewayError
@@ -25,6 +28,19 @@ ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(BaseModel):
+    """The error body of this surface, for the OpenAPI document."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail
+    request_id: str | None = None
 
 
 def error_type(status: int) -> str:

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from services.ingress.anthropic_api.answer import message_of
-from services.ingress.anthropic_api.errors import error_response
+from services.ingress.anthropic_api.errors import AnthropicErrorBody, error_response
 from services.ingress.anthropic_api.relay import MessagesSseResponse
 from services.ingress.anthropic_api.request import CountTokensRequest, MessagesRequest
 from services.ingress.anthropic_api.stream import StreamTranslator
@@ -27,6 +27,7 @@ from services.ingress.anthropic_api.to_openai import chat_body, prompt_body
 from services.ingress.anthropic_api.tokens import prompt_tokens
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
+from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model
 from services.ingress.routes.openai import DENIALS, admit, new_call
 from services.ingress.state import CurrentKey, State, request_id_of
@@ -58,7 +59,7 @@ class AnthropicRoute(APIRoute):
         return answer
 
 
-router = APIRouter(prefix="/v1", route_class=AnthropicRoute)
+router = APIRouter(prefix="/v1", route_class=AnthropicRoute, responses=errors(*V1_ERRORS, shape=AnthropicErrorBody))
 
 
 def _completion(body: bytes) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def _completion(body: bytes) -> dict[str, Any]:
     return completion
 
 
-@router.post("/messages")
+@router.post("/messages", openapi_extra=body_of(MessagesRequest))
 async def messages(request: Request, principal: CurrentKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, MessagesRequest)
@@ -98,7 +99,7 @@ async def messages(request: Request, principal: CurrentKey, state: State) -> Res
     return Response(orjson.dumps(message), status_code=reply.status, media_type="application/json")
 
 
-@router.post("/messages/count_tokens")
+@router.post("/messages/count_tokens", openapi_extra=body_of(CountTokensRequest))
 async def count_tokens(request: Request, principal: CurrentKey, state: State) -> dict[str, int]:
     """Counted in the ingress with the gateway's estimate; no upstream call, nothing charged."""
     raw = await read_body(request, state.settings.ingress.max_body_bytes)

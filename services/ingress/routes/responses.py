@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
+from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.responses_api.events import ResponseEvents
 from services.ingress.responses_api.from_chat import assistant_message, response_of, skeleton
 from services.ingress.responses_api.objects import ResponseObject
@@ -33,7 +34,7 @@ from shared.pipeline import Endpoint
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
 
 
 def _store(state: IngressState) -> ResponseStore:
@@ -52,7 +53,7 @@ async def _keep(store: ResponseStore, principal: Principal, response: ResponseOb
         log.warning("response %s not stored: %s", response.id, error.message)
 
 
-@router.post("/responses")
+@router.post("/responses", openapi_extra=body_of(ResponsesRequest))
 async def create_response(request: Request, principal: CurrentKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, ResponsesRequest)

@@ -10,6 +10,7 @@ from services.ingress.app import create_app
 from shared.settings import Settings
 
 ERROR_REF = "#/components/schemas/ErrorBody"
+ANTHROPIC_ERROR_REF = "#/components/schemas/AnthropicErrorBody"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,9 @@ def test_every_body_the_api_takes_is_described(doc: dict[str, Any]) -> None:
               for method, path, op in operations(doc, "/") if method == "post"}
     assert bodies == {"/v1/chat/completions": "#/components/schemas/ChatCompletionRequest",
                       "/v1/embeddings": "#/components/schemas/EmbeddingsRequest",
+                      "/v1/responses": "#/components/schemas/ResponsesRequest",
+                      "/v1/messages": "#/components/schemas/MessagesRequest",
+                      "/v1/messages/count_tokens": "#/components/schemas/CountTokensRequest",
                       "/admin/keys": "#/components/schemas/CreateKey"}
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]
     assert chat["required"] == ["model", "messages"] and chat["additionalProperties"] is True
@@ -59,8 +63,9 @@ def test_every_error_is_described_in_openais_shape(doc: dict[str, Any], prefix: 
     for method, path, op in found:
         errors = {status: r for status, r in op["responses"].items() if status[0] in "45"}
         assert set(errors) == statuses, (method, path)
+        shape = ANTHROPIC_ERROR_REF if path.startswith("/v1/messages") else ERROR_REF  # the Anthropic surface's own
         for response in errors.values():
-            assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+            assert response["content"]["application/json"]["schema"] == {"$ref": shape}
         assert op["security"] == [{"bearer": []}]
 
 

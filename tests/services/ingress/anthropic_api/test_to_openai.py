@@ -105,11 +105,11 @@ def test_count_tokens_body_has_no_generation_fields() -> None:
 @pytest.mark.parametrize(("fields", "param"), [
     ({"max_tokens": None}, "max_tokens"),
     ({"messages": []}, "messages"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
     ({"temperature": 1.5}, "temperature"),
     ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
-    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.input_schema"),
-    ({"tool_choice": {"type": "sometimes"}}, "tool_choice"),
+    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].input_schema"),
+    ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
 ])
 def test_invalid_requests_name_the_field(fields: dict[str, Any], param: str) -> None:
     request = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}], **fields}

@@ -37,10 +37,10 @@ def test_tool_choices() -> None:
 
 @pytest.mark.parametrize(("fields", "param"), [
     ({"input": 5}, "input"),
-    ({"input": [{"type": "item_reference", "id": "x"}]}, "input.0"),
-    ({"input": [{"role": "tool", "content": "x"}]}, "input.0.message.role"),
-    ({"input": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "input.0.message.content.0"),
-    ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input.0.function_call.call_id"),
+    ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
+    ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+    ({"input": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "input[0].content[0].type"),
+    ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input[0].call_id"),
     ({"input": "x", "tool_choice": "maybe"}, "tool_choice"),
     ({"input": "x", "tool_choice": {"type": "function"}}, "tool_choice.name"),
     ({"input": "x", "temperature": 3}, "temperature"),
