@@ -12,6 +12,8 @@ Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
 - `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire;
 - `end`: the stream is complete;
 - `error`: a `WireError` (shared/errors.py); ends the call, streamed or not.
+What a frame carries is redacted as it is sent: reply and chunk bodies of the secrets the
+sending process holds (an upstream echoing its key), error text by `GatewayError`.
 Replies to anything else on the bus (usage queries) are plain typed messages below.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pydantic import BaseModel, Field
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.redact import redact_content
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
@@ -140,11 +143,11 @@ async def send_error(nc: Client, inbox: str, error: GatewayError) -> None:
 
 
 async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200) -> None:
-    await nc.publish(inbox, body, headers=reply_headers(status))
+    await nc.publish(inbox, redact_content(body), headers=reply_headers(status))  # an echoed key stops here
 
 
 async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
-    await nc.publish(inbox, chunk, headers=CHUNK_HEADERS)
+    await nc.publish(inbox, redact_content(chunk), headers=CHUNK_HEADERS)
 
 
 async def send_end(nc: Client, inbox: str) -> None:

@@ -6,7 +6,7 @@ from types import FrameType
 import uvicorn
 
 from services.ingress.app import create_app
-from shared.service import install_event_loop, setup_logging
+from shared.service import install_event_loop, setup_process
 from shared.settings import Settings, load_settings
 
 
@@ -21,7 +21,7 @@ class _Server(uvicorn.Server):
 
 def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
-    setup_logging(settings.log_level, "ingress")
+    setup_process(settings, "ingress")
     install_event_loop()
     config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http="httptools",
                             loop="none", lifespan="on", access_log=False, log_config=None,
