@@ -93,7 +93,10 @@ async def embeddings(request: Request, principal: CurrentKey, state: State) -> R
     try:
         reply = await state.pipeline.call(call)
     except GatewayError as error:
-        audit.failed(error)
+        if error.code in DENIALS:
+            audit.denied(error)
+        else:
+            audit.failed(error)
         raise
     audit.completed(reply.status)
     return Response(reply.body, status_code=reply.status, media_type="application/json")
