@@ -83,7 +83,7 @@ class GatewayError(Exception):
                    retryable=wire.retryable, retry_after=wire.retry_after)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
+        return redact_secrets(f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})")
 
 
 class InvalidRequest(GatewayError):

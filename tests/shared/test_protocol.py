@@ -5,6 +5,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared.errors import GatewayError, InvalidRequest, UpstreamTimeout
@@ -94,3 +95,33 @@ def test_frames_are_named_by_their_header() -> None:
 def test_the_servers_no_responders_answer_is_recognised() -> None:
     assert no_responders(msg(b"", {"Status": "503"}))
     assert not no_responders(msg(b"{}", {"Status": "503"})) and not no_responders(msg(b"", {STATUS_HEADER: "503"}))
+
+
+async def test_frames_to_the_caller_carry_no_known_secret(nc: Client) -> None:
+    import asyncio
+    import secrets
+
+    import orjson
+
+    from shared.protocol import send_chunk, send_error, send_reply
+    from shared.secrets import KNOWN_SECRETS
+
+    key = "provider-key-" + secrets.token_urlsafe(16)
+    KNOWN_SECRETS.add(key)
+    inbox = nc.new_inbox()
+    frames: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_frame(received: Msg) -> None:
+        frames.put_nowait(received)
+
+    await nc.subscribe(inbox, cb=on_frame)
+    await send_reply(nc, inbox, orjson.dumps({"choices": [{"message": {"content": f"key {key}"}}]}))
+    await send_chunk(nc, inbox, orjson.dumps({"choices": [{"delta": {"content": key}}]}))
+    await send_error(nc, inbox, GatewayError(f"upstream echoed {key}", status=400))
+    got = [await asyncio.wait_for(frames.get(), 5) for _ in range(3)]
+    assert [frame_of(m) for m in got] == ["reply", "chunk", "error"]
+    assert all(key.encode() not in m.data for m in got)
+    assert orjson.loads(got[0].data)["choices"][0]["message"]["content"] == "key ***"  # still the answer, as JSON
+    assert orjson.loads(got[1].data)["choices"][0]["delta"]["content"] == "***"
+    error = error_of(got[2])
+    assert error is not None and error.message == "upstream echoed ***"

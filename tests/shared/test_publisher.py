@@ -107,3 +107,21 @@ async def test_publisher_reports_saturation_while_events_are_pending(nc: Client)
     assert publisher.saturated  # three in flight, none acknowledged yet
     await publisher.flush()
     assert not publisher.saturated and publisher.pending == 0
+
+
+async def test_no_known_secret_or_credential_reaches_the_stream(nc: Client, org_id: str) -> None:
+    import secrets
+
+    from shared.secrets import KNOWN_SECRETS
+
+    key = "provider-key-" + secrets.token_urlsafe(16)
+    KNOWN_SECRETS.add(key)
+    event = RequestEvent(type="request.failed", source="ingress", org_id=org_id, request_id=uuid.uuid4().hex,
+                         data=RequestData(path="/v1/chat/completions", status_code=400,
+                                          reason=f"upstream said {key}; dsn postgresql://u:pw-unknown1@db/x"))
+    await EventPublisher(nc.jetstream()).publish(event)
+    (msg,) = await stored(nc, audit_subject(org_id, "request.failed"))
+    assert key.encode() not in msg.data and b"pw-unknown1" not in msg.data
+    stored_event = parse_event(msg.data)
+    assert stored_event.id == event.id and isinstance(stored_event, RequestEvent)
+    assert stored_event.data.reason == "upstream said ***; dsn postgresql://u:***@db/x"

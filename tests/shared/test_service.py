@@ -1,0 +1,42 @@
+"""How a service process starts: its settings' secrets remembered, its logging redacted."""
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from shared.redact import RedactingFilter
+from shared.secrets import KNOWN_SECRETS
+from shared.service import setup_process
+from shared.settings import Settings
+
+
+@pytest.fixture
+def root_logging() -> Iterator[logging.Logger]:
+    """The root logger as the test found it, put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_setup_process_remembers_secrets_and_redacts_every_logger(root_logging: logging.Logger,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    master, password = "jg-master-" + secrets.token_hex(12), "db-" + secrets.token_hex(12)
+    settings = Settings(master_key=SecretStr(master), database_url=f"postgresql://jetgate:{password}@db:5432/jg",
+                        log_level="INFO")
+    setup_process(settings, "testsvc")
+    assert master in KNOWN_SECRETS and password in KNOWN_SECRETS
+    (handler,) = root_logging.handlers
+    assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+
+    logging.getLogger("some.library.deep.inside").warning("connecting with %s and %s", password, master)
+    logging.getLogger("uvicorn.error").error("master key %s", master)
+    err = capsys.readouterr().err
+    assert password not in err and master not in err
+    assert "testsvc WARNING some.library.deep.inside: connecting with *** and ***" in err
+    assert "uvicorn.error: master key ***" in err
