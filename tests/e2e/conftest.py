@@ -20,11 +20,15 @@ from tests.e2e.gateway import Gateway, gateway_env
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
+# the key of an upstream that echoes it (tests/fakes/openai_upstream.py `echo-key*`): shaped
+# like no known credential, so only the gateway's knowledge of it can keep it in
+ECHO_KEY = "echo" + secrets.token_hex(16)
+ECHO_MODELS = ("echo-key", "echo-key-400", "echo-key-500", "echo-key-stream", "echo-key-stream-error")
 PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
 
 
-def _config(fake: FakeOpenAI) -> dict[str, Any]:
+def _config(fake: FakeOpenAI, echo: FakeOpenAI) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -36,6 +40,7 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             {"name": "fake", "type": "openai", "base_url": fake.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
             {"name": "down", "type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
              "api_key": "env:FAKE_UPSTREAM_KEY", "connect_timeout_s": 2},
+            {"name": "echo", "type": "openai", "base_url": echo.base_url, "api_key": "env:ECHO_UPSTREAM_KEY"},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -48,6 +53,7 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
             model("slow-stream", "slow-stream"),
             model("text-embedding-3-small", "text-embedding-3-small", mode="embedding"),
             model("unreachable", "gpt-4o-mini", provider="down"),
+            *(model(name, name, provider="echo") for name in ECHO_MODELS),
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},
@@ -61,7 +67,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -> Iterator[Gateway]:
+def echo_upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI,
+            echo_upstream: FakeOpenAI) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("gateway")
     nats = EmbeddedNats(root / "nats")
     postgres = EmbeddedPostgres(root / "pg" / "data")
@@ -71,12 +84,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI) -
         postgres.start()
         upgrade(postgres.url)
         config = root / "jetgate.yaml"
-        config.write_text(yaml.safe_dump(_config(fake_openai)))
+        config.write_text(yaml.safe_dump(_config(fake_openai, echo_upstream)))
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
-        gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
-                                     clickhouse_url=f"chdb://{root / 'chdb'}", config=config, port=port,
-                                     master_key=master_key, upstream_key=UPSTREAM_KEY),
+        env = gateway_env(nats_url=nats.url, database_url=postgres.url, clickhouse_url=f"chdb://{root / 'chdb'}",
+                          config=config, port=port, master_key=master_key, upstream_key=UPSTREAM_KEY)
+        gw = Gateway(env={**env, "ECHO_UPSTREAM_KEY": ECHO_KEY},
                      workdir=root, port=port, master_key=master_key)
         gw.start_all()
         yield gw
