@@ -27,6 +27,10 @@ def setup_logging(level: str, service: str) -> None:
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    for logger in list(logging.Logger.manager.loggerDict.values()):  # loggers a library gave handlers of its own
+        for own in getattr(logger, "handlers", ()):
+            if not any(isinstance(f, RedactingFilter) for f in own.filters):
+                own.addFilter(RedactingFilter())
     root.setLevel(level.upper())
     for chatty in ("httpx", "httpcore", "alembic", "aiohttp.access"):  # one line per request is no log
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -40,3 +40,16 @@ def test_setup_process_remembers_secrets_and_redacts_every_logger(root_logging: 
     assert password not in err and master not in err
     assert "testsvc WARNING some.library.deep.inside: connecting with *** and ***" in err
     assert "uvicorn.error: master key ***" in err
+
+
+def test_a_library_logger_with_its_own_handler_is_redacted_too(root_logging: logging.Logger) -> None:
+    import io
+
+    out = io.StringIO()
+    own = logging.getLogger(f"tests.own-handler.{secrets.token_hex(4)}")
+    own.addHandler(logging.StreamHandler(out))
+    own.propagate = False
+    value = "own-" + secrets.token_hex(12)
+    setup_process(Settings(master_key=SecretStr(value)), "testsvc")
+    own.warning("key %s", value)
+    assert out.getvalue() == "key ***\n"
