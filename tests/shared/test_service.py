@@ -35,11 +35,9 @@ def test_setup_process_remembers_secrets_and_redacts_every_logger(root_logging: 
     assert any(isinstance(f, RedactingFilter) for f in handler.filters)
 
     logging.getLogger("some.library.deep.inside").warning("connecting with %s and %s", password, master)
-    logging.getLogger("uvicorn.error").error("master key %s", master)  # has a handler of its own after uvicorn ran
     err = capsys.readouterr().err
     assert password not in err and master not in err
     assert "testsvc WARNING some.library.deep.inside: connecting with *** and ***" in err
-    assert "master key ***" in err
 
 
 def test_a_library_logger_with_its_own_handler_is_redacted_too(root_logging: logging.Logger) -> None:
