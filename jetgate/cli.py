@@ -9,7 +9,7 @@ from pathlib import Path
 from jetgate import keys_cmd
 from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
-from shared.service import setup_logging
+from shared.service import setup_process
 from shared.settings import Settings, load_settings
 
 SERVICES = ("ingress", "guardrails", "router", "accounting")
@@ -67,7 +67,7 @@ def _run_service(service: str, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    setup_logging(settings.log_level, "jetgate")
+    setup_process(settings, "jetgate")
     if args.command == "up":
         from jetgate.launcher import up
 

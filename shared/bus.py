@@ -11,6 +11,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared.events import Event
+from shared.redact import redact_event_json
 from shared.settings import BusSettings
 from shared.subjects import STREAMS, StreamSpec, audit_subject, usage_subject
 
@@ -75,6 +76,12 @@ def event_subject(event: Event) -> str:
     return audit_subject(event.org_id, event.type)
 
 
+def event_data(event: Event) -> bytes:
+    """An event as it is published: its JSON, redacted (shared/redact.py), so no credential
+    reaches the streams, the audit log or the usage tables."""
+    return redact_event_json(event.model_dump_json().encode())
+
+
 def event_headers(event: Event) -> dict[str, str]:
     """The event id is JetStream's de-duplication id: a publish retried is stored once."""
     return {"Nats-Msg-Id": event.id}
@@ -82,4 +89,4 @@ def event_headers(event: Event) -> dict[str, str]:
 
 async def publish_event(js: JetStreamContext, event: Event) -> None:
     """Publish durably and wait for JetStream's acknowledgement."""
-    await js.publish(event_subject(event), event.model_dump_json().encode(), headers=event_headers(event))
+    await js.publish(event_subject(event), event_data(event), headers=event_headers(event))

@@ -4,12 +4,20 @@
 carries everything the client will see: the HTTP status, OpenAI's `type`, `code` and
 `param`, the message, and `Retry-After`; plus `retryable`, which tells the router to try
 the model's next deployment. It becomes HTTP in one place (services/ingress/errors.py) and
-an error frame on the bus in one place (shared/protocol.py). `message` must never hold a
-secret.
+an error frame on the bus in one place (shared/protocol.py). Its text is redacted
+(shared/redact.py) when it is made and again when it becomes a body or a frame, so an
+upstream that echoes a credential in its error never gets it to the client, an event or a
+log line.
 """
 from __future__ import annotations
 
 from pydantic import BaseModel
+
+from shared.redact import redact_secrets
+
+
+def _redacted(text: str | None) -> str | None:
+    return redact_secrets(text) if text else text
 
 
 class ErrorDetail(BaseModel):
@@ -44,9 +52,10 @@ class GatewayError(Exception):
     def __init__(self, message: str, *, status: int | None = None, type: str | None = None,
                  code: str | None = None, param: str | None = None, retryable: bool | None = None,
                  retry_after: str | None = None) -> None:
+        message = redact_secrets(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = _redacted(param)
         self.retry_after = retry_after
         if status is not None:
             self.status = status
@@ -58,11 +67,15 @@ class GatewayError(Exception):
             self.retryable = retryable
 
     def body(self) -> ErrorBody:
-        return ErrorBody(error=ErrorDetail(message=self.message, type=self.type, param=self.param, code=self.code))
+        """What the client reads (the one error-to-HTTP mapping, and SSE error events)."""
+        return ErrorBody(error=ErrorDetail(message=redact_secrets(self.message), type=redact_secrets(self.type),
+                                           param=_redacted(self.param), code=_redacted(self.code)))
 
     def to_wire(self) -> WireError:
-        return WireError(status=self.status, message=self.message, type=self.type, code=self.code,
-                         param=self.param, retryable=self.retryable, retry_after=self.retry_after)
+        """The body of an error frame (shared/protocol.py sends it)."""
+        return WireError(status=self.status, message=redact_secrets(self.message), type=redact_secrets(self.type),
+                         code=_redacted(self.code), param=_redacted(self.param), retryable=self.retryable,
+                         retry_after=self.retry_after)
 
     @classmethod
     def from_wire(cls, wire: WireError) -> GatewayError:
@@ -70,7 +83,7 @@ class GatewayError(Exception):
                    retryable=wire.retryable, retry_after=wire.retry_after)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
+        return redact_secrets(f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})")
 
 
 class InvalidRequest(GatewayError):

@@ -22,7 +22,7 @@ class Stage(StrEnum):
 
 PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.CHAT: (Stage.GUARDRAILS, Stage.ROUTER),
-    Endpoint.EMBEDDINGS: (Stage.ROUTER,),
+    Endpoint.EMBEDDINGS: (Stage.GUARDRAILS, Stage.ROUTER),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

@@ -18,6 +18,8 @@ Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
   it); `Jetgate-Upstream` names the route target (its index) the call has gone to, sent
   at once, before the request to the upstream leaves. A caller that hears nothing for a
   while knows the worker is gone, and whether the call may be sent again.
+What a frame carries is redacted as it is sent: reply and chunk bodies of the secrets the
+sending process holds (an upstream echoing its key), error text by `GatewayError`.
 Replies to anything else on the bus (usage queries) are plain typed messages below.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pydantic import BaseModel, Field
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.redact import redact_content
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
@@ -164,6 +167,7 @@ async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200, *,
                      frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
     """A whole answer: one `reply` frame, or `part` frames then a `reply` frame when it is
     larger than one frame carries (frames from one connection arrive in order)."""
+    body = redact_content(body)  # an echoed key stops here
     size = frame_size(nc, frame_bytes)
     if len(body) <= size:  # the hot path: one message, as ever
         await nc.publish(inbox, body, headers=reply_headers(status))
@@ -176,7 +180,7 @@ async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200, *,
 
 
 async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
-    await nc.publish(inbox, chunk, headers=CHUNK_HEADERS)
+    await nc.publish(inbox, redact_content(chunk), headers=CHUNK_HEADERS)
 
 
 async def send_end(nc: Client, inbox: str) -> None:

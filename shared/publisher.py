@@ -20,7 +20,7 @@ import logging
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from shared.bus import event_headers, event_subject
+from shared.bus import event_data, event_headers, event_subject
 from shared.events import Event
 from shared.metrics import EVENTS_PUBLISHED
 from shared.settings import EventSettings
@@ -49,7 +49,7 @@ class EventPublisher:
 
     async def _publish(self, event: Event) -> None:
         settings = self._settings
-        subject, data, headers = event_subject(event), event.model_dump_json().encode(), event_headers(event)
+        subject, data, headers = event_subject(event), event_data(event), event_headers(event)
         delay = settings.retry_delay_s
         failures = 0
         while True:

@@ -1,4 +1,5 @@
-"""How a worker process runs: logging, uvloop, and a clean stop on SIGINT/SIGTERM.
+"""How a service process runs: its secrets remembered, logging redacted, uvloop, and a
+clean stop on SIGINT/SIGTERM.
 
 A worker is an async function `serve(settings, stop)` that sets itself up, waits for
 `stop`, then drains its subscriptions and flushes what it holds before returning.
@@ -11,28 +12,35 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from shared.redact import RedactingFilter
+from shared.secrets import remember_settings
 from shared.settings import Settings, load_settings
 
 Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Never let a bearer token or key through, whatever a library logs."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        from shared.redact import redact_secrets
-
-        return redact_secrets(super().format(record))
-
-
 def setup_logging(level: str, service: str) -> None:
+    """One handler on the root logger, with the redaction filter: whatever a library logs,
+    no credential the process knows (or one shaped like a key) reaches the log."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    for logger in list(logging.Logger.manager.loggerDict.values()):  # loggers a library gave handlers of its own
+        for own in getattr(logger, "handlers", ()):
+            if not any(isinstance(f, RedactingFilter) for f in own.filters):
+                own.addFilter(RedactingFilter())
     root.setLevel(level.upper())
     for chatty in ("httpx", "httpcore", "alembic", "aiohttp.access"):  # one line per request is no log
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+
+
+def setup_process(settings: Settings, service: str) -> None:
+    """What every service does first: remember the secrets its settings hold (for
+    redaction), then set up logging."""
+    remember_settings(settings)
+    setup_logging(settings.log_level, service)
 
 
 def install_event_loop() -> None:
@@ -45,7 +53,7 @@ def install_event_loop() -> None:
 
 def run_worker(name: str, serve: Serve, settings: Settings | None = None) -> None:
     settings = settings or load_settings()
-    setup_logging(settings.log_level, name)
+    setup_process(settings, name)
     install_event_loop()
 
     async def main() -> None:

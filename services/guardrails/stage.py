@@ -1,7 +1,9 @@
 """Guardrails as a stage of the pipeline: check a call, then let it go on or refuse it.
 
-The body's messages are checked as the client sent them. A block refuses the call (HTTP
-400, `guardrail_blocked`, naming the rule); a redaction passes a changed body on; a clean
+Each endpoint names the part of its body the upstream reads as text (`messages` for chat,
+`input` for embeddings) and how to walk it (services/guardrails/texts.py). That part is
+checked as the client sent it. A block refuses the call (HTTP 400, `guardrail_blocked`,
+naming the rule, `param` the checked field); a redaction passes a changed body on; a clean
 call passes on untouched, its bytes never serialised again.
 """
 from __future__ import annotations
@@ -11,13 +13,21 @@ from typing import Any
 import orjson
 
 from services.guardrails.checks import Policy, check_input
+from services.guardrails.texts import Walk, walk_input, walk_messages
 from shared.errors import InvalidRequest
 from shared.metrics import GUARDRAIL_FINDINGS
+from shared.pipeline import Endpoint
 from shared.protocol import Call
 
+# endpoint -> the body field the guardrails check, and where its texts are
+CHECKED: dict[Endpoint, tuple[str, Walk]] = {
+    Endpoint.CHAT: ("messages", walk_messages),
+    Endpoint.EMBEDDINGS: ("input", walk_input),
+}
 
-def blocked(rule: str | None, message: str | None) -> InvalidRequest:
-    return InvalidRequest(message or f"Request blocked by guardrail rule '{rule}'.", param="messages",
+
+def blocked(rule: str | None, message: str | None, param: str = "messages") -> InvalidRequest:
+    return InvalidRequest(message or f"Request blocked by guardrail rule '{rule}'.", param=param,
                           code="guardrail_blocked")
 
 
@@ -25,15 +35,18 @@ def checked_body(policy: Policy, call: Call) -> bytes | None:
     """The body the call goes on with: None when unchanged. Raises InvalidRequest on a block."""
     if not policy.enabled:
         return None
+    field, walk = CHECKED[call.envelope.endpoint]
     try:
-        body: dict[str, Any] = orjson.loads(call.body)
+        body: Any = orjson.loads(call.body)
     except orjson.JSONDecodeError:
         raise InvalidRequest("The call's body is not JSON.", code="invalid_call") from None
-    verdict = check_input(policy, body.get("messages") or [])
+    if not isinstance(body, dict):
+        raise InvalidRequest("The call's body is not a JSON object.", code="invalid_call")
+    verdict = check_input(policy, body.get(field), walk)
     for finding in verdict.findings:
         GUARDRAIL_FINDINGS.labels(finding.rule, finding.action).inc(finding.count)
     if verdict.verdict == "block":
-        raise blocked(verdict.rule, verdict.message)
-    if verdict.verdict == "modify" and verdict.messages is not None:
-        return orjson.dumps({**body, "messages": verdict.messages})
+        raise blocked(verdict.rule, verdict.message, field)
+    if verdict.verdict == "modify":
+        return orjson.dumps({**body, field: verdict.document})
     return None

@@ -18,4 +18,6 @@ class GuardrailVerdict(BaseModel):
     rule: str | None = None
     message: str | None = None
     findings: list[Finding] = Field(default_factory=list)
-    messages: list[dict[str, Any]] | None = None  # set when verdict == "modify"
+    # the checked part of the body (chat messages, embeddings input) as changed; set when
+    # verdict == "modify"
+    document: Any = None

@@ -7,7 +7,7 @@ import uvicorn
 
 from services.ingress.app import create_app
 from services.ingress.http_limits import bounded_protocol
-from shared.service import install_event_loop, setup_logging
+from shared.service import install_event_loop, setup_process
 from shared.settings import Settings, load_settings
 
 
@@ -22,7 +22,7 @@ class _Server(uvicorn.Server):
 
 def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
-    setup_logging(settings.log_level, "ingress")
+    setup_process(settings, "ingress")
     install_event_loop()
     http = bounded_protocol(settings.ingress.max_header_count, settings.ingress.max_header_bytes)
     config = uvicorn.Config(create_app(settings), host=settings.ingress.host, port=settings.ingress.port, http=http,

@@ -25,6 +25,7 @@ from shared.db.engine import make_engine
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked
 from shared.publisher import EventPublisher
+from shared.secrets import remember_settings
 from shared.settings import Settings
 from shared.subjects import KEYS_REVOKED
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        remember_settings(settings)  # also when the app is served by another runner than __main__
         config = load_config(settings.config)
         bus = BusWatch(settings.ingress.bus_outage_wait_s)
         nc = await connect(settings.require("nats_url"), "jetgate-ingress", settings.bus,

@@ -27,11 +27,16 @@ from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
+# the key of an upstream that echoes it (tests/fakes/openai_upstream.py `echo-key*`): shaped
+# like no known credential, so only the gateway's knowledge of it can keep it in
+ECHO_KEY = "echo" + secrets.token_hex(16)
+ECHO_MODELS = ("echo-key", "echo-key-400", "echo-key-500", "echo-key-stream", "echo-key-stream-error")
 PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
 
 
-def _config(fake: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini, service_account: Path) -> dict[str, Any]:
+def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini,
+            service_account: Path) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -49,6 +54,7 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini, serv
             {"name": "vertex", "type": "gemini", "vertex": {
                 "project": "fake-project", "location": "us-central1", "credentials": f"file:{service_account}",
                 "token_url": gemini.token_url, "base_url": gemini.vertex_base_url}},
+            {"name": "echo", "type": "openai", "base_url": echo.base_url, "api_key": "env:ECHO_UPSTREAM_KEY"},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -71,6 +77,7 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini, serv
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),
             model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),
             model("gemini-embedding", "gemini-embedding-001", provider="gemini", mode="embedding"),
+            *(model(name, name, provider="echo") for name in ECHO_MODELS),
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},
@@ -80,6 +87,12 @@ def _config(fake: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini, serv
 @pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(expected_api_key=UPSTREAM_KEY, retry_after_s=7) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def echo_upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
         yield fake
 
 
@@ -96,14 +109,14 @@ def fake_gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="session")
-def gateway_config(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic,
-                   fake_gemini: FakeGemini) -> Path:
+def gateway_config(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI, echo_upstream: FakeOpenAI,
+                   fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini) -> Path:
     """The e2e gateways' jetgate.yaml: every fake upstream, the models the tests name."""
     root = tmp_path_factory.mktemp("config")
     service_account = root / "vertex-sa.json"
     service_account.write_text(json.dumps(fake_gemini.service_account()))
     config = root / "jetgate.yaml"
-    config.write_text(yaml.safe_dump(_config(fake_openai, fake_anthropic, fake_gemini, service_account)))
+    config.write_text(yaml.safe_dump(_config(fake_openai, echo_upstream, fake_anthropic, fake_gemini, service_account)))
     return config
 
 
@@ -123,9 +136,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, gateway_config: Path) -> I
         config = gateway_config
         port = free_port()
         master_key = "jg-master-" + secrets.token_hex(16)
-        gw = Gateway(env=gateway_env(nats_url=nats.url, database_url=postgres.url,
-                                     clickhouse_url=f"chdb://{root / 'chdb'}", config=config, port=port,
-                                     master_key=master_key, upstream_key=UPSTREAM_KEY),
+        env = gateway_env(nats_url=nats.url, database_url=postgres.url, clickhouse_url=f"chdb://{root / 'chdb'}",
+                          config=config, port=port, master_key=master_key, upstream_key=UPSTREAM_KEY)
+        gw = Gateway(env={**env, "ECHO_UPSTREAM_KEY": ECHO_KEY},
                      workdir=root, port=port, master_key=master_key, supervisor=supervisor)
         gw.start_all()
         yield gw

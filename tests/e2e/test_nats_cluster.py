@@ -17,7 +17,7 @@ from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
 from shared.db.migrate import upgrade
 from shared.subjects import STREAMS
-from tests.e2e.conftest import UPSTREAM_KEY, pg_rows
+from tests.e2e.conftest import ECHO_KEY, UPSTREAM_KEY, pg_rows
 from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.e2e.nats_cluster import NatsCluster
 
@@ -45,7 +45,8 @@ def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, ga
         master_key = "jg-master-" + secrets.token_hex(16)
         env = gateway_env(nats_url=cluster.url, database_url=postgres.url, clickhouse_url=f"chdb://{root / 'chdb'}",
                           config=config, port=port, master_key=master_key, upstream_key=UPSTREAM_KEY)
-        gw = Gateway(env={**env, "JETGATE_STREAM_REPLICAS": "3"}, workdir=root, port=port, master_key=master_key)
+        gw = Gateway(env={**env, "ECHO_UPSTREAM_KEY": ECHO_KEY, "JETGATE_STREAM_REPLICAS": "3"}, workdir=root, port=port,
+                     master_key=master_key)
         gw.start_all()
         yield gw
     finally:

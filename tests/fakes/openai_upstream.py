@@ -14,6 +14,11 @@ gateway config can point different deployments at different behaviours:
 - `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
+- `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
+  always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
+  `echo-key-400` / `echo-key-500` in that error's message (and the 400's `param`),
+  `echo-key-stream` (streamed) in a content chunk, `echo-key-stream-error` (streamed) in an
+  error event after the first chunk
 
 With `expected_api_key`, a request without `Authorization: Bearer <that key>` gets 401.
 Every request is recorded (`.requests`) before anything else happens, so tests can assert
@@ -207,6 +212,9 @@ class FakeOpenAI:
         if model == "hang":
             await asyncio.sleep(HANG_S)
         prompt_tokens = p.count_prompt_tokens(body.get("messages"))
+        if model.startswith("echo-key"):
+            key = RecordedRequest("POST", "", {k.lower(): v for k, v in request.headers.items()}, None).bearer or ""
+            return self._echo(body, model, prompt_tokens, key)
         tool = None if _answers_tool_result(body) else p.chosen_tool(body)
         if body.get("stream") is True:
             return self._stream(body, model, prompt_tokens, tool)
@@ -229,6 +237,22 @@ class FakeOpenAI:
         stall_after = STALL_AFTER_CHUNKS if model == "stall-stream" else None
         return StreamingResponse(self._events(chunks, delay, stall_after), media_type="text/event-stream",
                                  headers=_openai_headers())
+
+    def _echo(self, body: p.Json, model: str, prompt_tokens: int, key: str) -> Response:
+        """An upstream that writes the caller's key back: in a header, an answer, an error, a stream."""
+        header = {"x-echoed-key": key}
+        said = f"Incorrect API key provided: {key}."
+        if model == "echo-key-400":
+            return _json(400, p.invalid_request(said, f"key {key}"), header)
+        if model == "echo-key-500":
+            return _json(500, p.error_body(f"Internal error while checking {key}", "server_error"), header)
+        if body.get("stream") is not True:
+            return _json(200, p.chat_completion(model, prompt_tokens, f"You sent me {key}, right?"), header)
+        _, _, chunks = p.content_stream(model, ["You sent me ", key, ", right?"], False)
+        if model == "echo-key-stream-error":
+            chunks = [*chunks[:2], p.error_body(f"The stream broke while holding {key}", "server_error")]
+        return StreamingResponse(self._events(chunks, 0.0), media_type="text/event-stream",
+                                 headers={**_openai_headers(), **header})
 
     async def _events(self, chunks: list[p.Json], delay: float, stall_after: int | None = None) -> AsyncIterator[bytes]:
         finished = False

@@ -196,3 +196,21 @@ def test_hang_times_out(client: openai.OpenAI) -> None:
 def test_unknown_path(fake: FakeOpenAI) -> None:
     reply = httpx.post(f"{fake.base_url}/nope", json={}, headers={"Authorization": f"Bearer {KEY}"})
     assert reply.status_code == 404 and reply.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_echo_models_write_the_callers_key_back(fake: FakeOpenAI, client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="echo-key", messages=MESSAGES)  # type: ignore[arg-type]
+    assert raw.headers["x-echoed-key"] == KEY and KEY in (raw.parse().choices[0].message.content or "")
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="echo-key-400", messages=MESSAGES)  # type: ignore[arg-type]
+    assert KEY in bad.value.message and bad.value.param == f"key {KEY}"
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(model="echo-key-500", messages=MESSAGES)  # type: ignore[arg-type]
+    assert KEY in failed.value.message
+    stream = client.chat.completions.create(model="echo-key-stream", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    assert KEY in "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    with pytest.raises(openai.APIError) as broke:
+        for _ in client.chat.completions.create(model="echo-key-stream-error", messages=MESSAGES,  # type: ignore[arg-type]
+                                                stream=True):
+            pass
+    assert KEY in broke.value.message

@@ -43,3 +43,18 @@ def test_every_field_can_be_set_and_survives_the_wire() -> None:
 def test_setting_a_field_on_one_error_leaves_the_class_alone() -> None:
     InvalidRequest("x", code="guardrail_blocked", status=422)
     assert (InvalidRequest("y").code, InvalidRequest("y").status) == ("invalid_request", 400)
+
+
+def test_a_secret_in_an_error_reaches_neither_the_body_nor_the_wire() -> None:
+    import secrets
+
+    from shared.secrets import KNOWN_SECRETS
+
+    key = "echoed-" + secrets.token_urlsafe(16)
+    KNOWN_SECRETS.add(key)
+    error = GatewayError(f"upstream said: bad key {key}", status=400, param=f"messages {key}")
+    error.code = f"code-{key}"  # set after the fact, as an adapter copies the upstream's
+    for text in (error.message, str(error), repr(error), error.body().model_dump_json(),
+                 error.to_wire().model_dump_json(), GatewayError.from_wire(error.to_wire()).body().model_dump_json()):
+        assert key not in text
+    assert error.body().error.message == "upstream said: bad key ***"

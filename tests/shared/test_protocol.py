@@ -168,3 +168,31 @@ async def test_a_lease_tells_the_caller_at_once_when_the_call_goes_upstream(nc: 
     with pytest.raises(NatsTimeout):
         await sub.next_msg(timeout=0.2)
     await sub.unsubscribe()
+async def test_frames_to_the_caller_carry_no_known_secret(nc: Client) -> None:
+    import asyncio
+    import secrets
+
+    import orjson
+
+    from shared.protocol import send_chunk, send_error, send_reply
+    from shared.secrets import KNOWN_SECRETS
+
+    key = "provider-key-" + secrets.token_urlsafe(16)
+    KNOWN_SECRETS.add(key)
+    inbox = nc.new_inbox()
+    frames: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_frame(received: Msg) -> None:
+        frames.put_nowait(received)
+
+    await nc.subscribe(inbox, cb=on_frame)
+    await send_reply(nc, inbox, orjson.dumps({"choices": [{"message": {"content": f"key {key}"}}]}))
+    await send_chunk(nc, inbox, orjson.dumps({"choices": [{"delta": {"content": key}}]}))
+    await send_error(nc, inbox, GatewayError(f"upstream echoed {key}", status=400))
+    got = [await asyncio.wait_for(frames.get(), 5) for _ in range(3)]
+    assert [frame_of(m) for m in got] == ["reply", "chunk", "error"]
+    assert all(key.encode() not in m.data for m in got)
+    assert orjson.loads(got[0].data)["choices"][0]["message"]["content"] == "key ***"  # still the answer, as JSON
+    assert orjson.loads(got[1].data)["choices"][0]["delta"]["content"] == "***"
+    error = error_of(got[2])
+    assert error is not None and error.message == "upstream echoed ***"

@@ -168,3 +168,19 @@ async def test_an_event_is_lost_only_after_its_attempts_on_a_live_connection(
     lost_before = published("usage.recorded", "lost")
     await publisher.publish(usage(org_id))
     assert published("usage.recorded", "lost") == lost_before + 1
+async def test_no_known_secret_or_credential_reaches_the_stream(nc: Client, org_id: str) -> None:
+    import secrets
+
+    from shared.secrets import KNOWN_SECRETS
+
+    key = "provider-key-" + secrets.token_urlsafe(16)
+    KNOWN_SECRETS.add(key)
+    event = RequestEvent(type="request.failed", source="ingress", org_id=org_id, request_id=uuid.uuid4().hex,
+                         data=RequestData(path="/v1/chat/completions", status_code=400,
+                                          reason=f"upstream said {key}; dsn postgresql://u:pw-unknown1@db/x"))
+    await EventPublisher(nc.jetstream()).publish(event)
+    (msg,) = await stored(nc, audit_subject(org_id, "request.failed"))
+    assert key.encode() not in msg.data and b"pw-unknown1" not in msg.data
+    stored_event = parse_event(msg.data)
+    assert stored_event.id == event.id and isinstance(stored_event, RequestEvent)
+    assert stored_event.data.reason == "upstream said ***; dsn postgresql://u:***@db/x"

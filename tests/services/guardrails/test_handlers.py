@@ -27,7 +27,9 @@ from shared.protocol import Call, CallEnvelope, Frame, Route, Target, error_of, 
 from shared.settings import GuardrailsSettings, Settings
 
 GUARDRAILS_CHAT = stage_subject(Stage.GUARDRAILS, Endpoint.CHAT)
+GUARDRAILS_EMBEDDINGS = stage_subject(Stage.GUARDRAILS, Endpoint.EMBEDDINGS)
 ROUTER_CHAT = stage_subject(Stage.ROUTER, Endpoint.CHAT)
+ROUTER_EMBEDDINGS = stage_subject(Stage.ROUTER, Endpoint.EMBEDDINGS)
 GUARDRAILS = {
     "rules": [
         {"name": "no-passwords", "pattern": r"(?i)\bpassword\b", "action": "block"},
@@ -42,13 +44,23 @@ def write_config(path: Path, guardrails: dict[str, Any]) -> Path:
     return path
 
 
+def envelope(endpoint: Endpoint = Endpoint.CHAT) -> CallEnvelope:
+    return CallEnvelope(call_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, principal=Principal(key_id="k1"),
+                        endpoint=endpoint, deadline=time.time() + 10,
+                        route=Route(model="m", targets=[Target(provider="p", model="u")]),
+                        stages=[Stage.GUARDRAILS, Stage.ROUTER])
+
+
 def call(*texts: str) -> Call:
-    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": t} for t in texts]})
-    envelope = CallEnvelope(call_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, principal=Principal(key_id="k1"),
-                            endpoint=Endpoint.CHAT, deadline=time.time() + 10,
-                            route=Route(model="m", targets=[Target(provider="p", model="u")]),
-                            stages=[Stage.GUARDRAILS, Stage.ROUTER])
-    return Call(envelope, body)
+    return Call(envelope(), orjson.dumps({"model": "m", "messages": [{"role": "user", "content": t} for t in texts]}))
+
+
+def chat_call(messages: list[dict[str, Any]]) -> Call:
+    return Call(envelope(), orjson.dumps({"model": "m", "messages": messages}))
+
+
+def embeddings_call(input_: Any) -> Call:
+    return Call(envelope(Endpoint.EMBEDDINGS), orjson.dumps({"model": "m", "input": input_}))
 
 
 async def ask(nc: Client, c: Call, timeout: float = 15) -> Call:
@@ -57,7 +69,7 @@ async def ask(nc: Client, c: Call, timeout: float = 15) -> Call:
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     try:
-        await nc.publish(GUARDRAILS_CHAT, c.encode(), reply=inbox)
+        await nc.publish(c.subject(), c.encode(), reply=inbox)
         while frame_of(reply := await sub.next_msg(timeout=timeout)) == Frame.HEARTBEAT:
             continue
     finally:
@@ -89,6 +101,7 @@ async def router(nats_url: str) -> AsyncIterator[Client]:
         await send_reply(nc, msg.reply, msg.data)
 
     await nc.subscribe(ROUTER_CHAT, queue="router", cb=echo)
+    await nc.subscribe(ROUTER_EMBEDDINGS, queue="router", cb=echo)
     await nc.flush()
     yield nc
     await nc.close()
@@ -194,3 +207,27 @@ async def test_a_redaction_too_large_for_the_bus_is_still_answered(nats_url: str
             # ~50 MB of redacted body: seconds of CPU in the worker
             await ask(client, call("x" * (client.max_payload // 100_000 + 1)), timeout=120)
     assert (caught.value.status, caught.value.code) == (413, "request_too_large")
+
+
+async def test_worker_checks_tool_calls_names_and_embeddings_input(nats_url: str, client: Client, router: Client,
+                                                                 tmp_path: Path) -> None:
+    async with running_worker(nats_url, write_config(tmp_path / "jetgate.yaml", GUARDRAILS), client):
+        arguments = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"q": "the password"}'}}]}
+        for messages in ([{"role": "user", "content": "hi"}, arguments],
+                         [{"role": "user", "name": "password", "content": "hi"}],
+                         [{"role": "tool", "tool_call_id": "call_1", "content": "password: 42"}]):
+            with pytest.raises(GatewayError) as blocked:
+                await ask(client, chat_call(messages))
+            assert (blocked.value.code, blocked.value.param) == ("guardrail_blocked", "messages")
+
+        with pytest.raises(GatewayError) as refused:
+            await ask(client, embeddings_call(["fine", "my password"]))
+        assert (refused.value.status, refused.value.code, refused.value.param) == (400, "guardrail_blocked", "input")
+
+        redacted = await ask(client, embeddings_call(["MARKER jane@example.com", "fine"]))
+        assert redacted.envelope.endpoint is Endpoint.EMBEDDINGS and redacted.envelope.stages == [Stage.ROUTER]
+        assert orjson.loads(redacted.body)["input"] == ["[A] [EMAIL]", "fine"]
+
+        tokens = embeddings_call([[1, 2, 3]])
+        assert (await ask(client, tokens)).body == tokens.body  # token arrays are not text: byte for byte

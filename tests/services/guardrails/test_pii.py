@@ -73,8 +73,8 @@ PII_ONLY = Policy.from_config(GuardrailsConfig())  # default: e-mails and cards 
 
 def redacted(text: str) -> tuple[str, dict[str, int]]:
     verdict = check_input(PII_ONLY, [{"role": "user", "content": text}])
-    assert verdict.verdict == "modify" and verdict.messages is not None
-    return verdict.messages[0]["content"], {f.rule: f.count for f in verdict.findings}  # type: ignore[return-value]
+    assert verdict.verdict == "modify" and verdict.document is not None
+    return verdict.document[0]["content"], {f.rule: f.count for f in verdict.findings}  # type: ignore[return-value]
 
 
 def test_emails_are_redacted_and_counted() -> None:
@@ -88,7 +88,7 @@ def test_only_luhn_valid_cards_are_redacted_and_counted() -> None:
 
 def test_text_without_matches_is_allowed_unchanged() -> None:
     verdict = check_input(PII_ONLY, [{"role": "user", "content": "nothing here 12345"}])
-    assert verdict.verdict == "allow" and verdict.messages is None and verdict.findings == []
+    assert verdict.verdict == "allow" and verdict.document is None and verdict.findings == []
 
 
 def test_replace_spans_takes_the_replacement_literally() -> None:

@@ -21,7 +21,7 @@ POLICY = Policy.from_config(GuardrailsConfig(rules=[RegexRule(name="no-secrets",
 
 def call(content: str, **extra: object) -> Call:
     body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}],
-                         "temperature": 0.2, **extra})
+                         "temperature": 0.2, **extra})  # `messages=` in `extra` replaces the one message
     envelope = CallEnvelope(call_id="c1", request_id="r1", principal=Principal(key_id="k"), endpoint=Endpoint.CHAT,
                             deadline=time.time() + 5, route=Route(model="m", targets=[Target(provider="p", model="u")]),
                             stages=[Stage.GUARDRAILS, Stage.ROUTER])
@@ -68,3 +68,36 @@ def test_a_check_that_raises_fails_closed() -> None:
 
     with pytest.raises(RuntimeError):  # the stage answers it as a 500: the call never goes on
         checked_body(Policy(enabled=True, rules=(Rule("broken", "block", broken, ""),)), call("hello"))
+
+
+def embeddings_call(input_: object) -> Call:
+    body = orjson.dumps({"model": "text-embedding-3-small", "input": input_, "dimensions": 8})
+    envelope = CallEnvelope(call_id="c2", request_id="r2", principal=Principal(key_id="k"),
+                            endpoint=Endpoint.EMBEDDINGS, deadline=time.time() + 5,
+                            route=Route(model="m", targets=[Target(provider="p", model="u")]),
+                            stages=[Stage.GUARDRAILS, Stage.ROUTER])
+    return Call(envelope, body)
+
+
+def test_a_blocked_tool_call_argument_is_refused() -> None:
+    tool_call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"q": "top secret"}'}}]}
+    with pytest.raises(InvalidRequest) as caught:
+        checked_body(POLICY, call("hello", messages=[{"role": "user", "content": "hi"}, tool_call]))
+    assert (caught.value.code, caught.value.param) == ("guardrail_blocked", "messages")
+
+
+def test_embeddings_input_is_refused_or_redacted_naming_input() -> None:
+    for blocked_input in ("top secret plans", ["fine", "TOP SECRET"]):
+        with pytest.raises(InvalidRequest) as caught:
+            checked_body(POLICY, embeddings_call(blocked_input))
+        assert (caught.value.status, caught.value.code, caught.value.param) == (400, "guardrail_blocked", "input")
+    body = checked_body(POLICY, embeddings_call(["write to jane@example.com", "fine"]))
+    assert body is not None
+    forwarded = orjson.loads(body)
+    assert forwarded["input"] == ["write to [EMAIL]", "fine"] and forwarded["dimensions"] == 8
+
+
+def test_embeddings_token_arrays_and_clean_input_go_on_untouched() -> None:
+    assert checked_body(POLICY, embeddings_call([[101, 2023], [102]])) is None
+    assert checked_body(POLICY, embeddings_call("hello")) is None

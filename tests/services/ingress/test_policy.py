@@ -55,7 +55,8 @@ def test_route_keeps_deployments_in_failover_order_and_prices() -> None:
 def test_pipelines_follow_the_config() -> None:
     assert pipelines_of(config())[Endpoint.CHAT] == (Stage.GUARDRAILS, Stage.ROUTER)
     assert pipelines_of(config(guardrails=False))[Endpoint.CHAT] == (Stage.ROUTER,)
-    assert pipelines_of(config())[Endpoint.EMBEDDINGS] == (Stage.ROUTER,)
+    assert pipelines_of(config())[Endpoint.EMBEDDINGS] == (Stage.GUARDRAILS, Stage.ROUTER)
+    assert pipelines_of(config(guardrails=False))[Endpoint.EMBEDDINGS] == (Stage.ROUTER,)
 
 
 def test_visible_models_follow_the_allowlist() -> None:
