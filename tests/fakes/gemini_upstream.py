@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
@@ -45,6 +42,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.router.providers.gemini import payloads as p
+from tests.fakes.server import ThreadedServer
 
 VERTEX_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{target}"
 SA_EMAIL = "jetgate-tests@fake-project.iam.gserviceaccount.com"
@@ -85,37 +83,20 @@ class FakeGemini:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._tokens: set[str] = set()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> FakeGemini:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-gemini-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake Gemini server did not start")
-            time.sleep(0.01)
+        self._server = ThreadedServer(self._app(), "fake-gemini")
+        self._server.start(timeout)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> FakeGemini:
         return self.start()

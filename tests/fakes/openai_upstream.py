@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,13 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.router.providers.openai import payloads as p
+from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 SLOW_STREAM_CHUNKS = 200
@@ -85,39 +84,20 @@ class FakeOpenAI:
         self._requests: list[RecordedRequest] = []
         self._flaky_seen = 0
         self._streams_aborted = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> FakeOpenAI:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        # keep-alive longer than the router's pool keeps idle connections (30 s), as providers
-        # do: else a pooled connection can be closed by this server just as it is reused
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, timeout_keep_alive=75)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-openai-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
+        self._server = ThreadedServer(self._app(), "fake-openai")
+        self._server.start(timeout)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()

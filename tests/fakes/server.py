@@ -23,8 +23,10 @@ class ThreadedServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        # keep-alive longer than the router's pool keeps idle connections (30 s), as providers
+        # do: else a pooled connection can be closed by this server just as it is reused
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, timeout_keep_alive=75)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"{self._name}-{self.port}", daemon=True)
