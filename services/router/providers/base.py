@@ -66,6 +66,20 @@ class Chunk:
     usage_only: bool = False
 
 
+def count_of(usage: dict[str, Any], name: str) -> int:
+    """A token count from an upstream's usage object; 0 when absent or not a number."""
+    value = usage.get(name)
+    return value if isinstance(value, int) else 0
+
+
+def usage_json(fresh_input: int, output: int, cache_read: int, cache_write: int) -> dict[str, Any]:
+    """OpenAI's usage object for an upstream that counts cached input apart (Anthropic,
+    Bedrock): the prompt is every input token, cache reads are `cached_tokens`."""
+    prompt = fresh_input + cache_read + cache_write
+    return {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output,
+            "prompt_tokens_details": {"cached_tokens": cache_read, "cache_creation_tokens": cache_write}}
+
+
 C = TypeVar("C", bound=ProviderConfig)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from services.router.providers.base import count_of, usage_json
 from shared.openai_types import Usage
 
 Json = dict[str, Any]
@@ -32,18 +33,10 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def _count(usage: Json, name: str) -> int:
-    value = usage.get(name)
-    return value if isinstance(value, int) else 0
-
-
 def openai_usage(usage: Json) -> Json:
     """Anthropic `usage` (from a message, or `message_start` merged with `message_delta`) as OpenAI's."""
-    read, created = _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens")
-    prompt = _count(usage, "input_tokens") + read + created
-    completion = _count(usage, "output_tokens")
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": created}}
+    return usage_json(count_of(usage, "input_tokens"), count_of(usage, "output_tokens"),
+                      count_of(usage, "cache_read_input_tokens"), count_of(usage, "cache_creation_input_tokens"))
 
 
 def completion_id(message_id: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from services.router.providers.base import count_of, usage_json
 from shared.openai_types import Usage
 
 Json = dict[str, Any]
@@ -32,17 +33,9 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def _count(usage: Json, name: str) -> int:
-    value = usage.get(name)
-    return value if isinstance(value, int) else 0
-
-
 def openai_usage(usage: Json) -> Json:
-    read, written = _count(usage, "cacheReadInputTokens"), _count(usage, "cacheWriteInputTokens")
-    prompt = _count(usage, "inputTokens") + read + written
-    completion = _count(usage, "outputTokens")
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written}}
+    return usage_json(count_of(usage, "inputTokens"), count_of(usage, "outputTokens"),
+                      count_of(usage, "cacheReadInputTokens"), count_of(usage, "cacheWriteInputTokens"))
 
 
 def completion_id(request_id: str | None) -> str:
