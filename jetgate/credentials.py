@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import string
 from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
@@ -25,8 +26,17 @@ class Credentials(BaseModel):
         return self.nats[user].get_secret_value()
 
 
+def new_password(length: int = 32) -> str:
+    """A random password that survives nats-server's `$VARIABLE` substitution (compose/): the
+    server parses a variable's value as a config value, so one that begins with a digit or a
+    dash can turn into a number or a date, or fail to parse. A letter first, letters and digits
+    after."""
+    alphabet = string.ascii_letters + string.digits
+    return secrets.choice(string.ascii_letters) + "".join(secrets.choice(alphabet) for _ in range(length - 1))
+
+
 def _new() -> Credentials:
-    return Credentials(nats={user: SecretStr(secrets.token_urlsafe(24)) for user in USERS},
+    return Credentials(nats={user: SecretStr(new_password()) for user in USERS},
                        postgres_password=SecretStr(secrets.token_urlsafe(24)))
 
 
@@ -49,7 +59,7 @@ def ensure_credentials(home: Path) -> Credentials:
     credentials = found or _new()
     missing = [user for user in USERS if user not in credentials.nats]
     for user in missing:
-        credentials.nats[user] = SecretStr(secrets.token_urlsafe(24))
+        credentials.nats[user] = SecretStr(new_password())
     if found is None or missing:
         home.mkdir(parents=True, exist_ok=True)
         path = home / CREDENTIALS_FILE

@@ -4,7 +4,6 @@ reading it (passwords from its environment) admits the service users and no one 
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from jetgate.credentials import new_password
 from jetgate.embedded.lifetime import stop_process
 from jetgate.embedded.nats import authorization_config, nats_server_binary, password_variable
 from jetgate.embedded.ports import free_port, wait_for_port
@@ -28,7 +28,7 @@ def test_the_committed_file_is_what_the_permissions_give() -> None:
 
 @pytest.fixture
 def compose_nats(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
+    passwords = {user: new_password() for user in USERS}
     port = free_port()
     (tmp_path / "nats-auth.conf").write_text(AUTH.read_text())
     conf = tmp_path / "nats.conf"
