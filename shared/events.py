@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.ids import uuid7
+from shared.tenancy import Level, Role, Scope
 
 SCHEMA_VERSION = 1
 
@@ -22,13 +23,20 @@ def _now() -> datetime:
 
 
 class Principal(BaseModel):
-    """Who a request is made for: carried from the ingress through every worker."""
+    """Who a request is made for: carried from the ingress through every worker.
+
+    `levels` (org, team, user, key with their limits; shared/tenancy.py) are what the
+    ingress's admission enforces; they stay in the ingress (not sent on the bus)."""
 
     key_id: str
     org_id: str = "default"
     team_id: str | None = None
+    user_id: str | None = None
     is_admin: bool = False
-    models: list[str] | None = None  # None: every model
+    role: Role | None = None
+    scopes: list[Scope] | None = None  # None: every scope its role allows
+    models: list[str] | None = None  # None: every model; else what every level allows
+    levels: list[Level] = Field(default_factory=list, exclude=True)
 
 
 class _Envelope(BaseModel):
