@@ -7,13 +7,14 @@ from shared.bus import connect, ensure_streams
 from shared.db.engine import make_engine
 from shared.db.tables import api_keys
 from shared.keys import create_key
-from shared.settings import BusSettings
+from shared.settings import BusSettings, StreamLimits
 
 
-async def prepare_bus(nats_url: str, replicas: int = 1, bus: BusSettings | None = None) -> None:
+async def prepare_bus(nats_url: str, replicas: int = 1, bus: BusSettings | None = None,
+                      limits: dict[str, StreamLimits] | None = None) -> None:
     nc = await connect(nats_url, "jetgate-launcher", bus)
     try:
-        await ensure_streams(nc.jetstream(), replicas)
+        await ensure_streams(nc.jetstream(), replicas, limits)
     finally:
         await nc.close()
 

@@ -72,7 +72,7 @@ def up(settings: Settings) -> int:
         database_url = settings.database_url or postgres.url  # type: ignore[union-attr]
         clickhouse_url = settings.clickhouse_url or f"chdb://{home / 'chdb'}"
         upgrade(database_url)
-        asyncio.run(prepare_bus(nats_url, settings.stream_replicas, admin_bus))
+        asyncio.run(prepare_bus(nats_url, settings.stream_replicas, admin_bus, settings.stream_limits()))
         settings = with_metrics_ports(settings.model_copy(update={
             "nats_url": nats_url, "database_url": database_url, "clickhouse_url": clickhouse_url,
             "config": settings.config.resolve(), "home": home}))

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared.events import Event
 from shared.redact import redact_event_json
-from shared.settings import BusSettings
+from shared.settings import BusSettings, StreamLimits
 from shared.subjects import STREAMS, StreamSpec, audit_subject, usage_subject
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,25 @@ def jetstream(nc: Client, bus: BusSettings | None = None) -> JetStreamContext:
     return nc.jetstream(timeout=(bus or BusSettings()).request_timeout_s)
 
 
-def _stream_config(spec: StreamSpec, replicas: int) -> StreamConfig:
+def _stream_config(spec: StreamSpec, replicas: int, limits: StreamLimits | None = None) -> StreamConfig:
+    if limits is None:
+        return StreamConfig(
+            name=spec.name, subjects=list(spec.subjects), storage=StorageType.FILE,
+            max_age=spec.max_age_s, duplicate_window=spec.duplicate_window_s, num_replicas=replicas,
+        )
     return StreamConfig(
-        name=spec.name, subjects=list(spec.subjects), storage=StorageType.FILE,
-        max_age=spec.max_age_s, duplicate_window=spec.duplicate_window_s, num_replicas=replicas,
+        name=spec.name, subjects=list(spec.subjects), storage=StorageType(limits.storage),
+        max_age=limits.max_age_s, max_bytes=limits.max_bytes, discard=DiscardPolicy.OLD,
+        duplicate_window=min(spec.duplicate_window_s, limits.max_age_s), num_replicas=limits.replicas or replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update every stream the gateway uses."""
+async def ensure_streams(js: JetStreamContext, replicas: int = 1,
+                         limits: Mapping[str, StreamLimits] | None = None) -> None:
+    """Create or update every stream the gateway uses; `limits` (Settings.stream_limits, by
+    stream name) sets retention, replicas and storage, else the built-in defaults."""
     for spec in STREAMS:
-        config = _stream_config(spec, replicas)
+        config = _stream_config(spec, replicas, (limits or {}).get(spec.name))
         try:
             await js.add_stream(config)
         except BadRequestError:

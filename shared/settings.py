@@ -11,9 +11,12 @@ are listed in docs/settings.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.subjects import AUDIT_STREAM, DLQ_STREAM, USAGE_STREAM
 
 
 class _Group(BaseModel):
@@ -141,6 +144,33 @@ class AccountingSettings(_Group):
     lag_interval_s: float = 5.0
 
 
+class StreamLimits(_Group):
+    """One JetStream stream's retention and placement (docs/operations.md: a three-node cluster).
+    Past `max_age_s` or `max_bytes` the oldest events are removed (discard old)."""
+
+    max_age_s: float = Field(default=7 * 86400, gt=0)
+    max_bytes: int = Field(default=10 * 1024**3, ge=-1)  # -1: no size limit
+    replicas: int | None = Field(default=None, ge=1, le=5)  # None: JETGATE_STREAM_REPLICAS
+    storage: Literal["file", "memory"] = "file"
+
+
+class EventFeedSettings(_Group):
+    """The subscribers' event streams: `GET /events/usage|audit` (SSE) and their NATS credentials."""
+
+    # a comment line is sent after this long without an event, so proxies and clients see the stream alive
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    # events pulled from JetStream at once for one subscriber: the most one subscriber holds in memory
+    batch: int = Field(default=100, ge=1, le=10_000)
+    # a subscriber that takes no bytes for this long is disconnected (its consumer deleted)
+    send_timeout_s: float = Field(default=30.0, gt=0)
+    # the server deletes a subscriber's ephemeral consumer nobody pulled from for this long
+    consumer_inactive_s: float = Field(default=30.0, gt=0)
+    # open event streams per ingress replica; past it, 503
+    max_subscribers: int = Field(default=1000, ge=1)
+    # consumer names a per-organisation NATS credential may use at once (`<org>-feed-1` …)
+    credential_consumers: int = Field(default=4, ge=1, le=64)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JETGATE_", env_nested_delimiter="__", extra="ignore",
                                       frozen=True)
@@ -163,12 +193,23 @@ class Settings(BaseSettings):
     guardrails: GuardrailsSettings = GuardrailsSettings()
     router: RouterSettings = RouterSettings()
     accounting: AccountingSettings = AccountingSettings()
+    usage_stream: StreamLimits = StreamLimits()
+    audit_stream: StreamLimits = StreamLimits(max_age_s=30 * 86400)
+    dlq_stream: StreamLimits = StreamLimits(max_age_s=30 * 86400, max_bytes=1024**3)
+    event_feed: EventFeedSettings = EventFeedSettings()
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
         if not value:
             raise RuntimeError(f"JETGATE_{name.upper()} is not set")
         return str(value)
+
+    def stream_limits(self) -> dict[str, StreamLimits]:
+        """Each stream's limits by stream name, replicas filled in from `stream_replicas`."""
+        limits = {USAGE_STREAM.name: self.usage_stream, AUDIT_STREAM.name: self.audit_stream,
+                  DLQ_STREAM.name: self.dlq_stream}
+        return {name: limit if limit.replicas is not None else limit.model_copy(update={"replicas": self.stream_replicas})
+                for name, limit in limits.items()}
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables that give them back (for child processes)."""

@@ -57,7 +57,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     consumers: list[BatchConsumer[Any]] = []
     try:
         js = jetstream(nc, settings.bus)
-        await ensure_streams(js, settings.stream_replicas)
+        await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
 

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
                            on_disconnected=bus.disconnected, on_reconnected=bus.reconnected)
         bus.watch(nc)
         js = jetstream(nc, settings.bus)
-        await ensure_streams(js, settings.stream_replicas)
+        await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
         engine = make_engine(settings.require("database_url"), pool_size=10, postgres=settings.postgres)
         master = settings.master_key.get_secret_value() if settings.master_key else None
         keys = KeyCache(engine, settings.ingress, master_key=master)

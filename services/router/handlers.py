@@ -139,7 +139,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     start_metrics_server(settings.router.metrics_host, settings.router.metrics_port, "router")
     nc = await connect(settings.require("nats_url"), "jetgate-router", settings.bus)
     js = jetstream(nc, settings.bus)
-    await ensure_streams(js, settings.stream_replicas)
+    await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
