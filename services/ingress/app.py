@@ -13,11 +13,13 @@ from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
+from services.ingress.event_feed.hub import EventFeeds
 from services.ingress.keycache import KeyCache
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.routes import admin, anthropic, health, openai, responses
+from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
@@ -58,11 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
             pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
-            routes={model.name: route_of(model) for model in config.models})
+            routes={model.name: route_of(model) for model in config.models},
+            feeds=await EventFeeds.connect(settings))
         log.info("ingress ready: %d models", len(config.models))
         try:
             yield
         finally:
+            if app.state.ingress.feeds is not None:
+                await app.state.ingress.feeds.close()
             await events.flush()
             try:
                 await nc.drain()
@@ -78,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(responses.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)
+    app.include_router(event_routes.router)
     app.include_router(health.router)
     install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey, ResponsesRequest, MessagesRequest,
                           CountTokensRequest])

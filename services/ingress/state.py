@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
+from services.ingress.event_feed.hub import EventFeeds
 from services.ingress.keycache import KeyCache
 from shared.config import GatewayConfig
 from shared.errors import AuthenticationFailed, PermissionDenied
@@ -35,6 +36,7 @@ class IngressState:
     bus: BusWatch
     pipelines: dict[Endpoint, tuple[Stage, ...]]
     routes: dict[str, Route]  # model name -> its route, decided once per config
+    feeds: EventFeeds | None = None  # the subscribers' event streams (/events/*)
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 
 

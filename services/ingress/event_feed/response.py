@@ -1,0 +1,82 @@
+"""The feed's HTTP response: events as they are pulled, heartbeat comments while idle. Each
+write waits at most `send_timeout_s` for the client to take it; a client that takes nothing
+for that long, or that went away, ends the stream and its consumer."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from services.ingress.event_feed.frames import HEARTBEAT, event_frame
+from services.ingress.event_feed.hub import EventFeeds
+from services.ingress.event_feed.query import FeedQuery
+from services.ingress.event_feed.reader import FeedReader
+
+log = logging.getLogger(__name__)
+
+HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+           (b"x-accel-buffering", b"no")]
+
+
+class SlowSubscriber(Exception):
+    pass
+
+
+class FeedResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(self, feeds: EventFeeds, reader: FeedReader, query: FeedQuery) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(HEADERS)
+        self._feeds = feeds
+        self._reader = reader
+        self._query = query
+        self._send_timeout_s = feeds.settings.send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            streaming = asyncio.ensure_future(self._stream(send))
+            watching = asyncio.ensure_future(_disconnected(receive))
+            done, pending = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if streaming in done and (error := streaming.exception()) is not None and not isinstance(error, SlowSubscriber):
+                log.warning("event feed ended: %s", type(error).__name__)
+        finally:
+            await self._reader.close()
+            self._feeds.release()
+
+    async def _send(self, send: Send, body: bytes) -> None:
+        try:
+            await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}),
+                                   self._send_timeout_s)
+        except TimeoutError as exc:
+            raise SlowSubscriber from exc
+
+    async def _stream(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await self._send(send, b": stream " + self._query.kind.value.encode() + b"\n\n")  # the head goes out now
+        async for message in self._reader.messages():
+            if message is None:
+                await self._send(send, HEARTBEAT)
+                continue
+            try:
+                event = orjson.loads(message.data)
+            except orjson.JSONDecodeError:
+                continue  # not an event (accounting dead-letters these)
+            if not isinstance(event, dict) or not self._query.keeps(event):
+                continue
+            await self._send(send, event_frame(message.seq, str(event.get("type", "message")), message.data))
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

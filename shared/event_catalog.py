@@ -1,0 +1,57 @@
+"""Every event type the gateway publishes, with its model, stream, subject and publishers:
+the one table the subscribers' feed, the JSON Schema files (docs/schemas/) and the AsyncAPI
+document (docs/asyncapi.json) are made from. An event type is listed here only when
+something publishes it."""
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from shared.events import SCHEMA_VERSION, KeyEvent, RequestEvent, UsageEvent
+from shared.subjects import AUDIT_STREAM, USAGE_STREAM, StreamSpec
+
+
+@dataclass(frozen=True)
+class EventKind:
+    type: str
+    model: builtins.type[BaseModel]
+    stream: StreamSpec
+    publishers: tuple[str, ...]  # the services (or CLI) that publish it
+    description: str
+
+    @property
+    def subject(self) -> str:
+        """The subject, with `{org_id}` for the organisation token."""
+        if self.stream is USAGE_STREAM:
+            return "jetgate.usage.{org_id}"
+        return "jetgate.audit.{org_id}." + self.type
+
+    @property
+    def version(self) -> int:
+        return SCHEMA_VERSION
+
+
+CATALOG: tuple[EventKind, ...] = (
+    EventKind("usage.recorded", UsageEvent, USAGE_STREAM, ("router", "ingress"),
+              "One per request that reached the router: tokens, cost, latency, outcome."),
+    EventKind("request.received", RequestEvent, AUDIT_STREAM, ("ingress",),
+              "An authenticated request was accepted (model known and allowed)."),
+    EventKind("request.completed", RequestEvent, AUDIT_STREAM, ("ingress",),
+              "A request was answered (`status_code`)."),
+    EventKind("request.failed", RequestEvent, AUDIT_STREAM, ("ingress",),
+              "A request failed or was refused after authentication (error type, code, reason)."),
+    EventKind("request.denied", RequestEvent, AUDIT_STREAM, ("ingress",),
+              "A guardrail blocked a request, or the key may not use the model."),
+    EventKind("key.created", KeyEvent, AUDIT_STREAM, ("ingress", "cli"),
+              "An admin created an API key."),
+    EventKind("key.revoked", KeyEvent, AUDIT_STREAM, ("ingress", "cli"),
+              "An admin revoked an API key."),
+)
+
+BY_TYPE: dict[str, EventKind] = {kind.type: kind for kind in CATALOG}
+
+
+def types_of(stream: StreamSpec) -> tuple[str, ...]:
+    return tuple(kind.type for kind in CATALOG if kind.stream is stream)
