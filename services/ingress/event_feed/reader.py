@@ -52,7 +52,7 @@ class FeedReader:
         while True:
             try:
                 msgs = await self._sub.fetch(batch, timeout=self._settings.heartbeat_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass, or asyncio's
                 yield IDLE
                 batch = 1
                 continue

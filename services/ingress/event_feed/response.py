@@ -48,8 +48,14 @@ class FeedResponse(Response):
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if streaming in done and (error := streaming.exception()) is not None and not isinstance(error, SlowSubscriber):
-                log.warning("event feed ended: %s", type(error).__name__)
+            if streaming in done:
+                error = streaming.exception()
+                if error is not None and not isinstance(error, SlowSubscriber):
+                    log.warning("event feed ended: %s", type(error).__name__)
+                if not isinstance(error, SlowSubscriber):  # the bus failed: end the response cleanly
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}),
+                                               self._send_timeout_s)
         finally:
             await self._reader.close()
             self._feeds.release()
