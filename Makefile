@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check install install-test bench clean
+.PHONY: run test check install install-test bench clean schemas
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ check: install-test
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+schemas: install
+	$(BIN)/jetgate events schemas
 
 bench: install
 	$(BIN)/python -m bench.run

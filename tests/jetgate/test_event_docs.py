@@ -1,0 +1,69 @@
+"""The committed JSON Schema files and AsyncAPI document are what the models generate, and
+they describe what the gateway really publishes."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from jetgate.event_docs import ASYNCAPI_FILE, SCHEMA_DIR, generated, stale, write
+from shared.bus import event_data, event_subject
+from shared.event_catalog import CATALOG
+from shared.events import KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent
+from shared.subjects import dlq_subject
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAMPLES = {
+    "usage.recorded": UsageEvent(source="router", org_id="acme", key_id="key_1", data=UsageData(model="gpt-4o-mini")),
+    **{t: RequestEvent(type=t, source="ingress", org_id="acme", data=RequestData(path="/v1/chat/completions"))
+       for t in ("request.received", "request.completed", "request.failed", "request.denied")},
+    **{t: KeyEvent(type=t, source="cli", org_id="acme", data=KeyData(name="k")) for t in ("key.created", "key.revoked")},
+}
+
+
+def test_committed_files_match_the_models() -> None:
+    assert stale(ROOT) == [], "run `jetgate events schemas` and commit docs/schemas and docs/asyncapi.json"
+
+
+def test_a_file_that_differs_or_is_left_over_is_found(tmp_path: Path) -> None:
+    write(tmp_path)
+    assert stale(tmp_path) == []
+    usage = tmp_path / SCHEMA_DIR / "usage.recorded.json"
+    usage.write_text(usage.read_text().replace('"prompt_tokens"', '"input_tokens"'))
+    (tmp_path / SCHEMA_DIR / "guardrail.finding.json").write_text("{}")
+    (tmp_path / ASYNCAPI_FILE).unlink()
+    assert stale(tmp_path) == sorted([SCHEMA_DIR / "usage.recorded.json", SCHEMA_DIR / "guardrail.finding.json",
+                                      ASYNCAPI_FILE])
+    write(tmp_path)
+    assert stale(tmp_path) == [] and not (tmp_path / SCHEMA_DIR / "guardrail.finding.json").exists()
+
+
+def test_every_published_type_has_a_schema_its_events_satisfy() -> None:
+    assert set(SAMPLES) == {kind.type for kind in CATALOG}
+    for kind in CATALOG:
+        schema = json.loads((ROOT / SCHEMA_DIR / f"{kind.type}.json").read_text())
+        event = json.loads(event_data(SAMPLES[kind.type]))  # as it is published
+        jsonschema.validate(event, schema)
+        with pytest.raises(jsonschema.ValidationError):  # the type is pinned
+            jsonschema.validate({**event, "type": "something.else"}, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**event, "surprise": 1}, schema)  # the envelope is closed
+        assert schema["x-jetgate"]["subject"] == kind.subject
+
+
+def test_the_asyncapi_document_lists_every_subject() -> None:
+    document = json.loads((ROOT / ASYNCAPI_FILE).read_text())
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    published = {event_subject(event).replace(".acme", ".{org_id}", 1) for event in SAMPLES.values()}
+    assert published == {kind.subject for kind in CATALOG}
+    assert addresses == published | {dlq_subject("x").replace(".x", ".{consumer}")}
+    for channel in document["channels"].values():
+        assert channel["parameters"], channel["address"]
+    payloads = {name for name in document["components"]["schemas"]}
+    assert {"UsageEvent", "RequestEvent", "KeyEvent"} <= payloads
+    assert generated()[ASYNCAPI_FILE] == (ROOT / ASYNCAPI_FILE).read_text()
