@@ -21,6 +21,11 @@ CREDENTIALS_FILE = "credentials.json"
 class Credentials(BaseModel):
     nats: dict[str, SecretStr]
     postgres_password: SecretStr
+    # org → password of its read-only event user (`jetgate events creds`, shared/org_readers.py)
+    readers: dict[str, SecretStr] = {}
+
+    def reader_passwords(self) -> dict[str, str]:
+        return {org: password.get_secret_value() for org, password in self.readers.items()}
 
     def nats_password(self, user: str) -> str:
         return self.nats[user].get_secret_value()
@@ -42,7 +47,8 @@ def _new() -> Credentials:
 
 def _plain_json(credentials: Credentials) -> str:
     return json.dumps({"nats": {user: pw.get_secret_value() for user, pw in credentials.nats.items()},
-                       "postgres_password": credentials.postgres_password.get_secret_value()}, indent=2)
+                       "postgres_password": credentials.postgres_password.get_secret_value(),
+                       "readers": credentials.reader_passwords()}, indent=2)
 
 
 def read_credentials(home: Path) -> Credentials | None:
@@ -61,14 +67,18 @@ def ensure_credentials(home: Path) -> Credentials:
     for user in missing:
         credentials.nats[user] = SecretStr(new_password())
     if found is None or missing:
-        home.mkdir(parents=True, exist_ok=True)
-        path = home / CREDENTIALS_FILE
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(_plain_json(credentials))
-        tmp.replace(path)
+        write_credentials(home, credentials)
     return credentials
+
+
+def write_credentials(home: Path, credentials: Credentials) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / CREDENTIALS_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(_plain_json(credentials))
+    tmp.replace(path)
 
 
 def bus_as(bus: BusSettings, credentials: Credentials | None, user: str) -> BusSettings:

@@ -54,7 +54,8 @@ def up(settings: Settings) -> int:
     # the embedded servers are closed: generated passwords, one NATS user per service
     credentials = ensure_credentials(home) if not (settings.nats_url and settings.database_url) else None
     nats = None if settings.nats_url or credentials is None else EmbeddedNats(
-        home / "nats", users={user: credentials.nats_password(user) for user in USERS})
+        home / "nats", users={user: credentials.nats_password(user) for user in USERS},
+        readers=credentials.reader_passwords(), reader_consumers=settings.event_feed.credential_consumers)
     postgres = None if settings.database_url or credentials is None else EmbeddedPostgres(
         home / "postgres" / "data", password=credentials.postgres_password.get_secret_value())
     bus_credentials = credentials if nats is not None else None

@@ -10,7 +10,9 @@ of shared/bus_users.py; `jetgate up` always passes them (jetgate/credentials.py)
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from jetgate.embedded.lifetime import die_with_parent, stop_process
 from jetgate.embedded.ports import free_port, wait_for_port
-from shared.bus_users import permissions_of
+from shared.bus_users import Permissions, permissions_of
+from shared.org_readers import reader_permissions, reader_user
 
 # one call (envelope + a request body up to the ingress's 32 MiB default) fits in one
 # message; replies of any size travel as `part` frames (docs/architecture.md, bus protocol)
@@ -41,21 +44,26 @@ def password_variable(user: str) -> str:
     return f"JETGATE_NATS_PASSWORD_{user.upper()}"
 
 
-def authorization_config(users: Mapping[str, str | None]) -> str:
+def user_entry(user: str, password: str | None, allowed: Permissions | None) -> str:
+    entry: dict[str, object] = {"user": user, "password": password if password is not None else "PASSWORD"}
+    if allowed is not None:
+        entry["permissions"] = {"publish": {"allow": list(allowed.publish)},
+                                "subscribe": {"allow": list(allowed.subscribe)}}
+    text = json.dumps(entry)  # the server's config format reads JSON
+    if password is None:  # an unquoted $VARIABLE: the server substitutes it from its environment
+        text = text.replace('"PASSWORD"', "$" + password_variable(user))
+    return text
+
+
+def authorization_config(users: Mapping[str, str | None], readers: Mapping[str, str] | None = None,
+                         reader_consumers: int = 4) -> str:
     """nats-server's `authorization { users }` for these users (user → password), each with
-    the permissions of shared/bus_users.py. A password of None is read from the server's
-    environment (`password_variable`), as compose/nats-auth.conf does."""
-    entries = []
-    for user, password in sorted(users.items()):
-        entry: dict[str, object] = {"user": user, "password": password if password is not None else "PASSWORD"}
-        allowed = permissions_of(user)
-        if allowed is not None:
-            entry["permissions"] = {"publish": {"allow": list(allowed.publish)},
-                                    "subscribe": {"allow": list(allowed.subscribe)}}
-        text = json.dumps(entry)  # the server's config format reads JSON
-        if password is None:  # an unquoted $VARIABLE: the server substitutes it from its environment
-            text = text.replace('"PASSWORD"', "$" + password_variable(user))
-        entries.append(text)
+    the permissions of shared/bus_users.py, and a read-only user per organisation of
+    `readers` (org → password; shared/org_readers.py). A password of None is read from the
+    server's environment (`password_variable`), as compose/nats-auth.conf does."""
+    entries = [user_entry(user, password, permissions_of(user)) for user, password in sorted(users.items())]
+    entries += [user_entry(reader_user(org), password, reader_permissions(org, reader_consumers))
+                for org, password in sorted((readers or {}).items())]
     return "authorization {\n  users: [\n    " + ",\n    ".join(entries) + "\n  ]\n}\n"
 
 
@@ -65,6 +73,8 @@ class EmbeddedNats:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=dict, repr=False)  # empty: an open server (tests)
+    readers: dict[str, str] = field(default_factory=dict, repr=False)  # org → password of its event reader
+    reader_consumers: int = 4
 
     @property
     def url(self) -> str:
@@ -74,22 +84,36 @@ class EmbeddedNats:
     def log_path(self) -> Path:
         return self.store_dir / "nats-server.log"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
     def prepare(self) -> list[str]:
         """Pick the port (once), write the config; the command that runs this server."""
-        self.store_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        return [nats_server_binary(), "-c", str(self.write_config())]
+
+    def write_config(self) -> Path:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self.store_dir / "nats-server.conf"
         conf.touch(mode=0o600)
         conf.chmod(0o600)  # it holds the passwords
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f"max_payload: {MAX_PAYLOAD}\n"  # request bodies up to the ingress limit fit in one message
+            f'pid_file: "{self.pid_file}"\n'  # `reload` finds the running server by it
             f'jetstream {{ store_dir: "{self.store_dir}" }}\n'
             + self._authorization())
-        return [nats_server_binary(), "-c", str(conf)]
+        return conf
+
+    def reload(self) -> None:
+        """Rewrite the config and have the running server (found by its pid file) read it
+        again: SIGHUP, nats-server's config reload; clients stay connected."""
+        self.write_config()
+        os.kill(int(self.pid_file.read_text().strip()), signal.SIGHUP)
 
     def _authorization(self) -> str:
-        return authorization_config(self.users) if self.users else ""
+        return authorization_config(self.users, self.readers, self.reader_consumers) if self.users else ""
 
     def wait_ready(self, timeout: float = 30.0) -> EmbeddedNats:
         wait_for_port(self.port, timeout=timeout)

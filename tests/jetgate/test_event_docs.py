@@ -3,7 +3,6 @@ they describe what the gateway really publishes."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import jsonschema
