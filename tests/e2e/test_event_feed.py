@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -211,3 +215,19 @@ def test_keys_without_the_events_scope_or_of_another_org_are_refused(gateway: Ga
     with httpx.Client(base_url=feed_url, headers={"authorization": f"Bearer {gateway.master_key}"}, timeout=10) as master:
         response = master.get("/events/usage", headers={"last-event-id": "not-a-number"})
         assert response.status_code == 400 and response.json()["error"]["param"] == "Last-Event-ID"
+
+
+def test_cli_tail_prints_the_orgs_events(gateway: Gateway, feed_url: str) -> None:
+    org = new_org()
+    since = datetime.now(UTC).isoformat()
+    burst = [usage(org, model=f"m{i}") for i in range(3)]
+    publish(gateway, burst)
+    env = {**os.environ, "JETGATE_API_KEY": gateway.master_key}
+    base = [sys.executable, "-m", "jetgate.cli", "events", "tail", "usage", "--org", org, "--since", since,
+            "--url", feed_url]
+    as_json = subprocess.run([*base, "--json", "--count", "3"], env=env, capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 0, as_json.stderr
+    assert [json.loads(line)["id"] for line in as_json.stdout.splitlines()] == [e.id for e in burst]
+    readable = subprocess.run([*base, "--model", "m2", "--count", "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert readable.returncode == 0, readable.stderr
+    assert f"usage.recorded org={org} key=key_a m2 ok 1 tokens" in readable.stdout
