@@ -26,6 +26,7 @@ INBOXES = "_INBOX.>"  # replies: request-reply answers, stream frames, JetStream
 JS_API = "$JS.API.>"  # streams and consumers (created idempotently at start), publish acks
 JS_ACK = "$JS.ACK.>"  # acknowledging what a durable consumer delivered
 ADMIN = "admin"  # the launcher, the CLI and the readiness poller: everything
+GUARDRAIL_FINDINGS = "jetgate.audit.*.guardrail.finding"  # the guardrails' `guardrail.finding` events
 
 
 class Permissions(BaseModel):
@@ -45,7 +46,7 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
                  ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API),
         subscribe=(INBOXES, KEYS_REVOKED)),
     "guardrails": Permissions(
-        publish=(*_stage_subjects(Stage.ROUTER), INBOXES),
+        publish=(*_stage_subjects(Stage.ROUTER), INBOXES, GUARDRAIL_FINDINGS),
         subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),
     "router": Permissions(
         publish=(INBOXES, *USAGE_STREAM.subjects, JS_API),

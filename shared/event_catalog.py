@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from shared.events import SCHEMA_VERSION, KeyEvent, RequestEvent, UsageEvent
+from shared.events import SCHEMA_VERSION, GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
 from shared.subjects import AUDIT_STREAM, USAGE_STREAM, StreamSpec
 
 
@@ -48,6 +48,8 @@ CATALOG: tuple[EventKind, ...] = (
               "An admin created an API key."),
     EventKind("key.revoked", KeyEvent, AUDIT_STREAM, ("ingress", "cli"),
               "An admin revoked an API key."),
+    EventKind("guardrail.finding", GuardrailEvent, AUDIT_STREAM, ("guardrails",),
+              "Guardrail rules matched a call (a block, or redactions): rules and counts, never the text."),
 )
 
 BY_TYPE: dict[str, EventKind] = {kind.type: kind for kind in CATALOG}

@@ -104,13 +104,33 @@ class KeyEvent(_Envelope):
     data: KeyData
 
 
-AuditEvent = Annotated[RequestEvent | KeyEvent, Field(discriminator="type")]
-Event = Annotated[UsageEvent | RequestEvent | KeyEvent, Field(discriminator="type")]
+class GuardrailFinding(BaseModel):
+    rule: str
+    action: Literal["block", "redact"]
+    count: int = Field(default=1, ge=1)
+
+
+class GuardrailData(BaseModel):
+    """What the guardrails found in one call: rules and counts, never the text that matched."""
+
+    endpoint: Literal["chat", "embeddings"]
+    model: str | None = None
+    verdict: Literal["block", "modify"]
+    findings: list[GuardrailFinding]
+
+
+class GuardrailEvent(_Envelope):
+    type: Literal["guardrail.finding"] = "guardrail.finding"
+    data: GuardrailData
+
+
+AuditEvent = Annotated[RequestEvent | KeyEvent | GuardrailEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | RequestEvent | KeyEvent | GuardrailEvent, Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent:
+def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent | GuardrailEvent:
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 

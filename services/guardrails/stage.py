@@ -8,12 +8,14 @@ call passes on untouched, its bytes never serialised again.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from services.guardrails.checks import Policy, check_input
 from services.guardrails.texts import Walk, walk_input, walk_messages
+from services.guardrails.verdict import GuardrailVerdict
 from shared.errors import InvalidRequest
 from shared.metrics import GUARDRAIL_FINDINGS
 from shared.pipeline import Endpoint
@@ -31,8 +33,12 @@ def blocked(rule: str | None, message: str | None, param: str = "messages") -> I
                           code="guardrail_blocked")
 
 
-def checked_body(policy: Policy, call: Call) -> bytes | None:
-    """The body the call goes on with: None when unchanged. Raises InvalidRequest on a block."""
+FindingsReport = Callable[[Call, GuardrailVerdict], None]
+
+
+def checked_body(policy: Policy, call: Call, report: FindingsReport | None = None) -> bytes | None:
+    """The body the call goes on with: None when unchanged. Raises InvalidRequest on a block.
+    A verdict with findings (a block, redactions) is given to `report` first."""
     if not policy.enabled:
         return None
     field, walk = CHECKED[call.envelope.endpoint]
@@ -45,6 +51,8 @@ def checked_body(policy: Policy, call: Call) -> bytes | None:
     verdict = check_input(policy, body.get(field), walk)
     for finding in verdict.findings:
         GUARDRAIL_FINDINGS.labels(finding.rule, finding.action).inc(finding.count)
+    if verdict.findings and report is not None:
+        report(call, verdict)
     if verdict.verdict == "block":
         raise blocked(verdict.rule, verdict.message, field)
     if verdict.verdict == "modify":

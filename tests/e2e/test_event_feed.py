@@ -174,6 +174,25 @@ def test_filters_by_type_key_and_model(gateway: Gateway, master: httpx.Client) -
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "type"
 
 
+def test_guardrail_findings_reach_the_audit_feed(gateway: Gateway, feed_url: str) -> None:
+    org = new_org()
+    key, key_id = gateway.create_key("feed-guardrails", org_id=org)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    with httpx.Client(base_url=feed_url, headers={"authorization": f"Bearer {key}"}, timeout=10) as http, \
+            http.stream("GET", "/events/audit", params={"type": "guardrail.finding"}) as response:
+        opened(response)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[
+            {"role": "user", "content": "mail bob@example.com or ann@example.org"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # clean: no finding
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "top secret"}])
+        found = events_until_idle(response, 2)
+    assert [(f.body["key_id"], f.body["source"], f.body["data"]["verdict"], f.body["data"]["findings"]) for f in found] == [
+        (key_id, "guardrails", "modify", [{"rule": "pii.email", "action": "redact", "count": 2}]),
+        (key_id, "guardrails", "block", [{"rule": "no-top-secret", "action": "block", "count": 1}])]
+    assert "bob@example.com" not in str([f.data for f in found])  # rules and counts, never the text
+
+
 def _stalled_subscriber(feed_url: str, master_key: str, org: str) -> socket.socket:
     """A client that asks for the feed and then never reads a byte (a small receive buffer,
     so the gateway's writes back up soon)."""

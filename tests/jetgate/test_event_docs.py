@@ -12,7 +12,18 @@ import pytest
 from jetgate.event_docs import ASYNCAPI_FILE, SCHEMA_DIR, generated, stale, write
 from shared.bus import event_data, event_subject
 from shared.event_catalog import BY_TYPE, CATALOG
-from shared.events import Event, KeyData, KeyEvent, RequestData, RequestEvent, UsageData, UsageEvent
+from shared.events import (
+    Event,
+    GuardrailData,
+    GuardrailEvent,
+    GuardrailFinding,
+    KeyData,
+    KeyEvent,
+    RequestData,
+    RequestEvent,
+    UsageData,
+    UsageEvent,
+)
 from shared.subjects import dlq_subject
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +33,8 @@ SAMPLES = {
     **{t: RequestEvent(type=t, source="ingress", org_id="acme", data=RequestData(path="/v1/chat/completions"))
        for t in ("request.received", "request.completed", "request.failed", "request.denied")},
     **{t: KeyEvent(type=t, source="cli", org_id="acme", data=KeyData(name="k")) for t in ("key.created", "key.revoked")},
+    "guardrail.finding": GuardrailEvent(source="guardrails", org_id="acme", data=GuardrailData(
+        endpoint="chat", model="m", verdict="modify", findings=[GuardrailFinding(rule="pii.email", action="redact")])),
 }
 
 

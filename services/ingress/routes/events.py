@@ -65,7 +65,7 @@ async def _feed(kind: FeedKind, request: Request, principal: CurrentKey, state: 
     return FeedResponse(feeds, await feeds.reader(query), query)
 
 
-@router.get("/usage", response_class=FeedResponse, responses=STREAM)
+@router.get("/usage", response_class=FeedResponse, status_code=200, responses=STREAM)
 async def usage(request: Request, principal: CurrentKey, state: State,
                 org_id: Annotated[str | None, Query(max_length=100)] = None,
                 since: Annotated[str | None, Query(max_length=64)] = None,
@@ -74,7 +74,7 @@ async def usage(request: Request, principal: CurrentKey, state: State,
     return await _feed(FeedKind.USAGE, request, principal, state, org_id, since, type, key_id, model, last_event_id)
 
 
-@router.get("/audit", response_class=FeedResponse, responses=STREAM)
+@router.get("/audit", response_class=FeedResponse, status_code=200, responses=STREAM)
 async def audit(request: Request, principal: CurrentKey, state: State,
                 org_id: Annotated[str | None, Query(max_length=100)] = None,
                 since: Annotated[str | None, Query(max_length=64)] = None,

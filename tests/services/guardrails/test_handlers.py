@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
 from services.guardrails.handlers import serve
+from shared.bus import ensure_streams
 from shared.errors import GatewayError
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
@@ -110,6 +111,7 @@ async def router(nats_url: str) -> AsyncIterator[Client]:
 @asynccontextmanager
 async def running_worker(nats_url: str, config: Path, client: Client) -> AsyncIterator[asyncio.Task[None]]:
     stop = asyncio.Event()
+    await ensure_streams(client.jetstream())  # the worker publishes `guardrail.finding` (jetgate up makes them)
     settings = Settings(config=config, nats_url=nats_url, guardrails=GuardrailsSettings(metrics_port=0))
     task = asyncio.create_task(serve(settings, stop))
     try:
@@ -125,6 +127,22 @@ async def running_worker(nats_url: str, config: Path, client: Client) -> AsyncIt
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_findings_are_published_as_guardrail_finding_events(nats_url: str, client: Client, router: Client,
+                                                                   tmp_path: Path) -> None:
+    findings = await client.subscribe("jetgate.audit.default.guardrail.finding")
+    async with running_worker(nats_url, write_config(tmp_path / "jetgate.yaml", GUARDRAILS), client):
+        await ask(client, call("hello there"))  # clean: no event
+        redacted = call("MARKER twice MARKER, and a@example.com")
+        await ask(client, redacted)
+        event = orjson.loads((await findings.next_msg(timeout=5)).data)
+        assert (event["type"], event["source"], event["key_id"], event["request_id"]) == (
+            "guardrail.finding", "guardrails", "k1", redacted.envelope.request_id)
+        assert event["data"] == {"endpoint": "chat", "model": "m", "verdict": "modify", "findings": [
+            {"rule": "marker", "action": "redact", "count": 2}, {"rule": "pii.email", "action": "redact", "count": 1}]}
+        with pytest.raises(nats.errors.TimeoutError):  # one event per call, none for the clean one
+            await findings.next_msg(timeout=0.3)
 
 
 async def test_worker_passes_on_refuses_and_redacts(nats_url: str, client: Client, router: Client,
