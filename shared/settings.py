@@ -164,7 +164,8 @@ class EventFeedSettings(_Group):
     # a subscriber that takes no bytes for this long is disconnected (its consumer deleted)
     send_timeout_s: float = Field(default=30.0, gt=0)
     # the server deletes a subscriber's ephemeral consumer nobody pulled from for this long
-    consumer_inactive_s: float = Field(default=30.0, gt=0)
+    # (above send_timeout_s and heartbeat_s: a live subscriber's consumer is never removed)
+    consumer_inactive_s: float = Field(default=60.0, gt=0)
     # open event streams per ingress replica; past it, 503
     max_subscribers: int = Field(default=1000, ge=1)
     # consumer names a per-organisation NATS credential may use at once (`<org>-feed-1` …)

@@ -29,6 +29,8 @@ def _values(raw: list[str] | None) -> frozenset[str]:
 def _since(raw: str | None) -> datetime | None:
     if raw is None:
         return None
+    if len(raw) > 6 and raw[-6] == " ":  # `+01:00` sent unencoded in a query string arrives as ` 01:00`
+        raw = raw[:-6] + "+" + raw[-5:]
     try:
         since = datetime.fromisoformat(raw)
     except ValueError:

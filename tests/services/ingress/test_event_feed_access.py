@@ -59,3 +59,18 @@ def test_where_a_feed_starts_and_what_it_filters() -> None:
 def test_frames_carry_the_sequence_and_never_break_on_newlines() -> None:
     assert event_frame(7, "usage.recorded", b'{"a":1}') == b'id: 7\nevent: usage.recorded\ndata: {"a":1}\n\n'
     assert event_frame(8, "x", b"one\ntwo") == b"id: 8\nevent: x\ndata: one\ndata: two\n\n"
+
+
+def test_since_is_rfc_3339_with_an_offset() -> None:
+    from datetime import timedelta, timezone
+
+    from services.ingress.routes.events import _since
+    from shared.errors import InvalidRequest
+
+    assert _since("2026-12-01T10:00:00Z") == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    plus_one = datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=1)))
+    assert _since("2026-12-01T10:00:00+01:00") == plus_one
+    assert _since("2026-12-01T10:00:00 01:00") == plus_one  # `+` unencoded in a query string
+    for bad in ("2026-12-01T10:00:00", "yesterday", "2026-13-01T00:00:00Z"):
+        with pytest.raises(InvalidRequest):
+            _since(bad)
