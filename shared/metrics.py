@@ -16,6 +16,10 @@ HTTP_REQUESTS = Counter("jetgate_http_requests_total", "HTTP requests answered b
 HTTP_LATENCY = Histogram("jetgate_http_request_seconds", "Time to the response head in the ingress",
                          ["route"], buckets=_FAST)
 HTTP_IN_FLIGHT = Gauge("jetgate_http_requests_in_flight", "HTTP requests the ingress is answering")
+EVENT_SUBSCRIBERS = Gauge("jetgate_event_subscribers", "Open event feeds (GET /events/*) of this ingress", ["stream"])
+FEED_EVENTS = Counter("jetgate_event_feed_sent_total", "Events sent to event feed subscribers", ["stream"])
+FEED_DROPPED = Counter("jetgate_event_feed_dropped_total",
+                       "Subscribers disconnected for taking nothing within the send timeout", ["stream"])
 
 # pipeline stages (guardrails, router)
 STAGE_CALLS = Counter("jetgate_stage_calls_total", "Calls handled by a pipeline stage",

@@ -223,6 +223,8 @@ def test_a_subscriber_that_never_reads_slows_nobody(gateway: Gateway, master: ht
         assert got[-1].body["key_id"] == key_id and len(got) == len(burst) + 1
         # the stalled subscriber took nothing for send_timeout_s: dropped, its consumer deleted
         wait_for(lambda: feed_consumers(gateway, org) == [], timeout=15)
+        metrics = httpx.get(feed_url + "/metrics", timeout=10).text
+        assert 'jetgate_event_feed_dropped_total{stream="usage"} 1.0' in metrics
         assert stream_info(gateway).state.messages >= len(burst)  # nothing lost for anyone else
     finally:
         stalled.close()

@@ -15,6 +15,7 @@ from services.ingress.event_feed.frames import HEARTBEAT, event_frame
 from services.ingress.event_feed.hub import EventFeeds
 from services.ingress.event_feed.query import FeedQuery
 from services.ingress.event_feed.reader import FeedReader
+from shared.metrics import EVENT_SUBSCRIBERS, FEED_DROPPED, FEED_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class FeedResponse(Response):
         self._send_timeout_s = feeds.settings.send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = self._query.kind.value
+        EVENT_SUBSCRIBERS.labels(stream).inc()
         try:
             streaming = asyncio.ensure_future(self._stream(send))
             watching = asyncio.ensure_future(_disconnected(receive))
@@ -57,6 +60,7 @@ class FeedResponse(Response):
                         await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}),
                                                self._send_timeout_s)
         finally:
+            EVENT_SUBSCRIBERS.labels(stream).dec()
             await self._reader.close()
             self._feeds.release()
 
@@ -65,6 +69,7 @@ class FeedResponse(Response):
             await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}),
                                    self._send_timeout_s)
         except TimeoutError as exc:
+            FEED_DROPPED.labels(self._query.kind.value).inc()
             raise SlowSubscriber from exc
 
     async def _stream(self, send: Send) -> None:
@@ -81,6 +86,7 @@ class FeedResponse(Response):
             if not isinstance(event, dict) or not self._query.keeps(event):
                 continue
             await self._send(send, event_frame(message.seq, str(event.get("type", "message")), message.data))
+            FEED_EVENTS.labels(self._query.kind.value).inc()
 
 
 async def _disconnected(receive: Receive) -> None:
