@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from jetgate.credentials import ensure_credentials
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.event_creds import EventCredential, issue
+from jetgate.home import HomeState, write_state
 from shared.bus import connect, ensure_streams, event_subject, publish_event
 from shared.bus_users import USERS
 from shared.events import RequestData, RequestEvent, UsageData, UsageEvent
@@ -155,3 +159,25 @@ async def test_issuing_again_replaces_the_password(server: tuple[Path, EmbeddedN
         await asyncio.sleep(0.1)
     with pytest.raises(ValueError):
         issue(home, "Not A Slug", embedded.url, consumers=1)
+
+
+async def test_the_cli_issues_into_the_running_gateway_or_prints_the_entry(
+        server: tuple[Path, EmbeddedNats, Client], tmp_path: Path) -> None:
+    home, embedded, _ = server
+    write_state(home, HomeState(pid=os.getpid(), nats_url=embedded.url, database_url="", clickhouse_url="", url=""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JETGATE_")}
+    issued = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "jetgate.cli", "events", "creds", "--org", "org-c", "--home", str(home)],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0, issued.stderr
+    shown = json.loads(issued.stdout)
+    assert (shown["user"], shown["inbox_prefix"], shown["url"]) == ("events-org-c", "_JETGATE_EVENTS.org-c", embedded.url)
+    credential = EventCredential.model_validate(shown)
+    await (await as_reader(credential, [])).close()  # the running server took it
+    elsewhere = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "jetgate.cli", "events", "creds", "--org", "org-c",
+                         "--home", str(tmp_path / "nothing-here")], env=env, capture_output=True, text=True, timeout=60)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    entry = json.loads(elsewhere.stderr.splitlines()[-1])
+    assert entry["user"] == "events-org-c" and entry["password"] == json.loads(elsewhere.stdout)["password"]
+    assert "jetgate.usage.org-c" in entry["permissions"]["subscribe"]["allow"]
