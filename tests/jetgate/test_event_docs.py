@@ -56,12 +56,12 @@ def test_a_file_that_differs_or_is_left_over_is_found(tmp_path: Path) -> None:
     assert stale(tmp_path) == []
     usage = tmp_path / SCHEMA_DIR / "usage.recorded.json"
     usage.write_text(usage.read_text().replace('"prompt_tokens"', '"input_tokens"'))
-    (tmp_path / SCHEMA_DIR / "guardrail.finding.json").write_text("{}")
+    (tmp_path / SCHEMA_DIR / "provider.health.json").write_text("{}")
     (tmp_path / ASYNCAPI_FILE).unlink()
-    assert stale(tmp_path) == sorted([SCHEMA_DIR / "usage.recorded.json", SCHEMA_DIR / "guardrail.finding.json",
+    assert stale(tmp_path) == sorted([SCHEMA_DIR / "usage.recorded.json", SCHEMA_DIR / "provider.health.json",
                                       ASYNCAPI_FILE])
     write(tmp_path)
-    assert stale(tmp_path) == [] and not (tmp_path / SCHEMA_DIR / "guardrail.finding.json").exists()
+    assert stale(tmp_path) == [] and not (tmp_path / SCHEMA_DIR / "provider.health.json").exists()
 
 
 def test_every_published_type_has_a_schema_its_events_satisfy() -> None:
