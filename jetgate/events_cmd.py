@@ -71,6 +71,10 @@ def tail(url: str, api_key: str, stream: str, params: dict[str, str], *, as_json
             headers = {"last-event-id": str(last)} if last is not None else {}
             try:
                 with client.stream("GET", f"/events/{stream}", params=params, headers=headers) as response:
+                    if response.status_code == 503:  # the bus or this replica is busy: try again
+                        print("the event feed is unavailable; retrying", file=sys.stderr)
+                        time.sleep(1.0)
+                        continue
                     if response.status_code != 200:
                         print(f"error: {response.status_code} {response.read().decode(errors='replace')}", file=sys.stderr)
                         return 1

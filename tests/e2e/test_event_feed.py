@@ -106,6 +106,10 @@ def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(gateway
     last = first[-1].id
     with master.stream("GET", "/events/usage", params={"org_id": org}, headers={"last-event-id": str(last)}) as response:
         rest = events_until_idle(opened(response), len(burst) - len(first))
+    # the id is the stream's: another ingress replica resumes from it just the same
+    with master.stream("GET", gateway.url + "/events/usage", params={"org_id": org},
+                       headers={"last-event-id": str(rest[9].id)}) as response:
+        assert [f.id for f in read_events(opened(response), 20)] == [f.id for f in rest[10:30]]
     seen = first + rest
     assert [f.body["id"] for f in seen] == [e.id for e in burst]  # in order, none missing, none twice
     ids = [f.id for f in seen]
