@@ -32,11 +32,18 @@ def _key_line(event: dict[str, Any]) -> str:
     return f"{event['data'].get('name')} by {event['data'].get('actor_key_id')}"
 
 
+def _guardrail_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    found = ", ".join(f"{f.get('rule')} {f.get('action')} x{f.get('count')}" for f in data.get("findings", []))
+    return f"{data.get('model')} {data.get('verdict')}: {found}"
+
+
 def _other_line(event: dict[str, Any]) -> str:
     return json.dumps(event.get("data"))
 
 
-LINES: dict[str, Callable[[dict[str, Any]], str]] = {"usage": _usage_line, "request": _request_line, "key": _key_line}
+LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "usage": _usage_line, "request": _request_line, "key": _key_line, "guardrail": _guardrail_line}
 
 
 def human(event: dict[str, Any]) -> str:
