@@ -104,9 +104,9 @@ class IngressSettings(_Group):
     # one query of the Responses API's store (save, get, delete of a response) in Postgres
     response_store_timeout_s: float = 5.0
     graceful_shutdown_s: float = 30.0
-    # browser apps: origins allowed by CORS (["*"]: any; []: CORS off). Keys travel in headers,
-    # never cookies, so credentials are not allowed cross-origin
-    cors_allow_origins: list[str] = ["*"]
+    # browser apps: origins allowed by CORS ([]: off, the default; ["*"]: any). Keys travel in
+    # headers, never cookies, so credentials are not allowed cross-origin
+    cors_allow_origins: list[str] = []
     cors_max_age_s: int = 600
 
 
