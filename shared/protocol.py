@@ -273,7 +273,7 @@ class KeyRevoked(BaseModel):
     key_id: str
 
 
-UsageGroup = Literal["model", "key_id", "org_id", "provider", "day"]
+UsageGroup = Literal["model", "key_id", "org_id", "provider", "day", "status"]
 
 
 def _default_groups() -> list[UsageGroup]:

@@ -8,8 +8,12 @@ worker holding the call is gone:
 - the call had not gone to an upstream (no heartbeat said so): nothing was done, so it is
   sent again, as a call nobody took is (a worker restarting), until `no_responders_wait_s`;
 - it had: 503 `worker_lost` at once, and the ingress charges the call itself (estimated;
-  its usage event has the call's id as event id, so a late one from the router counts once).
-A client that goes away cancels the call at the routers (they charge what it cost).
+  its usage event has the call's id as event id, so a late one from the router counts once),
+  and publishes `usage.corrected` with the client's status, which wins over the router's.
+A client that goes away cancels the call at the routers (they charge what it cost). A call
+the bus guard cuts (`cut`) is cancelled at the routers too, once the bus is back, and gets
+its `usage.corrected`: a router that finished it meanwhile charges its tokens, with the
+status the client saw.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from services.ingress.frames import Frames, FrameStream, Inboxes, next_frame, publish_cancel
 from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
-from shared.events import UsageEvent
+from shared.events import UsageCorrection, UsageEvent
 from shared.protocol import (
     Call,
     Frame,
@@ -43,9 +47,9 @@ from shared.protocol import (
 )
 from shared.settings import IngressSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY
-from shared.usage import estimated_usage, relayed_text, usage_event
+from shared.usage import estimated_usage, relayed_text, usage_correction, usage_event
 
-Emit = Callable[[UsageEvent], None]
+Emit = Callable[[UsageEvent | UsageCorrection], None]
 ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away
 
 
@@ -199,6 +203,16 @@ class PipelineClient:
             else:
                 return msg, parts, upstream
 
+    def cut(self, call: Call, error: GatewayError) -> None:
+        """The ingress ended the call itself (the bus away past its wait): stop it at the
+        routers once the bus is back, and record the status the client saw."""
+        publish_cancel(self._nc, call.envelope.call_id, self._closing)
+        self._correct(call, error)
+
+    def _correct(self, call: Call, error: GatewayError) -> None:
+        if self._emit is not None:
+            self._emit(usage_correction(call.envelope, status="error", error_code=error.code))
+
     def _lost(self, call: Call, upstream: int | None, relayed: list[bytes]) -> GatewayError:
         """The worker holding a call that reached an upstream went silent: charge what is
         known (the prompt, the chunks relayed), and the client's error."""
@@ -218,5 +232,8 @@ class PipelineClient:
                 usage=usage or estimated_usage(envelope.endpoint, body if isinstance(body, dict) else {}, text),
                 usage_source="upstream" if usage else "estimated", status="error",
                 latency_ms=max(0.0, time.time() - began) * 1000, attempts=upstream + 1))
-        return ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
-                                  retry_after="1")
+        error = ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
+                                   retry_after="1")
+        if upstream is not None:  # a router only silent (the bus away) may still finish it: ours wins
+            self._correct(call, error)
+        return error

@@ -18,7 +18,7 @@ from jetgate.embedded.nats import EmbeddedNats
 from jetgate.supervisor import Child, Supervisor
 from services.ingress.bus_guard import BusWatch
 from shared.bus import connect
-from shared.errors import BusUnavailable
+from shared.errors import BusUnavailable, GatewayError
 from shared.settings import BusSettings
 
 CALL_TIMEOUT_S = 30.0  # what a call would wait without the guard
@@ -119,17 +119,19 @@ async def test_a_call_under_way_gets_its_answer_when_the_bus_returns_in_time(bus
 
 async def test_a_call_under_way_ends_with_503_when_the_bus_stays_away(bus: Bus, worker: list[Msg]) -> None:
     nc, watch = await watched(bus, 0.2)
+    told: list[GatewayError] = []
     try:
         async def call() -> bytes:
-            with watch.call():
+            with watch.call(told.append):  # told first: the ingress records what the client saw
                 return (await nc.request("work", b"question", timeout=CALL_TIMEOUT_S)).data
 
         task = asyncio.create_task(call())
         while not worker:
             await asyncio.sleep(0.01)
         bus.kill()
-        with pytest.raises(BusUnavailable):
+        with pytest.raises(BusUnavailable) as cut:
             await asyncio.wait_for(task, CALL_TIMEOUT_S / 2)  # well before the call's own timeout
         assert not task.cancelled()  # ended with the error, the task itself was not cancelled
+        assert told == [cut.value]
     finally:
         await nc.close()
