@@ -139,4 +139,4 @@ def test_a_stream_cut_by_a_bus_outage_is_charged_once_with_the_status_the_client
     assert len(events) > 3 and events[-1]["error"]["code"] == "worker_lost", events[-1]
     _restart_nats(gateway)
     row, served = _one_row_as_seen(gateway, key_id, request_id)
-    assert row["completion_tokens"] >= 3 and served["completion_tokens"] == row["completion_tokens"]
+    assert row["completion_tokens"] > 0 and served["completion_tokens"] == row["completion_tokens"]
