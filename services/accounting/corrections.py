@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.accounting.clickhouse_store import COLUMNS, ClickHouseStore
@@ -51,8 +51,9 @@ async def store_corrections(engine: AsyncEngine, events: Sequence[UsageCorrectio
 
 async def corrected_statuses(engine: AsyncEngine, call_ids: Iterable[str]) -> dict[str, str]:
     """The stored corrections of these calls: call id → the status the client saw."""
+    ids = bindparam("ids", sorted(set(call_ids)), type_=ARRAY(String))  # one parameter, however many ids
     query = select(usage_corrections.c.call_id, usage_corrections.c.status).where(
-        usage_corrections.c.call_id.in_(sorted(set(call_ids))))
+        usage_corrections.c.call_id == any_(ids))
     async with engine.connect() as conn:
         return {call_id: status for call_id, status in (await conn.execute(query)).all()}
 
