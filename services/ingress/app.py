@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         events = EventPublisher(js, settings.events)
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
-            pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
+            pipeline=PipelineClient(nc, settings.ingress, events.emit, bus), pipelines=pipelines_of(config),
             routes={model.name: route_of(model) for model in config.models})
         log.info("ingress ready: %d models", len(config.models))
         try:

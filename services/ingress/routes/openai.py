@@ -108,7 +108,7 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, raw, stream=stream,
                     include_usage=include_usage)
     try:
-        with state.bus.call(lambda error: state.pipeline.cut(call, error)):  # a bus outage past its wait: 503
+        with state.bus.call():  # a bus outage past its wait ends the call with 503
             if stream:
                 return SseResponse(await state.pipeline.open_stream(call), audit)
             reply = await state.pipeline.call(call, client_gone(request))
@@ -127,7 +127,7 @@ async def embeddings(request: Request, principal: CurrentKey, state: State) -> R
     admit(state, audit, parsed.model, Endpoint.EMBEDDINGS)
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     try:
-        with state.bus.call(lambda error: state.pipeline.cut(call, error)):
+        with state.bus.call():
             reply = await state.pipeline.call(call, client_gone(request))
     except Exception as error:
         ended(audit, error)
