@@ -32,6 +32,11 @@ def _key_line(event: dict[str, Any]) -> str:
     return f"{event['data'].get('name')} by {event['data'].get('actor_key_id')}"
 
 
+def _correction_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    return f"call {data.get('call_id')} {data.get('status')} {data.get('error_code') or ''}".rstrip()
+
+
 def _guardrail_line(event: dict[str, Any]) -> str:
     data = event["data"]
     found = ", ".join(f"{f.get('rule')} {f.get('action')} x{f.get('count')}" for f in data.get("findings", []))
@@ -43,12 +48,13 @@ def _other_line(event: dict[str, Any]) -> str:
 
 
 LINES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "usage": _usage_line, "request": _request_line, "key": _key_line, "guardrail": _guardrail_line}
+    "usage": _usage_line, "usage.corrected": _correction_line, "request": _request_line, "key": _key_line,
+    "guardrail": _guardrail_line}
 
 
 def human(event: dict[str, Any]) -> str:
-    kind = str(event.get("type", "")).split(".", 1)[0]
-    detail = LINES.get(kind, _other_line)(event)
+    event_type = str(event.get("type", ""))
+    detail = LINES.get(event_type, LINES.get(event_type.split(".", 1)[0], _other_line))(event)
     return f"{event.get('time')} {event.get('type')} org={event.get('org_id')} key={event.get('key_id')} {detail}"
 
 

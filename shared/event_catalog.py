@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from shared.events import SCHEMA_VERSION, GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
+from shared.events import SCHEMA_VERSION, GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent
 from shared.subjects import AUDIT_STREAM, USAGE_STREAM, StreamSpec
 
 
@@ -36,6 +36,8 @@ class EventKind:
 CATALOG: tuple[EventKind, ...] = (
     EventKind("usage.recorded", UsageEvent, USAGE_STREAM, ("router", "ingress"),
               "One per request that reached the router: tokens, cost, latency, outcome."),
+    EventKind("usage.corrected", UsageCorrection, USAGE_STREAM, ("ingress",),
+              "The status the client saw of a call the ingress ended itself; it wins over its usage.recorded status."),
     EventKind("request.received", RequestEvent, AUDIT_STREAM, ("ingress",),
               "An authenticated request was accepted (model known and allowed)."),
     EventKind("request.completed", RequestEvent, AUDIT_STREAM, ("ingress",),

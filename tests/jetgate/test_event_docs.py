@@ -13,6 +13,7 @@ from jetgate.event_docs import ASYNCAPI_FILE, SCHEMA_DIR, generated, stale, writ
 from shared.bus import event_data, event_subject
 from shared.event_catalog import BY_TYPE, CATALOG
 from shared.events import (
+    CorrectionData,
     Event,
     GuardrailData,
     GuardrailEvent,
@@ -21,6 +22,7 @@ from shared.events import (
     KeyEvent,
     RequestData,
     RequestEvent,
+    UsageCorrection,
     UsageData,
     UsageEvent,
 )
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLES = {
     "usage.recorded": UsageEvent(source="router", org_id="acme", key_id="key_1", data=UsageData(model="gpt-4o-mini")),
+    "usage.corrected": UsageCorrection(source="ingress", org_id="acme", key_id="key_1",
+                                       data=CorrectionData(call_id="01a2", status="error", error_code="bus_unavailable")),
     **{t: RequestEvent(type=t, source="ingress", org_id="acme", data=RequestData(path="/v1/chat/completions"))
        for t in ("request.received", "request.completed", "request.failed", "request.denied")},
     **{t: KeyEvent(type=t, source="cli", org_id="acme", data=KeyData(name="k")) for t in ("key.created", "key.revoked")},
