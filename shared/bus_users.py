@@ -19,6 +19,7 @@ from shared.subjects import (
     DLQ_STREAM,
     KEYS_REVOKED,
     ROUTER_CANCEL,
+    TENANCY_CHANGED,
     USAGE_STREAM,
 )
 
@@ -42,8 +43,9 @@ def _stage_subjects(stage: Stage) -> tuple[str, ...]:
 SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "ingress": Permissions(
         publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
-                 ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API),
-        subscribe=(INBOXES, KEYS_REVOKED)),
+                 ROUTER_CANCEL, KEYS_REVOKED, TENANCY_CHANGED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects,
+                 JS_API),
+        subscribe=(INBOXES, KEYS_REVOKED, TENANCY_CHANGED)),
     "guardrails": Permissions(
         publish=(*_stage_subjects(Stage.ROUTER), INBOXES),
         subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),
