@@ -71,6 +71,8 @@ class Route(BaseModel):
     targets: list[Target]
     input_per_million: Decimal = Decimal(0)
     output_per_million: Decimal = Decimal(0)
+    timeout_s: float | None = None  # the model's own call timeout (None: the ingress's default)
+    stream_idle_timeout_s: float | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return (self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens) / 1_000_000

@@ -12,6 +12,7 @@ from services.ingress.anthropic_api.request import CountTokensRequest, MessagesR
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.client_address import parse_networks
+from services.ingress.cors import install_cors
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_cors(app, settings.ingress)  # inside the edge: preflights get a request id and are counted
     app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)
     app.include_router(responses.router)

@@ -145,7 +145,8 @@ class PipelineClient:
         settings = self._settings
         went_to = 0 if upstream is None else upstream  # a chunk came: some upstream answered
         return FrameStream(self._nc, self._inboxes, inbox, frames, first, call.envelope.call_id, went_to,
-                           idle_timeout=settings.stream_idle_timeout_s, heartbeat_timeout=settings.heartbeat_timeout_s,
+                           idle_timeout=call.envelope.route.stream_idle_timeout_s or settings.stream_idle_timeout_s,
+                           heartbeat_timeout=settings.heartbeat_timeout_s,
                            lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing)
 
     async def _exchange(self, call: Call, inbox: str, frames: Frames) -> tuple[Msg, list[bytes], int | None]:
@@ -153,7 +154,7 @@ class PipelineClient:
         reply (with its parts), a first chunk, `end` or `error` (raised)."""
         worker = call.envelope.stages[0].value
         data, subject = call.encode(), call.subject()
-        deadline = time.monotonic() + self._settings.worker_timeout_s
+        deadline = time.monotonic() + call.envelope.seconds_left()  # the model's timeout, decided at admission
         while True:  # a silence without an upstream starts a new wait for a worker
             async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
                 try:
@@ -210,7 +211,7 @@ class PipelineClient:
             text, usage = relayed_text(relayed)
             targets = envelope.route.targets
             target = targets[upstream] if upstream < len(targets) else None
-            began = envelope.deadline - self._settings.worker_timeout_s
+            began = envelope.deadline - (envelope.route.timeout_s or self._settings.worker_timeout_s)
             self._emit(usage_event(
                 envelope, source="ingress", provider=target.provider if target else None,
                 deployment_model=target.model if target else None,

@@ -97,8 +97,9 @@ async def test_a_call_nobody_took_is_sent_again_once_a_worker_is_back(worker_nc:
     await starting
 
 
-async def test_a_worker_that_never_answers_is_a_504(worker_nc: Client, pipeline: PipelineClient) -> None:
-    call = make_call([Stage.ROUTER])
+async def test_a_worker_that_never_answers_is_a_504_at_the_calls_deadline(worker_nc: Client,
+                                                                          pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER], timeout_s=1.0)
 
     async def silent(msg: Msg) -> None:
         return None
@@ -123,6 +124,24 @@ async def test_stream_frames_arrive_in_order_until_the_end(worker_nc: Client, pi
     stream.close()
     assert [m.headers["Jetgate-Frame"] for m in frames if m.headers] == ["chunk", "chunk", "chunk", "end"]
     assert [orjson.loads(m.data)["n"] for m in frames[:3]] == [0, 1, 2]
+
+
+async def test_a_models_own_idle_timeout_lets_a_stream_pause_longer(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER], stream=True)
+    call.envelope.route.stream_idle_timeout_s = 3.0  # SHORT's default would end it after 0.5 s
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_chunk(worker_nc, msg.reply, b'{"n": 0}')
+        await asyncio.sleep(0.9)
+        await send_chunk(worker_nc, msg.reply, b'{"n": 1}')
+        await send_end(worker_nc, msg.reply)
+
+    await stand_in(worker_nc, call.subject(), answer)
+    stream = await pipeline.open_stream(call)
+    frames = [msg async for msg in stream]
+    stream.close()
+    assert [m.headers["Jetgate-Frame"] for m in frames if m.headers] == ["chunk", "chunk", "end"]
 
 
 async def test_an_error_before_the_first_chunk_raises_at_open(worker_nc: Client, pipeline: PipelineClient) -> None:
