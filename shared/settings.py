@@ -87,9 +87,9 @@ class IngressSettings(_Group):
     # after `POST /admin/keys/{id}/rotate` the old secret stays valid this long (unless the
     # body names `grace_period_s`)
     key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
-    # comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for IP
-    # allowlists); empty: the peer address is the client's
-    trusted_proxies: str = ""
+    # CIDRs of reverse proxies whose X-Forwarded-For is believed (for IP allowlists and the
+    # audit log's address); []: the peer address is the client's
+    trusted_proxies: list[str] = []
     # request bodies nesting deeper than this (the body object is level 1) get 400
     max_json_depth: int = Field(default=64, ge=2)
     # requests with more header fields, or more header bytes (names and values), get 431

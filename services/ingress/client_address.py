@@ -11,8 +11,8 @@ from fastapi import Request
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(cidrs: str) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs.split(",") if cidr.strip())
+def parse_networks(cidrs: list[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
 
 
 def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:

@@ -155,7 +155,7 @@ async def test_ip_allowlist_and_trusted_proxies(ingress: Ingress) -> None:
     async with ingress(peer="192.0.2.7") as outside:
         assert await _status(outside, key) == (403, "ip_not_allowed")
         assert await _status(outside, key, **{"x-forwarded-for": "10.0.0.1"}) == (403, "ip_not_allowed")
-    async with ingress(peer="192.0.2.7", trusted_proxies="192.0.2.0/24") as proxied:
+    async with ingress(peer="192.0.2.7", trusted_proxies=["192.0.2.0/24"]) as proxied:
         assert await _status(proxied, key, **{"x-forwarded-for": "10.9.9.9"}) == (200, None)
         assert await _status(proxied, key, **{"x-forwarded-for": "10.9.9.9, 198.51.100.1"}) == (403, "ip_not_allowed")
         assert await _status(proxied, key, **{"x-forwarded-for": "198.51.100.1, 10.9.9.9, 192.0.2.9"}) == (200, None)
