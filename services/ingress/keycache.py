@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 # what a key the gateway made looks like (`jg-` and URL-safe base64): anything else is
 # refused without asking the store
 WELL_FORMED = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{8,200}")
-MASTER = Principal(key_id="master", is_admin=True, role=Role.GLOBAL)
 
 REFUSALS = {  # why a secret is refused -> (message, code); all 401
     "revoked": ("This API key has been revoked.", "invalid_api_key"),
@@ -77,7 +76,7 @@ class KeyCache:
         """The principal of a presented key, checked against the caller's `address`."""
         key_hash = hash_key(raw_key)
         if self._master_hash and hmac.compare_digest(key_hash, self._master_hash):
-            return MASTER
+            return Principal(key_id="master", is_admin=True, role=Role.GLOBAL)  # every org, every scope
         if not WELL_FORMED.fullmatch(raw_key):
             raise AuthenticationFailed("Incorrect API key provided: it is not a JetGate key (`jg-...`).")
         resolved = await self._lookup(key_hash)
