@@ -49,6 +49,9 @@ class CreateKey(_KeyFields):
 
 class UpdateKey(_KeyFields):
     name: Name | None = None
+    org_id: Slug | None = Field(default=None, description="move the key to this org (a global admin only)")
+    team_id: Slug | None = Field(default=None, description="make it a service key of this team (null: none)")
+    user_id: Slug | None = Field(default=None, description="give it to this user (null: none)")
 
 
 class RotateKey(BaseModel):
@@ -138,7 +141,19 @@ async def update(key_id: KeyId, request: Request, caller: KeyWriter, state: Stat
         raise InvalidRequest("'name' cannot be null.", param="name", status=422, code="invalid_value")
     check_grant(caller, changes.get("role"))
     _check_models(state, changes.get("models"))
-    await _visible_key(state, caller, key_id)
+    before = await _visible_key(state, caller, key_id)
+    if {"org_id", "team_id", "user_id"} & changes.keys():  # moved: its new place must exist, in the org
+        if changes.get("org_id", before.org_id) is None:
+            raise InvalidRequest("'org_id' cannot be null.", param="org_id", status=422, code="invalid_value")
+        org_id = caller.org_for(changes.get("org_id", before.org_id))
+        user_id = changes.get("user_id", before.user_id if "team_id" not in changes else None)
+        team_id = changes.get("team_id", None if user_id else before.team_id)
+
+        async def parents() -> str | None:  # a user's key is of the user's team
+            async with state.engine.connect() as conn:
+                return await check_parents(conn, org_id, team_id, user_id)
+
+        changes.update(org_id=org_id, user_id=user_id, team_id=await bounded(parents(), _timeout(state)))
     result = await bounded(update_key(state.engine, key_id, changes), _timeout(state))
     if result is None:
         raise NotFound(f"No key with id {key_id}.", code="key_not_found")

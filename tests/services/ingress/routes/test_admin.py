@@ -240,3 +240,30 @@ async def test_lists_are_pages(ingress: Ingress) -> None:
         assert seen == sorted(made)
         bad = await client.get("/admin/teams", params={"limit": 0}, headers=MASTER_HEADERS)
         assert bad.status_code == 422 and bad.json()["error"]["param"] == "limit"
+
+
+async def test_patch_moves_a_key_within_what_the_caller_sees(ingress: Ingress) -> None:
+    async with ingress() as client:
+        a, b = await org_with_objects(client), await org_with_objects(client)
+        key, key_id = await new_key(client, a["org"])
+        moved = await client.patch(f"/admin/keys/{key_id}", json={"user_id": a["user"], "role": "viewer"},
+                                   headers=MASTER_HEADERS)
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["user_id"], moved.json()["team_id"], moved.json()["role"]) == (a["user"], a["team"], "viewer")
+        app = client._transport.app  # type: ignore[attr-defined]
+        levels = (await app.state.ingress.keys.authenticate(key)).levels
+        assert [level.id for level in levels] == [a["org"], a["team"], a["user"], key_id]
+
+        wrong = await client.patch(f"/admin/keys/{key_id}", json={"user_id": b["user"]}, headers=MASTER_HEADERS)
+        assert wrong.status_code == 422 and wrong.json()["error"]["param"] == "user_id"  # not of the key's org
+        admin_a, _ = await new_key(client, a["org"], role="admin")
+        away = await client.patch(f"/admin/keys/{key_id}", json={"org_id": b["org"], "user_id": None},
+                                  headers=bearer(admin_a))
+        assert away.status_code == 404 and away.json()["error"]["param"] == "org_id"
+        service = await client.patch(f"/admin/keys/{key_id}", json={"team_id": a["team"], "user_id": None},
+                                     headers=bearer(admin_a))
+        assert (service.json()["team_id"], service.json()["user_id"]) == (a["team"], None)
+        moved_away = await client.patch(f"/admin/keys/{key_id}", json={"org_id": b["org"], "team_id": None},
+                                        headers=MASTER_HEADERS)
+        assert moved_away.json()["org_id"] == b["org"]
+        assert (await client.get(f"/admin/keys/{key_id}", headers=bearer(admin_a))).status_code == 404
