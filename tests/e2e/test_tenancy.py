@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +79,20 @@ def test_cli_mirrors_the_admin_api(gateway: Gateway) -> None:
         shown = admin.get(f"/admin/users/{user}").json()
         assert shown["role"] == "admin" and Decimal(shown["max_budget"]) == Decimal("2.5")
         assert admin.get(f"/admin/orgs/{org}").json()["models"] == ["gpt-4o-mini"]
+
+    made = _cli(gateway, "keys", "create", "--name", "svc-cli", "--org", org, "--team", team, "--rpm-limit", "5")
+    service_key, service_id = _ok(made), re.findall(r"id: (key_\w+)", made.stderr)[0]
+    assert service_id in _ok(_cli(gateway, "keys", "list", "--org", org))
+    _ok(_cli(gateway, "keys", "update", service_id, "--models", "gpt-4o", "--scopes", "chat,embeddings"))
+    rotated = _ok(_cli(gateway, "keys", "rotate", service_id, "--grace", "0"))
+    service = openai.OpenAI(base_url=gateway.url + "/v1", api_key=rotated, max_retries=0)
+    _eventually_status(openai.OpenAI(base_url=gateway.url + "/v1", api_key=service_key, max_retries=0), "gpt-4o-mini",
+                       openai.AuthenticationError)  # the old secret, rotated out
+    with pytest.raises(openai.PermissionDeniedError):  # the key allows gpt-4o, the org gpt-4o-mini: nothing left
+        service.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with gateway.admin() as admin:
+        shown = admin.get(f"/admin/keys/{service_id}").json()
+        assert (shown["models"], shown["rpm_limit"], shown["team_id"]) == (["gpt-4o"], 5, team)
 
     assert "deleted" in _ok(_cli(gateway, "users", "delete", user))
     _eventually_status(client, "gpt-4o-mini", openai.AuthenticationError)
