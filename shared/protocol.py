@@ -281,7 +281,7 @@ class TenancyChanged(BaseModel):
     id: str
 
 
-UsageGroup = Literal["model", "key_id", "org_id", "provider", "day"]
+UsageGroup = Literal["model", "key_id", "org_id", "provider", "day", "status"]
 
 
 def _default_groups() -> list[UsageGroup]:

@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
     "org_id": "org_id",
     "provider": "provider",
     "day": "toString(toDate(time))",
+    "status": "status",
 }
 FILTERS = ("org_id", "key_id", "model")
 MAX_ROWS = 10_000

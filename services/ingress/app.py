@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         last_used.start()
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
-            pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
+            pipeline=PipelineClient(nc, settings.ingress, events.emit, bus), pipelines=pipelines_of(config),
             routes={model.name: route_of(model) for model in config.models}, last_used=last_used,
             proxies=parse_networks(settings.ingress.trusted_proxies))
         log.info("ingress ready: %d models", len(config.models))

@@ -210,7 +210,7 @@ async def usage(caller: UsageReader, state: State,
                                            "org_id": org_id or caller.org, "key_id": key_id, "model": model,
                                            "since": since and since.isoformat(), "until": until and until.isoformat()})
     except ValueError:
-        raise InvalidRequest("group_by takes model, key_id, org_id, provider, day", param="group_by") from None
+        raise InvalidRequest("group_by takes model, key_id, org_id, provider, day, status", param="group_by") from None
     report = await state.pipeline.usage(query)
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")

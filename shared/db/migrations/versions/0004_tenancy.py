@@ -4,15 +4,15 @@ last use, an IP allowlist and rotation; the spend ledger records the user.
 Admin keys (`is_admin`) become keys with the `global` role. Every org and team a key named
 before becomes an object of its own (the `default` org always exists).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003_usage_corrections
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003_usage_corrections"
 branch_labels = None
 depends_on = None
 
