@@ -18,6 +18,7 @@ from shared.subjects import (
     AUDIT_STREAM,
     DLQ_STREAM,
     KEYS_REVOKED,
+    LIMITS_KV_SUBJECTS,
     ROUTER_CANCEL,
     USAGE_STREAM,
 )
@@ -42,7 +43,8 @@ def _stage_subjects(stage: Stage) -> tuple[str, ...]:
 SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "ingress": Permissions(
         publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
-                 ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API),
+                 ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API,
+                 LIMITS_KV_SUBJECTS),
         subscribe=(INBOXES, KEYS_REVOKED)),
     "guardrails": Permissions(
         publish=(*_stage_subjects(Stage.ROUTER), INBOXES),

@@ -52,6 +52,9 @@ class ModelConfig(_Strict):
     deployments: list[Deployment] = Field(min_length=1)
     pricing: Pricing = Pricing()
     owned_by: str = "jetgate"
+    # the most output tokens one call may make; a budget reserves this when the request
+    # sets no max_tokens (None: JETGATE_LIMITS__DEFAULT_MAX_OUTPUT_TOKENS)
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
 
 class RegexRule(_Strict):

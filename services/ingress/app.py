@@ -1,6 +1,7 @@
 """The ingress application: built by `create_app`, clients made in the lifespan."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from services.ingress.calls import PipelineClient
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
+from services.ingress.limits.admission import Limiter
+from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
@@ -55,14 +58,23 @@ def create_app(settings: Settings) -> FastAPI:
 
         await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
         events = EventPublisher(js, settings.events)
+        kv = await open_bucket(js, settings.stream_replicas)
+        limiter = Limiter(LimitStore(kv, settings.limits.kv_timeout_s), settings.limits, events.emit)
+        limits_stop = asyncio.Event()
+        limits_task = asyncio.get_running_loop().create_task(limiter.run(limits_stop))
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
             pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
-            routes={model.name: route_of(model) for model in config.models})
+            routes={model.name: route_of(model) for model in config.models}, limiter=limiter)
         log.info("ingress ready: %d models", len(config.models))
         try:
             yield
         finally:
+            limits_stop.set()  # unused allowances go back to the shared state
+            try:
+                await asyncio.wait_for(limits_task, settings.limits.kv_timeout_s * 4)
+            except Exception as exc:
+                log.warning("limits: allowances not given back: %s", type(exc).__name__)
             await events.flush()
             try:
                 await nc.drain()

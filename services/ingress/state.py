@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
 from services.ingress.keycache import KeyCache
+from services.ingress.limits.admission import Limiter
 from shared.config import GatewayConfig
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.events import Principal
@@ -35,6 +36,7 @@ class IngressState:
     bus: BusWatch
     pipelines: dict[Endpoint, tuple[Stage, ...]]
     routes: dict[str, Route]  # model name -> its route, decided once per config
+    limiter: Limiter  # rate limits and budgets (services/ingress/limits)
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 
 

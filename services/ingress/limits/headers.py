@@ -1,0 +1,35 @@
+"""OpenAI's rate-limit headers, from the allowances a request took from.
+
+`x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests` and the same for
+`-tokens`, for the level on the request's path with the least left (the one that refuses
+first); `remaining` is what this replica can see (the shared remainder and its own
+allowance), `reset` the time until that level's window ends. Absent when no level sets
+that limit. `x-jetgate-budget-warning` names the levels past their warning share
+(`org:acme, key:k1`).
+"""
+from __future__ import annotations
+
+import math
+
+from services.ingress.limits.allowance import Allowance
+from services.ingress.limits.windows import reset_text
+
+BUDGET_WARNING_HEADER = "x-jetgate-budget-warning"
+
+
+def rate_headers(kind: str, allowances: list[Allowance], now: float) -> dict[str, str]:
+    """`kind`: `requests` or `tokens`."""
+    if not allowances:
+        return {}
+    tightest = min(allowances, key=Allowance.remaining)
+    end = tightest.end
+    return {
+        f"x-ratelimit-limit-{kind}": str(tightest.limit),
+        f"x-ratelimit-remaining-{kind}": str(tightest.remaining()),
+        f"x-ratelimit-reset-{kind}": reset_text(end - now if end != math.inf else math.inf),
+    }
+
+
+def retry_after(seconds: float) -> str:
+    """Whole seconds, at least 1 (Retry-After takes no fractions)."""
+    return str(max(1, math.ceil(seconds))) if seconds != math.inf else "86400"
