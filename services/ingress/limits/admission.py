@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -48,8 +49,17 @@ class Metric(StrEnum):
     BUDGET = "budget"
 
 
+# plain names for the hot path (an enum member read through its class is a descriptor call)
+REQUESTS, TOKENS, BUDGET = Metric.REQUESTS, Metric.TOKENS, Metric.BUDGET
+
+
 def usd_units(amount: Decimal, rounding: str = ROUND_CEILING) -> int:
     return int((amount * UNITS_PER_USD).to_integral_value(rounding=rounding))
+
+
+@functools.lru_cache(maxsize=4096)
+def _budget_units(max_budget: Decimal) -> int:
+    return usd_units(max_budget, ROUND_FLOOR)
 
 
 @dataclass
@@ -85,13 +95,14 @@ class Ticket:
         if self.settled:
             return
         self.settled = True
+        cost_units = usd_units(usage.cost) if usage is not None else None
         for item in self.taken:
-            if item.metric is Metric.TOKENS:
+            if item.metric is TOKENS:
                 used = (usage.prompt_tokens + usage.completion_tokens if usage is not None
                         else self.input_tokens + completion_estimate)
                 item.allowance.settle(item.units - used, item.start)
-            elif item.metric is Metric.BUDGET and usage is not None:
-                item.allowance.settle(item.units - usd_units(usage.cost), item.start)
+            elif item.metric is BUDGET and cost_units is not None:
+                item.allowance.settle(item.units - cost_units, item.start)
 
 
 NO_LIMITS = Ticket(settled=True)
@@ -111,6 +122,7 @@ class Limiter:
         self._settings = settings
         self._warn = warn
         self._allowances: dict[str, Allowance] = {}
+        self._by_level: dict[tuple[Metric, str, str], Allowance] = {}
         self._warned: set[tuple[str, float]] = set()
         self._down_until = 0.0  # monotonic: the KV failed, ask it again after this
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,12 +130,16 @@ class Limiter:
     # the hot path --------------------------------------------------------------------
 
     def _allowance(self, metric: Metric, level: Level) -> Allowance:
+        found = self._by_level.get((metric, level.kind, level.id))
+        if found is not None:
+            return found
         key = f"{metric.value}.{level.kind.value}.{key_token(level.id)}"
         allowance = self._allowances.get(key)
         if allowance is None:
             period = (calendar_period(level.limits.budget_duration) if metric is Metric.BUDGET
                       else rate_period(self._settings.window_s))
             allowance = self._allowances[key] = Allowance(key, period)
+        self._by_level[(metric, level.kind, level.id)] = allowance
         return allowance
 
     def _needs(self, principal: Principal, endpoint: Endpoint, route: Route, model_output_limit: int | None,
@@ -135,8 +151,7 @@ class Limiter:
         for level in principal.levels:
             limits = level.limits
             if limits.rpm_limit is not None:
-                needs.append(Need(Metric.REQUESTS, level, self._allowance(Metric.REQUESTS, level), 1,
-                                  limits.rpm_limit))
+                needs.append(Need(REQUESTS, level, self._allowance(REQUESTS, level), 1, limits.rpm_limit))
             if limits.tpm_limit is None and limits.max_budget is None:
                 continue
             if parsed is None:  # the body is read for estimates only when a level needs them
@@ -146,11 +161,11 @@ class Limiter:
                     parsed, model_output_limit, self._settings.default_max_output_tokens)
                 budget_units = max(1, usd_units(route.cost(input_tokens, output)))
             if limits.tpm_limit is not None:
-                needs.append(Need(Metric.TOKENS, level, self._allowance(Metric.TOKENS, level),
-                                  max(1, input_tokens), limits.tpm_limit))
+                needs.append(Need(TOKENS, level, self._allowance(TOKENS, level), max(1, input_tokens),
+                                  limits.tpm_limit))
             if limits.max_budget is not None:
-                needs.append(Need(Metric.BUDGET, level, self._allowance(Metric.BUDGET, level), budget_units,
-                                  usd_units(limits.max_budget, ROUND_FLOOR)))
+                needs.append(Need(BUDGET, level, self._allowance(BUDGET, level), budget_units,
+                                  _budget_units(limits.max_budget)))
         return needs, input_tokens
 
     async def admit(self, principal: Principal, endpoint: Endpoint, route: Route, model_output_limit: int | None,
@@ -174,24 +189,31 @@ class Limiter:
     def _take(self, principal: Principal, needs: list[Need], waived: set[int], input_tokens: int, route: Route,
               now: float) -> Ticket:
         ticket = Ticket(input_tokens=input_tokens, route=route)
+        taken = ticket.taken
+        requests: list[Allowance] = []
+        tokens: list[Allowance] = []
         warnings: list[str] = []
+        share = self._settings.warn_share
         for i, need in enumerate(needs):
             if i in waived:
                 continue
             allowance = need.allowance
-            ticket.taken.append(Taken(need.metric, allowance, need.units, allowance.take(need.units)))
-            if need.metric is Metric.BUDGET and need.limit and (
-                    allowance.committed() >= self._settings.warn_share * need.limit):
+            metric = need.metric
+            taken.append(Taken(metric, allowance, need.units, allowance.take(need.units)))
+            if metric is REQUESTS:
+                requests.append(allowance)
+            elif metric is TOKENS:
+                tokens.append(allowance)
+            elif need.limit and allowance.committed() >= share * need.limit:
                 warnings.append(f"{need.level.kind.value}:{need.level.id}")
                 self._warn_once(principal, need)
-        ticket.headers = {
-            **rate_headers("requests", [n.allowance for i, n in enumerate(needs)
-                                        if n.metric is Metric.REQUESTS and i not in waived], now),
-            **rate_headers("tokens", [n.allowance for i, n in enumerate(needs)
-                                      if n.metric is Metric.TOKENS and i not in waived], now),
-        }
+        headers = ticket.headers
+        if requests:
+            headers.update(rate_headers("requests", requests, now))
+        if tokens:
+            headers.update(rate_headers("tokens", tokens, now))
         if warnings:
-            ticket.headers[BUDGET_WARNING_HEADER] = ", ".join(warnings)
+            headers[BUDGET_WARNING_HEADER] = ", ".join(warnings)
         return ticket
 
     # leases (the bus) ----------------------------------------------------------------

@@ -15,18 +15,19 @@ from services.ingress.limits.allowance import Allowance
 from services.ingress.limits.windows import reset_text
 
 BUDGET_WARNING_HEADER = "x-jetgate-budget-warning"
+_NAMES = {kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+          for kind in ("requests", "tokens")}
 
 
 def rate_headers(kind: str, allowances: list[Allowance], now: float) -> dict[str, str]:
     """`kind`: `requests` or `tokens`."""
-    if not allowances:
-        return {}
-    tightest = min(allowances, key=Allowance.remaining)
+    names = _NAMES[kind]
+    tightest = allowances[0] if len(allowances) == 1 else min(allowances, key=Allowance.remaining)
     end = tightest.end
     return {
-        f"x-ratelimit-limit-{kind}": str(tightest.limit),
-        f"x-ratelimit-remaining-{kind}": str(tightest.remaining()),
-        f"x-ratelimit-reset-{kind}": reset_text(end - now if end != math.inf else math.inf),
+        names[0]: str(tightest.limit),
+        names[1]: str(tightest.remaining()),
+        names[2]: reset_text(end - now if end != math.inf else math.inf),
     }
 
 
