@@ -26,7 +26,7 @@ from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from services.ingress.frames import Frames, FrameStream, Inboxes, next_frame, publish_cancel
+from services.ingress.frames import Frames, FrameStream, Inboxes, Settle, next_frame, once, publish_cancel
 from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageEvent
 from shared.protocol import (
@@ -49,9 +49,6 @@ from shared.usage import estimated_usage, relayed_text, usage_event
 
 Emit = Callable[[UsageEvent], None]
 ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away
-# settles a call's limits when it ends (services/ingress/limits): what it used as its final
-# frame said; None when not known (cut, lost, timed out), with the completion tokens relayed
-Settle = Callable[[CallUsage | None, int], None]
 NOTHING_USED = CallUsage()
 
 
@@ -131,6 +128,7 @@ class PipelineClient:
         """A whole answer. `client_gone`, when given, returns once the client has left: the
         call is then cancelled at the routers and ends in `ClientClosed`. `settle` is called
         once when the call ended, however it ended."""
+        settle = once(settle)
         inbox, frames = await self._inboxes.open()
         watch = asyncio.get_running_loop().create_task(_tell_when_gone(client_gone, frames)) if client_gone else None
         try:
@@ -148,6 +146,7 @@ class PipelineClient:
     async def open_stream(self, call: Call, settle: Settle | None = None) -> FrameStream:
         """Start a streamed call; returns once the first content frame is in (errors raise here).
         `settle` is called once when the stream ended, however it ended."""
+        settle = once(settle)
         inbox, frames = await self._inboxes.open()
         try:
             first, _, upstream = await self._exchange(call, inbox, frames, settle)

@@ -86,6 +86,20 @@ Lost = Callable[[int | None, list[bytes]], GatewayError]
 Settle = Callable[[CallUsage | None, int], None]
 
 
+def once(settle: Settle | None) -> Settle | None:
+    """`settle`, called at most once: the first way a call ends is how it settles."""
+    if settle is None:
+        return None
+    done = False
+
+    def first(usage: CallUsage | None, relayed: int) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            settle(usage, relayed)
+    return first
+
+
 class FrameStream:
     def __init__(self, nc: Client, inboxes: Inboxes, inbox: str, frames: Frames, first: Msg, call_id: str,
                  upstream: int | None, *,
@@ -101,7 +115,7 @@ class FrameStream:
         self._heartbeat_timeout = heartbeat_timeout
         self._lost = lost
         self._closing = closing
-        self._settle = settle
+        self._settle = once(settle)
         self._relayed: list[bytes] = []  # chunk data, read again only if the router is lost
         self._upstream = upstream  # the route target the call went to
         self._finished = False
