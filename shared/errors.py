@@ -110,6 +110,14 @@ class NotFound(GatewayError):
     code = "model_not_found"
 
 
+class Conflict(GatewayError):
+    """The object exists already (an admin create with a taken id)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"

@@ -49,6 +49,7 @@ class _Envelope(BaseModel):
     org_id: str = "default"
     team_id: str | None = None
     key_id: str | None = None
+    user_id: str | None = None
     request_id: str | None = None
 
 
@@ -104,6 +105,25 @@ class KeyEvent(_Envelope):
     data: KeyData
 
 
+class AdminData(BaseModel):
+    """One admin action: who did what to which object, from where; `before` and `after` are
+    the object's public record (never a key or its hash)."""
+
+    actor_key_id: str
+    action: Literal["created", "updated", "deleted", "revoked", "rotated"]
+    object: Literal["org", "team", "user", "key"]
+    object_id: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    address: str | None = None
+
+
+class AdminEvent(_Envelope):
+    type: Literal["admin.action"] = "admin.action"
+    data: AdminData
+
+
+
 class BudgetWarningData(BaseModel):
     """A level's budget passed its warning share in a period (once per period and level)."""
 
@@ -122,13 +142,14 @@ class BudgetWarningEvent(_Envelope):
     data: BudgetWarningData
 
 
-AuditEvent = Annotated[RequestEvent | KeyEvent | BudgetWarningEvent, Field(discriminator="type")]
-Event = Annotated[UsageEvent | RequestEvent | KeyEvent | BudgetWarningEvent, Field(discriminator="type")]
+AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent,
+                  Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent | BudgetWarningEvent:
+def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent:
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 
@@ -137,4 +158,4 @@ def envelope_ids(principal: Principal | None, request_id: str | None) -> dict[st
     if principal is None:
         return {"request_id": request_id}
     return {"org_id": principal.org_id, "team_id": principal.team_id,
-            "key_id": principal.key_id, "request_id": request_id}
+            "key_id": principal.key_id, "user_id": principal.user_id, "request_id": request_id}

@@ -43,6 +43,7 @@ from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireErr
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.redact import redact_content
+from shared.tenancy import LevelKind
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
@@ -307,6 +308,13 @@ class KeyRevoked(BaseModel):
     """Broadcast to every ingress: forget this key at once."""
 
     key_id: str
+
+
+class TenancyChanged(BaseModel):
+    """Broadcast to every ingress: an org, team, user or key changed; forget the keys beneath it."""
+
+    kind: LevelKind
+    id: str
 
 
 UsageGroup = Literal["model", "key_id", "org_id", "provider", "day"]

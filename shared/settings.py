@@ -81,6 +81,15 @@ class IngressSettings(_Group):
     # one key lookup, admin call or /ready check against Postgres, as a whole (pool wait,
     # connect, statements): past it, 503 `key_store_unavailable` (or a stale cached key)
     key_store_timeout_s: float = 2.5
+    # a key's last-used time is written at most this often (coalesced, off the hot path, one
+    # bounded statement per flush; a failed write is dropped, never a failed request)
+    key_last_used_interval_s: float = Field(default=60.0, gt=0)
+    # after `POST /admin/keys/{id}/rotate` the old secret stays valid this long (unless the
+    # body names `grace_period_s`)
+    key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
+    # comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for IP
+    # allowlists); empty: the peer address is the client's
+    trusted_proxies: str = ""
     # request bodies nesting deeper than this (the body object is level 1) get 400
     max_json_depth: int = Field(default=64, ge=2)
     # requests with more header fields, or more header bytes (names and values), get 431

@@ -14,10 +14,14 @@ ACCOUNTING_QUEUE = "accounting"
 # core NATS broadcasts (every replica listens, no queue group)
 ROUTER_CANCEL = "jetgate.ctl.router.cancel"
 KEYS_REVOKED = "jetgate.ctl.keys.revoked"
+# an org, team, user or key changed (limits, models, role, scopes, deletion): every ingress
+# evicts the cached keys beneath it (shared/protocol.py TenancyChanged)
+TENANCY_CHANGED = "jetgate.ctl.tenancy.changed"
 
 
 def _token(value: str | None) -> str:
-    """A value made safe to be one subject token."""
+    """A value made safe to be one subject token. Org ids made through the admin API are
+    slugs (shared/tenancy.py), which are tokens as they are: two orgs never share a subject."""
     if not value:
         return "_"
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in value)

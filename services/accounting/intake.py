@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from services.accounting.ledger import audit_row, ledger_row, misfit
 from shared.db.tables import MONEY, audit_log, spend_ledger
-from shared.events import BudgetWarningEvent, KeyEvent, RequestEvent, UsageEvent, parse_event
+from shared.events import AdminEvent, BudgetWarningEvent, KeyEvent, RequestEvent, UsageEvent, parse_event
 
 # ClickHouse columns narrower than their Postgres counterparts (see clickhouse_store.DDL).
 UINT16_MAX = 2**16 - 1
@@ -38,7 +38,7 @@ def parse_usage(raw: bytes) -> UsageEvent:
     return event
 
 
-def parse_audit(raw: bytes) -> RequestEvent | KeyEvent | BudgetWarningEvent:
+def parse_audit(raw: bytes) -> RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent:
     event = parse_event(raw)
     if isinstance(event, UsageEvent):
         raise ValueError("expected a request or key event on the audit stream, got usage.recorded")

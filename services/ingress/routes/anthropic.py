@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from services.ingress.access import ChatKey
 from services.ingress.anthropic_api.answer import message_of
 from services.ingress.anthropic_api.errors import AnthropicErrorBody, error_response
 from services.ingress.anthropic_api.relay import MessagesSseResponse
@@ -30,7 +31,7 @@ from services.ingress.body import parse_body, read_body
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model
 from services.ingress.routes.openai import DENIALS, admit, limited, new_call
-from services.ingress.state import CurrentKey, State, request_id_of
+from services.ingress.state import State, request_id_of
 from shared.errors import GatewayError, UpstreamError
 from shared.pipeline import Endpoint
 
@@ -73,7 +74,7 @@ def _completion(body: bytes) -> dict[str, Any]:
 
 
 @router.post("/messages", openapi_extra=body_of(MessagesRequest))
-async def messages(request: Request, principal: CurrentKey, state: State) -> Response:
+async def messages(request: Request, principal: ChatKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, MessagesRequest)
     body = chat_body(parsed)
@@ -101,7 +102,7 @@ async def messages(request: Request, principal: CurrentKey, state: State) -> Res
 
 
 @router.post("/messages/count_tokens", openapi_extra=body_of(CountTokensRequest))
-async def count_tokens(request: Request, principal: CurrentKey, state: State) -> dict[str, int]:
+async def count_tokens(request: Request, principal: ChatKey, state: State) -> dict[str, int]:
     """Counted in the ingress with the gateway's estimate; no upstream call, nothing charged."""
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, CountTokensRequest)

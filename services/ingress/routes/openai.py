@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from services.ingress.access import ChatKey, EmbeddingsKey
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.limits.admission import Ticket
@@ -131,7 +132,7 @@ def ended(audit: RequestAudit, error: BaseException) -> None:
 
 
 @router.post("/chat/completions", openapi_extra=body_of(ChatCompletionRequest))
-async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
+async def chat_completions(request: Request, principal: ChatKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, ChatCompletionRequest, audit)
     stream = bool(parsed.stream)
@@ -153,7 +154,7 @@ async def chat_completions(request: Request, principal: CurrentKey, state: State
 
 
 @router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
-async def embeddings(request: Request, principal: CurrentKey, state: State) -> Response:
+async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, EmbeddingsRequest, audit)
     audit.model = parsed.model

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from services.ingress.access import ChatKey
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.openapi import V1_ERRORS, body_of, errors
@@ -27,7 +28,7 @@ from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.responses_api.store import ResponseStore
 from services.ingress.responses_api.to_chat import chat_body
 from services.ingress.routes.openai import DENIALS, admit, limited, new_call
-from services.ingress.state import CurrentKey, IngressState, State, request_id_of
+from services.ingress.state import IngressState, State, request_id_of
 from shared.errors import GatewayError
 from shared.events import Principal
 from shared.pipeline import Endpoint
@@ -54,7 +55,7 @@ async def _keep(store: ResponseStore, principal: Principal, response: ResponseOb
 
 
 @router.post("/responses", openapi_extra=body_of(ResponsesRequest))
-async def create_response(request: Request, principal: CurrentKey, state: State) -> Response:
+async def create_response(request: Request, principal: ChatKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, ResponsesRequest)
     store = _store(state)
@@ -93,11 +94,11 @@ async def create_response(request: Request, principal: CurrentKey, state: State)
 
 
 @router.get("/responses/{response_id}")
-async def get_response(response_id: str, principal: CurrentKey, state: State) -> dict[str, Any]:
+async def get_response(response_id: str, principal: ChatKey, state: State) -> dict[str, Any]:
     return (await _store(state).get(principal, response_id)).response
 
 
 @router.delete("/responses/{response_id}")
-async def delete_response(response_id: str, principal: CurrentKey, state: State) -> dict[str, Any]:
+async def delete_response(response_id: str, principal: ChatKey, state: State) -> dict[str, Any]:
     await _store(state).delete(principal, response_id)
     return {"id": response_id, "object": "response", "deleted": True}
