@@ -123,6 +123,7 @@ class Limiter:
         self._warn = warn
         self._allowances: dict[str, Allowance] = {}
         self._by_level: dict[tuple[Metric, str, str], Allowance] = {}
+        self._level_of: dict[str, tuple[Metric, str, str]] = {}
         self._warned: set[tuple[str, float]] = set()
         self._down_until = 0.0  # monotonic: the KV failed, ask it again after this
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,6 +141,7 @@ class Limiter:
                       else rate_period(self._settings.window_s))
             allowance = self._allowances[key] = Allowance(key, period)
         self._by_level[(metric, level.kind, level.id)] = allowance
+        self._level_of[key] = (metric, level.kind, level.id)
         return allowance
 
     def _needs(self, principal: Principal, endpoint: Endpoint, route: Route, model_output_limit: int | None,
@@ -285,12 +287,19 @@ class Limiter:
         """Return every allowance unused for `idle_s` (all of them with 0)."""
         idle = self._settings.idle_return_s if idle_s is None else idle_s
         cutoff = time.monotonic() - idle
-        for allowance in list(self._allowances.values()):
+        now = time.time()
+        for key, allowance in list(self._allowances.items()):
             if allowance.local and allowance.used_at <= cutoff:
                 try:
                     await allowance.give_back(self._store)
                 except StoreUnavailable:
                     return  # kept, and tried again next time
+            elif not allowance.local and not allowance.valid(now) and not allowance.lock.locked():
+                self._forget(key, allowance)  # nothing held, its window over: no memory per idle key
+
+    def _forget(self, key: str, allowance: Allowance) -> None:
+        del self._allowances[key]
+        self._by_level.pop(self._level_of.pop(key), None)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Give idle allowances back every `idle_return_s` until `stop`, then all of them."""

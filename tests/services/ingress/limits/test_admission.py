@@ -154,3 +154,20 @@ async def test_no_limits_no_bus(replicas: list[Client], bucket: str) -> None:
     assert ticket.taken == [] and ticket.headers == {}
     ticket = await admit(lim, Principal(key_id="k"))
     assert ticket.headers == {}
+
+
+async def test_idle_allowances_go_back_and_spent_windows_are_forgotten(replicas: list[Client], bucket: str) -> None:
+    first = await limiter(replicas[0], bucket, window_s=0.5)
+    second = await limiter(replicas[1], bucket, window_s=0.5)
+    who = principal(key=Limits(rpm_limit=20))
+    await admit(first, who)  # leases 2 (a tenth of 20), uses 1
+    await first.give_back_idle(0)
+    (allowance,) = first._allowances.values()
+    assert allowance.local == 0 and allowance.granted == 1
+    for _ in range(19):
+        await admit(second, who)  # the unit given back is the 20th
+    with pytest.raises(RateLimited):
+        await admit(second, who)
+    await asyncio.sleep(0.55)  # the window is over: nothing held is worth keeping
+    await first.give_back_idle(0)
+    assert first._allowances == {} and first._by_level == {}
