@@ -5,8 +5,9 @@ lasts `window_s`; the next one starts at the first request after it ended. So a 
 never straddles a boundary: every request of a window is counted in that one window.
 
 Budget periods are the UTC calendar: `1h` from the top of the hour, `1d` from midnight,
-`7d` from Monday midnight, `30d` in 30-day blocks counted from 1970-01-01, `1mo` from the
-first of the month; no duration is one period that never ends. Every replica computes the
+`7d` from Monday midnight, `30d` in 30-day blocks counted from Monday 1970-01-05, `1mo`
+from the first of the month (as shared/tenancy.py `budget_period`, which the admin API's
+spend shows); no duration is one period that never ends. Every replica computes the
 same period from its clock, so no state is needed to agree on it.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.tenancy import BudgetDuration
 
 FOREVER = math.inf
 _DAY = 86_400
+_EPOCH_MONDAY = 4 * _DAY  # 1970-01-05, a Monday
 
 
 def rate_window_open(start: float, window_s: float, now: float) -> bool:
@@ -46,7 +48,7 @@ def budget_period(duration: BudgetDuration | None, now: float) -> tuple[float, f
         return start.timestamp(), (start + timedelta(days=7)).timestamp()
     if duration == "30d":
         block = 30 * _DAY
-        first = math.floor(now / block) * block
+        first = _EPOCH_MONDAY + math.floor((now - _EPOCH_MONDAY) / block) * block
         return float(first), float(first + block)
     start = day.replace(day=1)
     return start.timestamp(), _month_after(start).timestamp()
