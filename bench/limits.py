@@ -6,7 +6,8 @@ Starts an embedded nats-server (JetStream, the limits KV bucket), then admits an
 `--requests` chat requests one after another through the ingress's `Limiter`: first for a
 key with no limits, then for one whose every level (org, team, user, key) sets
 `rpm_limit`, `tpm_limit` and `max_budget` (limits high enough that nothing is refused, so
-the steady state is measured: local allowances, a KV lease now and then). Prints p50, p90,
+the steady state is measured: local allowances), then for one whose limits the run uses up
+to about 90 % (leases come more often as they shrink; budget warnings). Prints p50, p90,
 p99 and max of one admission plus its settlement, in microseconds, and the KV leases made.
 Everything it starts is stopped at the end.
 """
@@ -46,9 +47,16 @@ class CountingStore(LimitStore):
         return await super().write(key, value)
 
 
-def _principal(levels: int, run: str) -> Principal:
-    limits = Limits(rpm_limit=10_000_000, tpm_limit=1_000_000_000, max_budget=Decimal(1_000_000),
-                    budget_duration="1mo")
+def _principal(levels: int, run: str, requests: int | None = None) -> Principal:
+    """Limits nothing reaches; with `requests`, limits that `requests` (and the warm-up) use up
+    to about 90 %: leases come often, shrinking, and the budget warns."""
+    if requests is None:
+        limits = Limits(rpm_limit=10_000_000, tpm_limit=1_000_000_000, max_budget=Decimal(1_000_000),
+                        budget_duration="1mo")
+    else:
+        total = (requests + 1000) * 10 // 9
+        limits = Limits(rpm_limit=total, tpm_limit=total * 16, max_budget=Decimal(total) * Decimal("0.0000400"),
+                        budget_duration="1mo")
     chosen = list(LevelKind)[:levels]
     return Principal(key_id=f"key-{run}", org_id=f"org-{run}",
                      levels=[Level(kind=kind, id=f"{kind.value}-{run}", limits=limits) for kind in chosen])
@@ -93,6 +101,11 @@ async def main(args: argparse.Namespace) -> None:
             CountingStore.writes = 0
             timings = await _measure(limiter, principal, args.requests)
             print(_row(f"{args.levels} levels × rpm, tpm, budget", timings, CountingStore.writes))
+            principal = _principal(args.levels, run + "-tight", args.requests)
+            await _measure(limiter, principal, 1000)
+            CountingStore.writes = 0
+            timings = await _measure(limiter, principal, args.requests)
+            print(_row(f"{args.levels} levels, used up to ~90 % (leases shrink)", timings, CountingStore.writes))
             await nc.close()
         finally:
             server.stop()
