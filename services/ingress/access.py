@@ -49,9 +49,6 @@ class Caller:
     def key_id(self) -> str:
         return self.principal.key_id
 
-    def permits(self, permission: Permission) -> bool:
-        return permission in ROLE_PERMISSIONS.get(self.principal.role, frozenset()) if self.principal.role else False
-
     def sees(self, org_id: str) -> bool:
         return self.org is None or self.org == org_id
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.ingress.limits.windows import FOREVER, budget_period, rate_window_open, reset_text
+from shared.tenancy import budget_period as tenancy_period
 
 
 def _at(text: str) -> float:
@@ -39,3 +40,13 @@ def test_an_anchored_window_counts_from_its_start_only() -> None:
 ])
 def test_reset_is_written_as_openai_writes_it(seconds: float, text: str) -> None:
     assert reset_text(seconds) == text
+
+
+@pytest.mark.parametrize("duration", ["1h", "1d", "7d", "30d", "1mo"])
+@pytest.mark.parametrize("now", ["2026-12-01T23:59:59", "2027-01-01T00:00:00", "2026-02-28T12:30:00",
+                                 "1999-07-04T06:00:00"])
+def test_periods_are_the_ones_the_admin_api_shows_spend_for(duration: str, now: str) -> None:
+    moment = _at(now)
+    start, end = budget_period(duration, moment)  # type: ignore[arg-type]
+    assert start == tenancy_period(duration, datetime.fromtimestamp(moment, UTC)).timestamp()  # type: ignore[arg-type, union-attr]
+    assert start <= moment < end

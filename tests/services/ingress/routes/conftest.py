@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from services.ingress.app import create_app
+from shared.secrets import KNOWN_SECRETS
 from shared.settings import IngressSettings, Settings
 
 MASTER = "jg-master-" + secrets.token_hex(8)
@@ -40,10 +41,16 @@ def ingress(tmp_path: Path, nats_url: str, database_url: str) -> Ingress:
         settings = Settings(nats_url=nats_url, database_url=database_url, master_key=MASTER, config=config,
                             ingress=IngressSettings(**ingress))
         app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://ingress", timeout=10) as client:
-                yield client
+        known = set(KNOWN_SECRETS._values)  # the lifespan remembers the settings' secrets for the process
+        try:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+                async with httpx.AsyncClient(transport=transport, base_url="http://ingress", timeout=10) as client:
+                    yield client
+        finally:  # ...this test's only: the session's passwordless `postgres` user is no secret to other tests
+            KNOWN_SECRETS.clear()
+            for value in known:
+                KNOWN_SECRETS.add(value)
 
     return start
 
