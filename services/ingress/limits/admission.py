@@ -132,14 +132,17 @@ class Limiter:
 
     def _allowance(self, metric: Metric, level: Level) -> Allowance:
         found = self._by_level.get((metric, level.kind, level.id))
-        if found is not None:
+        if found is not None and (metric is not BUDGET or found.period_name == level.limits.budget_duration):
             return found
         key = f"{metric.value}.{level.kind.value}.{key_token(level.id)}"
         allowance = self._allowances.get(key)
-        if allowance is None:
-            period = (calendar_period(level.limits.budget_duration) if metric is Metric.BUDGET
-                      else rate_period(self._settings.window_s))
-            allowance = self._allowances[key] = Allowance(key, period)
+        if allowance is None or found is not None:  # new, or the budget's duration changed: a new count
+            if metric is BUDGET:
+                duration = level.limits.budget_duration
+                allowance = Allowance(key, calendar_period(duration), duration)
+            else:
+                allowance = Allowance(key, rate_period(self._settings.window_s))
+            self._allowances[key] = allowance
         self._by_level[(metric, level.kind, level.id)] = allowance
         self._level_of[key] = (metric, level.kind, level.id)
         return allowance

@@ -53,11 +53,12 @@ class Refusal:
 
 
 class Allowance:
-    __slots__ = ("end", "granted", "key", "limit", "local", "lock", "period", "start", "used_at")
+    __slots__ = ("end", "granted", "key", "limit", "local", "lock", "period", "period_name", "start", "used_at")
 
-    def __init__(self, key: str, period: Period) -> None:
+    def __init__(self, key: str, period: Period, period_name: str | None = None) -> None:
         self.key = key
         self.period = period
+        self.period_name = period_name  # a budget's duration: a change of it starts a new count
         self.local = 0  # units this replica holds and has not spent (negative: a debt)
         self.start = -1.0  # the window or period `local` belongs to
         self.end = -1.0

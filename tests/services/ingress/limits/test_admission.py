@@ -171,3 +171,17 @@ async def test_idle_allowances_go_back_and_spent_windows_are_forgotten(replicas:
     await asyncio.sleep(0.55)  # the window is over: nothing held is worth keeping
     await first.give_back_idle(0)
     assert first._allowances == {} and first._by_level == {}
+
+
+async def test_a_changed_budget_duration_counts_in_its_own_periods(replicas: list[Client], bucket: str) -> None:
+    lim = await limiter(replicas[0], bucket)
+    who = principal(key=Limits(max_budget=WORST * 2))  # never resets
+    await admit(lim, who)
+    await admit(lim, who)
+    with pytest.raises(InsufficientQuota):
+        await admit(lim, who)
+    key_level = who.levels[-1]
+    monthly = who.model_copy(update={"levels": [*who.levels[:-1], key_level.model_copy(
+        update={"limits": Limits(max_budget=WORST * 2, budget_duration="1mo")})]})
+    ticket = await admit(lim, monthly)  # this month's period: nothing spent in it yet
+    assert ticket.taken and ticket.taken[0].start > 0
