@@ -18,6 +18,7 @@ from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
 from services.ingress.last_used import LastUsed
 from services.ingress.limits.admission import Limiter
+from services.ingress.limits.spend import ledger_spend
 from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
@@ -70,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         await nc.subscribe(TENANCY_CHANGED, cb=on_changed)
         events = EventPublisher(js, settings.events)
         kv = await open_bucket(js, settings.stream_replicas)
-        limiter = Limiter(LimitStore(kv, settings.limits.kv_timeout_s), settings.limits, events.emit)
+        limiter = Limiter(LimitStore(kv, settings.limits.kv_timeout_s), settings.limits, events.emit,
+                          ledger_spend(engine, settings.ingress.key_store_timeout_s))
         limits_stop = asyncio.Event()
         limits_task = asyncio.get_running_loop().create_task(limiter.run(limits_stop))
         last_used = LastUsed(engine, settings.ingress.key_last_used_interval_s, settings.ingress.key_store_timeout_s)

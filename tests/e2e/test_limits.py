@@ -203,3 +203,17 @@ def test_messages_and_responses_pass_the_same_admission(gateway: Gateway) -> Non
     assert response.status_code == 200 and response.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"  # Anthropic's shape
     assert refused.headers["retry-after"]
+
+
+def test_a_budget_set_later_counts_what_was_spent_before(gateway: Gateway) -> None:
+    key, key_id, _ = _tenant(gateway)
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=30) as http:
+        assert [http.post("/v1/chat/completions", json=BODY).status_code for _ in range(3)] == [200] * 3
+        wait_for(lambda: _spend(gateway, key_id)[0] == 3, timeout=60)
+        with gateway.admin() as admin:
+            changed = admin.patch(f"/admin/keys/{key_id}", json={"max_budget": str(WORST * 4)})
+            assert changed.status_code == 200, changed.text
+        # the three calls spent three worst cases already: room for one more
+        statuses = [http.post("/v1/chat/completions", json=BODY) for _ in range(2)]
+    assert [r.status_code for r in statuses] == [200, 429]
+    assert statuses[1].json()["error"]["code"] == "insufficient_quota"

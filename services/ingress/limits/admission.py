@@ -15,14 +15,14 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
-from services.ingress.limits.allowance import Allowance, Refusal, calendar_period, rate_period
+from services.ingress.limits.allowance import Allowance, Refusal, Seed, calendar_period, rate_period
 from services.ingress.limits.headers import BUDGET_WARNING_HEADER, rate_headers, retry_after
 from services.ingress.limits.store import LimitStore, StoreUnavailable, key_token
 from services.ingress.limits.windows import FOREVER
@@ -41,6 +41,9 @@ UNITS_PER_USD = Decimal(10) ** 10  # budget units: Limits.max_budget has 10 deci
 ROUNDS = 8
 
 Warn = Callable[[BudgetWarningEvent], None]
+# a level's spend recorded since a period began (the spend ledger), USD: what a budget's new
+# KV entry starts from (a budget set on a level that has spent already, a lost KV)
+Spent = Callable[[Level, float], Awaitable[Decimal]]
 
 
 class Metric(StrEnum):
@@ -117,8 +120,9 @@ def _output_bound(body: dict[str, Any], model_limit: int | None, default: int) -
 
 
 class Limiter:
-    def __init__(self, store: LimitStore, settings: LimitsSettings, warn: Warn) -> None:
+    def __init__(self, store: LimitStore, settings: LimitsSettings, warn: Warn, spent: Spent | None = None) -> None:
         self._store = store
+        self._spent = spent
         self._settings = settings
         self._warn = warn
         self._allowances: dict[str, Allowance] = {}
@@ -229,7 +233,8 @@ class Limiter:
         else:
             fraction = self._settings.lease_fraction
             results = list(await asyncio.gather(
-                *(needs[i].allowance.lease(self._store, needs[i].units, needs[i].limit, fraction) for i in short),
+                *(needs[i].allowance.lease(self._store, needs[i].units, needs[i].limit, fraction, self._seed(needs[i]))
+                  for i in short),
                 return_exceptions=True))
         for i, result in zip(short, results, strict=True):
             need = needs[i]
@@ -243,6 +248,21 @@ class Limiter:
                 raise result
             if isinstance(result, Refusal):
                 raise _refused(need, result)
+
+    def _seed(self, need: Need) -> Seed | None:
+        spent = self._spent
+        if need.metric is not BUDGET or spent is None:
+            return None
+        level = need.level
+
+        async def seed(start: float) -> int:
+            try:
+                return usd_units(await spent(level, start))
+            except Exception as exc:  # Postgres away: the count starts from the KV alone
+                log.warning("limits: spend of %s %s unknown (%s); its budget counts from 0",
+                            level.kind.value, level.id, type(exc).__name__)
+                return 0
+        return seed
 
     def _fails_open(self, metric: Metric) -> bool:
         setting = (self._settings.budgets_on_kv_failure if metric is Metric.BUDGET

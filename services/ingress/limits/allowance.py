@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.ingress.limits.store import LimitStore, Shared
@@ -28,6 +28,8 @@ CONFLICT_RETRIES = 32
 
 # (now, the shared entry's start) -> the window or period now falls in: its start and end
 Period = Callable[[float, float], tuple[float, float]]
+# (period start) -> units already spent in it elsewhere (a budget's ledger spend), for a new entry
+Seed = Callable[[float], Awaitable[int]]
 
 
 def rate_period(window_s: float) -> Period:
@@ -98,10 +100,13 @@ class Allowance:
             self.local = 0  # the old window's units were counted there
             self.start, self.end = start, end
 
-    async def lease(self, store: LimitStore, need: int, limit: int, fraction: float) -> Refusal | None:
+    async def lease(self, store: LimitStore, need: int, limit: int, fraction: float,
+                    seed: Seed | None = None) -> Refusal | None:
         """Lease until this allowance covers `need`; a Refusal when the limit cannot.
-        Raises StoreUnavailable when the shared state does not answer."""
+        `seed`: what a new entry (a period not counted yet) starts from. Raises
+        StoreUnavailable when the shared state does not answer."""
         self.limit = limit
+        seeded: dict[float, int] = {}
         async with self.lock:
             for _ in range(CONFLICT_RETRIES):
                 now = time.time()
@@ -109,7 +114,14 @@ class Allowance:
                     return None
                 shared = await store.read(self.key)
                 start, end = self.period(now, shared.start)
-                granted = shared.granted if shared.start == start else 0
+                if shared.start == start:
+                    granted = shared.granted
+                elif seed is None:
+                    granted = 0
+                else:
+                    if start not in seeded:
+                        seeded[start] = await seed(start)
+                    granted = seeded[start]
                 self._void_if_stale(start, end)
                 want = need - self.local
                 left = limit - granted
