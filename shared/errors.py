@@ -136,6 +136,15 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class InsufficientQuota(GatewayError):
+    """A budget on the key's path cannot hold the request's worst-case cost (OpenAI's answer
+    for exhausted quota)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class ClientClosed(GatewayError):
     """The client went away (nginx's 499): only ever recorded, never sent."""
 
@@ -172,3 +181,10 @@ class BusUnavailable(ServiceUnavailable):
     """The NATS connection is down: the ingress answers at once instead of waiting for it."""
 
     code = "bus_unavailable"
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    """The shared state of rate limits or budgets (NATS KV) is unreachable and that check is
+    set to fail closed (JETGATE_LIMITS__*_ON_KV_FAILURE)."""
+
+    code = "limits_unavailable"

@@ -138,13 +138,33 @@ class AdminEvent(_Envelope):
     data: AdminData
 
 
-AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent, Field(discriminator="type")]
-Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent, Field(discriminator="type")]
+
+class BudgetWarningData(BaseModel):
+    """A level's budget passed its warning share in a period (once per period and level)."""
+
+    level: str  # org, team, user, key
+    level_id: str
+    max_budget: Decimal
+    committed: Decimal  # reserved and spent in the period when it was noticed (an upper bound)
+    share: float  # the warning share that was passed
+    budget_duration: str | None = None
+    period_start: datetime
+    period_end: datetime | None = None  # None: the budget never resets
+
+
+class BudgetWarningEvent(_Envelope):
+    type: Literal["budget.warning"] = "budget.warning"
+    data: BudgetWarningData
+
+
+AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent,
+                  Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent:
+def parse_event(raw: bytes) -> UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent:
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 

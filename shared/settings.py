@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,6 +120,33 @@ class IngressSettings(_Group):
     cors_max_age_s: int = 600
 
 
+class LimitsSettings(_Group):
+    """Rate limits and budgets enforced by the ingress (services/ingress/limits/), their shared
+    state in a NATS KV bucket. See docs/architecture.md, "Limits and budgets"."""
+
+    # one KV read or compare-and-set; past it the KV counts as unreachable
+    kv_timeout_s: float = 0.5
+    # after the KV failed, how long admissions do not ask it again (decided at once from the
+    # allowances held and the settings below)
+    kv_retry_s: float = 1.0
+    # with the KV unreachable and no local allowance left: `open` admits without counting,
+    # `closed` refuses with 503 `limits_unavailable`. Rate limits (rpm, tpm) and budgets apart.
+    rate_limits_on_kv_failure: Literal["open", "closed"] = "open"
+    budgets_on_kv_failure: Literal["open", "closed"] = "closed"
+    # a replica leases this share of what is left of a limit at a time (at least what the
+    # request needs), so leases shrink as the limit runs out and the last units go one by one
+    lease_fraction: float = Field(default=0.1, gt=0, le=1)
+    # allowance unused this long is given back to the shared state (also on shutdown)
+    idle_return_s: float = 2.0
+    # length of an rpm/tpm window, which starts at the first request it counts
+    window_s: float = Field(default=60.0, gt=0)
+    # share of a budget at which `budget.warning` is published and responses say so
+    warn_share: float = Field(default=0.8, gt=0, le=1)
+    # output tokens reserved when neither the request (max_tokens) nor the model
+    # (`max_output_tokens` in jetgate.yaml) bounds them
+    default_max_output_tokens: int = Field(default=4096, ge=1)
+
+
 class WorkerSettings(_Group):
     """Guardrails and router: where their metrics are served, how long a stop may take."""
 
@@ -176,6 +204,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     events: EventSettings = EventSettings()
     ingress: IngressSettings = IngressSettings()
+    limits: LimitsSettings = LimitsSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
     router: RouterSettings = RouterSettings()
     accounting: AccountingSettings = AccountingSettings()

@@ -54,3 +54,7 @@ STREAMS = (USAGE_STREAM, AUDIT_STREAM, DLQ_STREAM)
 
 USAGE_CONSUMER = "accounting-usage"
 AUDIT_CONSUMER = "accounting-audit"
+
+# the shared state of rate limits and budgets (services/ingress/limits/store.py): a KV bucket
+LIMITS_BUCKET = "JETGATE_LIMITS"
+LIMITS_KV_SUBJECTS = f"$KV.{LIMITS_BUCKET}.>"

@@ -18,9 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
-from shared.events import AdminEvent, KeyEvent, RequestEvent, UsageEvent
+from shared.events import AdminEvent, BudgetWarningEvent, KeyEvent, RequestEvent, UsageEvent
 
-E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent | AdminEvent)
+E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent)
 
 INT4_MAX = 2**31 - 1
 
@@ -36,7 +36,7 @@ def ledger_row(event: UsageEvent) -> dict[str, Any]:
     }
 
 
-def audit_row(event: RequestEvent | KeyEvent | AdminEvent) -> dict[str, Any]:
+def audit_row(event: RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent) -> dict[str, Any]:
     return {
         "event_id": event.id, "type": event.type, "time": event.time, "source": event.source,
         "org_id": event.org_id, "team_id": event.team_id, "key_id": event.key_id,
@@ -109,7 +109,7 @@ async def record_spend(engine: AsyncEngine, events: Sequence[UsageEvent]) -> int
     return len(inserted)
 
 
-async def record_audit(engine: AsyncEngine, events: Sequence[RequestEvent | KeyEvent | AdminEvent]) -> None:
+async def record_audit(engine: AsyncEngine, events: Sequence[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent]) -> None:
     rows = [audit_row(event) for event in unique(events)]
     if not rows:
         return

@@ -1,6 +1,7 @@
 """The ingress application: built by `create_app`, clients made in the lifespan."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,9 @@ from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
 from services.ingress.last_used import LastUsed
+from services.ingress.limits.admission import Limiter
+from services.ingress.limits.spend import ledger_spend
+from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
@@ -67,17 +71,27 @@ def create_app(settings: Settings) -> FastAPI:
         await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
         await nc.subscribe(TENANCY_CHANGED, cb=on_changed)
         events = EventPublisher(js, settings.events)
+        kv = await open_bucket(js, settings.stream_replicas)
+        limiter = Limiter(LimitStore(kv, settings.limits.kv_timeout_s), settings.limits, events.emit,
+                          ledger_spend(engine, settings.ingress.key_store_timeout_s))
+        limits_stop = asyncio.Event()
+        limits_task = asyncio.get_running_loop().create_task(limiter.run(limits_stop))
         last_used = LastUsed(engine, settings.ingress.key_last_used_interval_s, settings.ingress.key_store_timeout_s)
         last_used.start()
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
             pipeline=PipelineClient(nc, settings.ingress, events.emit, bus), pipelines=pipelines_of(config),
-            routes={model.name: route_of(model) for model in config.models}, last_used=last_used,
+            routes={model.name: route_of(model) for model in config.models}, last_used=last_used, limiter=limiter,
             proxies=parse_networks(settings.ingress.trusted_proxies))
         log.info("ingress ready: %d models", len(config.models))
         try:
             yield
         finally:
+            limits_stop.set()  # unused allowances go back to the shared state
+            try:
+                await asyncio.wait_for(limits_task, settings.limits.kv_timeout_s * 4)
+            except Exception as exc:
+                log.warning("limits: allowances not given back: %s", type(exc).__name__)
             await last_used.stop()
             await events.flush()
             try:

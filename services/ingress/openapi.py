@@ -22,7 +22,7 @@ _DESCRIPTIONS = {
     409: "The object exists already",
     413: "Request body larger than the limit",
     422: "The admin body or a parameter does not fit: `param` names the field",
-    429: "Rate limited upstream (with Retry-After)",
+    429: "Over a rate limit (`rate_limit_exceeded`) or budget (`insufficient_quota`), or upstream; with Retry-After",
     431: "Too many or too large request headers",
     502: "Every upstream deployment failed",
     503: "A part of the gateway is unavailable (with Retry-After)",

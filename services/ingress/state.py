@@ -15,6 +15,7 @@ from services.ingress.calls import PipelineClient
 from services.ingress.client_address import Network, client_address
 from services.ingress.keycache import KeyCache
 from services.ingress.last_used import LastUsed
+from services.ingress.limits.admission import Limiter
 from shared.config import GatewayConfig
 from shared.errors import AuthenticationFailed
 from shared.events import Principal
@@ -38,6 +39,7 @@ class IngressState:
     pipelines: dict[Endpoint, tuple[Stage, ...]]
     routes: dict[str, Route]  # model name -> its route, decided once per config
     last_used: LastUsed
+    limiter: Limiter  # rate limits and budgets (services/ingress/limits)
     proxies: tuple[Network, ...] = ()  # INGRESS__TRUSTED_PROXIES
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 

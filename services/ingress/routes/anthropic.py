@@ -30,7 +30,7 @@ from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model
-from services.ingress.routes.openai import DENIALS, admit, new_call
+from services.ingress.routes.openai import DENIALS, admit, limited, new_call
 from services.ingress.state import State, request_id_of
 from shared.errors import GatewayError, UpstreamError
 from shared.pipeline import Endpoint
@@ -80,15 +80,16 @@ async def messages(request: Request, principal: ChatKey, state: State) -> Respon
     body = chat_body(parsed)
     stream = bool(parsed.stream)
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model, stream)
-    admit(state, audit, parsed.model, Endpoint.CHAT)
+    ticket = await admit(state, audit, parsed.model, Endpoint.CHAT, lambda: body)
     # usage always comes back on the bus: message_delta carries the output tokens
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, orjson.dumps(body),
                     stream=stream, include_usage=True)
     try:
         if stream:
             translator = StreamTranslator(parsed.model, prompt_tokens(body), parsed.stop_sequences)
-            return MessagesSseResponse(await state.pipeline.open_stream(call), audit, translator)
-        reply = await state.pipeline.call(call)
+            return limited(MessagesSseResponse(await state.pipeline.open_stream(call, ticket.settle), audit,
+                                               translator), ticket)
+        reply = await state.pipeline.call(call, settle=ticket.settle)
         message = message_of(_completion(reply.body), parsed.model, parsed.stop_sequences)
     except GatewayError as error:
         if error.code in DENIALS:
@@ -97,7 +98,7 @@ async def messages(request: Request, principal: ChatKey, state: State) -> Respon
             audit.failed(error)
         raise
     audit.completed(reply.status)
-    return Response(orjson.dumps(message), status_code=reply.status, media_type="application/json")
+    return limited(Response(orjson.dumps(message), status_code=reply.status, media_type="application/json"), ticket)
 
 
 @router.post("/messages/count_tokens", openapi_extra=body_of(CountTokensRequest))

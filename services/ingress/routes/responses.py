@@ -27,7 +27,7 @@ from services.ingress.responses_api.relay import ResponseEventStream
 from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.responses_api.store import ResponseStore
 from services.ingress.responses_api.to_chat import chat_body
-from services.ingress.routes.openai import DENIALS, admit, new_call
+from services.ingress.routes.openai import DENIALS, admit, limited, new_call
 from services.ingress.state import IngressState, State, request_id_of
 from shared.errors import GatewayError
 from shared.events import Principal
@@ -65,22 +65,22 @@ async def create_response(request: Request, principal: ChatKey, state: State) ->
     body, conversation = chat_body(parsed, history)
     stream = bool(parsed.stream)
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model, stream)
-    admit(state, audit, parsed.model, Endpoint.CHAT)
+    ticket = await admit(state, audit, parsed.model, Endpoint.CHAT, lambda: body)
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, orjson.dumps(body),
                     stream=stream, include_usage=stream)
     base = skeleton(parsed)
     try:
         if stream:
-            frames = await state.pipeline.open_stream(call)
+            frames = await state.pipeline.open_stream(call, ticket.settle)
 
             async def on_done(response: ResponseObject) -> None:
                 await _keep(store, principal, response, conversation)
 
-            return ResponseEventStream(frames, ResponseEvents(base), audit, on_done)
-        reply = await state.pipeline.call(call)
+            return limited(ResponseEventStream(frames, ResponseEvents(base), audit, on_done), ticket)
+        reply = await state.pipeline.call(call, settle=ticket.settle)
         if reply.status != 200:
             audit.completed(reply.status)
-            return Response(reply.body, status_code=reply.status, media_type="application/json")
+            return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
         response = response_of(base, reply.body)
     except GatewayError as error:
         if error.code in DENIALS:
@@ -90,7 +90,7 @@ async def create_response(request: Request, principal: ChatKey, state: State) ->
         raise
     await _keep(store, principal, response, conversation)
     audit.completed(200)
-    return Response(orjson.dumps(response.dump()), media_type="application/json")
+    return limited(Response(orjson.dumps(response.dump()), media_type="application/json"), ticket)
 
 
 @router.get("/responses/{response_id}")
