@@ -1,10 +1,12 @@
 """Direct-to-upstream against through-JetGate, side by side in one run.
 
-    python -m bench.run [--rate 100] [--seconds 20] [--conns 32] [--tp-seconds 10] [--stream]
+    python -m bench.run [--rate 100] [--seconds 20] [--conns 32] [--tp-seconds 10] [--stream] [--limits]
 
 Starts bench/upstream.py and `jetgate up` (embedded NATS and Postgres, chDB, a temporary home
 and config whose only model, gpt-4o-mini, routes to that upstream), then measures each target
 at a fixed rate (open loop: p50/p90/p99) and at maximum throughput (`--conns` connections).
+With `--limits` the gateway is called with a key whose org, team, user and key each set
+rpm, tpm and a budget (high enough that nothing is refused): what admission costs.
 Prints a markdown table (added = gateway - direct) and writes JSON to bench/results/.
 Everything runs on 127.0.0.1; everything started is stopped by PID, also on errors and Ctrl-C.
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -184,6 +187,28 @@ def write_json(results: dict[str, dict[str, Summary]], added: dict[str, float | 
     return path
 
 
+LIMITS = {"rpm_limit": 10_000_000, "tpm_limit": 1_000_000_000, "max_budget": "1000000", "budget_duration": "1mo"}
+
+
+def _admin_post(port: int, master_key: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"authorization": f"Bearer {master_key}",
+                                              "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def limited_key(port: int, master_key: str) -> str:
+    """A key under an org, team and user of its own, every level with LIMITS."""
+    _admin_post(port, master_key, "/admin/orgs", {"id": "bench", "name": "bench", **LIMITS})
+    _admin_post(port, master_key, "/admin/teams", {"id": "bench-team", "org_id": "bench", "name": "t", **LIMITS})
+    _admin_post(port, master_key, "/admin/users", {"id": "bench-user", "org_id": "bench", "team_id": "bench-team",
+                                                   "name": "u", **LIMITS})
+    made = _admin_post(port, master_key, "/admin/keys", {"name": "bench", "org_id": "bench", "user_id": "bench-user",
+                                                         **LIMITS})
+    return str(made["key"])
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -200,6 +225,8 @@ def main() -> None:
     parser.add_argument("--direct-only", action="store_true", help="skip the gateway")
     parser.add_argument("--no-guardrails", action="store_true", help="guardrails off in the gateway's config "
                         "(its stage left out of the pipeline): what that hop costs")
+    parser.add_argument("--limits", action="store_true", help="call the gateway with a key whose every level "
+                        "(org, team, user, key) sets rpm, tpm and a budget")
     args = parser.parse_args()
     if not (0 < args.rate <= 20_000 and 0 < args.seconds <= 600 and 0 < args.tp_seconds <= 600
             and 0 < args.conns <= 1024 and 0 <= args.warmup <= 60):
@@ -220,7 +247,8 @@ def main() -> None:
             gateway_port = free_port()
             children.append(start_gateway(workdir, upstream_port, gateway_port, master_key, not args.no_guardrails))
             pids["gateway"] = children[-1].pid
-            targets["gateway"] = Target(gateway_port, CHAT_PATH, body, master_key)
+            key = limited_key(gateway_port, master_key) if args.limits else master_key
+            targets["gateway"] = Target(gateway_port, CHAT_PATH, body, key)
         print(f"measuring {', '.join(targets)}{' (streaming)' if args.stream else ''}:", flush=True)
         results = run_loop(measure_until_signalled(targets, args, pids))
         markdown, added = table(results, args)

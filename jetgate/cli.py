@@ -1,4 +1,4 @@
-"""The `jetgate` command: up, run SERVICE, keys, events."""
+"""The `jetgate` command: up, run SERVICE, orgs, teams, users, keys, events."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from jetgate import events_cmd, keys_cmd
+from jetgate import events_cmd, keys_cmd, tenants_cmd
 from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
 from shared.service import setup_process
@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config")
     run.add_argument("--home")
     run.add_argument("--port", type=int, help="HTTP port (ingress only)")
+    tenants_cmd.add_parsers(sub)
     keys_cmd.add_parser(sub)
     events_cmd.add_parser(sub)
     return parser
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_run_service(args.service, settings))
     if args.command == "events":
         sys.exit(events_cmd.events_command(args, settings))
+    if args.command in tenants_cmd.COMMANDS:
+        sys.exit(tenants_cmd.tenants_command(args, settings))
     sys.exit(keys_cmd.keys_command(args, settings))
 
 

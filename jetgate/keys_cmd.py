@@ -1,80 +1,99 @@
-"""`jetgate keys create|list|revoke`: against the database of a running gateway."""
+"""`jetgate keys create|list|update|rotate|revoke|delete`: against the database of a running
+gateway (the admin API's `/admin/keys`, for the operator of the machine). Bodies are
+validated by the API's own models; every action is an audit event and reaches every
+ingress replica."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 
-from jetgate.credentials import bus_as, read_credentials
-from jetgate.home import read_state
-from shared.bus import connect, publish_event
-from shared.bus_users import ADMIN
+from pydantic import ValidationError
+
+from jetgate.admin_link import (
+    LIMIT_NAMES,
+    add_limit_flags,
+    admin_event,
+    announce,
+    given,
+    urls,
+)
+from services.ingress.routes.admin import CreateKey, UpdateKey
 from shared.db.engine import make_engine
-from shared.events import KeyEvent
-from shared.keys import create_key, list_keys, revoke_key
-from shared.protocol import KeyRevoked
-from shared.settings import BusSettings, Settings
-from shared.subjects import KEYS_REVOKED
+from shared.keys import create_key, list_keys, revoke_key, rotate_key, update_key
+from shared.settings import Settings
+from shared.tenancy import LevelKind, Limits
+from shared.tenants.store import check_parents
+
+KEY_FIELDS = ("name", "org_id", "team_id", "user_id", "role", "scopes", "allowed_ips", "expires_at", *LIMIT_NAMES)
 
 
-def _urls(settings: Settings) -> tuple[str, str | None]:
-    state = read_state(settings.home.resolve())
-    database_url = settings.database_url or (state.database_url if state else None)
-    nats_url = settings.nats_url or (state.nats_url if state else None)
-    if not database_url:
-        raise SystemExit(f"no running gateway in {settings.home} (start `jetgate up`) and JETGATE_DATABASE_URL is not set")
-    return database_url, nats_url
-
-
-def _bus(settings: Settings) -> BusSettings:
-    """The admin user of the home's embedded nats-server, unless NATS is given."""
-    if settings.nats_url:
-        return settings.bus
-    return bus_as(settings.bus, read_credentials(settings.home.resolve()), ADMIN)
-
-
-async def _announce(nats_url: str | None, event: KeyEvent, revoked: str | None = None,
-                    bus: BusSettings | None = None) -> None:
-    """Tell the bus: the audit stream, and every ingress replica for a revocation."""
-    if not nats_url:
-        print("warning: NATS unknown; no audit event sent", file=sys.stderr)
-        return
-    nc = await connect(nats_url, "jetgate-cli", bus)
-    try:
-        await publish_event(nc.jetstream(), event)
-        if revoked:
-            await nc.publish(KEYS_REVOKED, KeyRevoked(key_id=revoked).model_dump_json().encode())
-        await nc.flush()
-    finally:
-        await nc.close()
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    database_url, nats_url = _urls(settings)
-    engine = make_engine(database_url, pool_size=1)
+    database_url, nats_url = urls(settings)
+    engine = make_engine(database_url, pool_size=1, postgres=settings.postgres)
     try:
-        if args.keys_command == "create":
-            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-            new = await create_key(engine, name=args.name, models=models, org_id=args.org,
-                                   team_id=args.team, is_admin=args.admin)
-            await _announce(nats_url, new.record.event("key.created", source="cli", actor_key_id="cli"),
-                            bus=_bus(settings))
+        command = args.keys_command
+        if command == "create":
+            body = CreateKey.model_validate({"org_id": "default", **given(args, *KEY_FIELDS), "is_admin": args.admin})
+            async with engine.connect() as conn:
+                team_id = await check_parents(conn, body.org_id or "default", body.team_id, body.user_id)
+            new = await create_key(engine, name=body.name, org_id=body.org_id or "default", team_id=team_id,
+                                   user_id=body.user_id, role=body.role, scopes=body.scopes,
+                                   allowed_ips=body.allowed_ips, expires_at=body.expires_at, is_admin=body.is_admin,
+                                   limits=Limits.model_validate(body.model_dump(include=set(LIMIT_NAMES))))
+            record = new.record
+            await announce(settings, nats_url, record.event("key.created", source="cli", actor_key_id="cli"),
+                           admin_event("created", LevelKind.KEY, record.id, record.org_id,
+                                       after=record.model_dump(mode="json")))
             print(new.key)
-            print(f"id: {new.record.id} (the key is shown only once)", file=sys.stderr)
-        elif args.keys_command == "list":
-            for listed in await list_keys(engine):
+            print(f"id: {record.id} (the key is shown only once)", file=sys.stderr)
+        elif command == "list":
+            for listed in await list_keys(engine, args.org):
                 state = "revoked" if listed.revoked_at else "active"
                 allowed = ",".join(listed.models) if listed.models else "*"
                 print(f"{listed.id}\t{listed.prefix}…\t{listed.name}\t{listed.org_id}\t{allowed}\t{state}")
-        else:
+        elif command == "update":
+            changes = UpdateKey.model_validate(given(args, *KEY_FIELDS)).changes()
+            result = await update_key(engine, args.key_id, changes)
+            if result is None:
+                print(f"no key with id {args.key_id}", file=sys.stderr)
+                return 1
+            before, after = result
+            await announce(settings, nats_url, admin_event("updated", LevelKind.KEY, after.id, after.org_id,
+                                                           before.model_dump(mode="json"), after.model_dump(mode="json")),
+                           changed=(LevelKind.KEY, after.id))
+            print(f"updated {after.id}")
+        elif command == "rotate":
+            grace = args.grace if args.grace is not None else settings.ingress.key_rotation_grace_s
+            rotated = await rotate_key(engine, args.key_id, timedelta(seconds=grace))
+            if rotated is None:
+                print(f"no active key with id {args.key_id}", file=sys.stderr)
+                return 1
+            await announce(settings, nats_url, admin_event("rotated", LevelKind.KEY, args.key_id,
+                                                           rotated.record.org_id,
+                                                           after=rotated.record.model_dump(mode="json")),
+                           changed=(LevelKind.KEY, args.key_id))
+            print(rotated.key)
+            print(f"id: {args.key_id}; the old secret works for {grace:g}s more", file=sys.stderr)
+        else:  # revoke, delete
             revoked = await revoke_key(engine, args.key_id)
             if revoked is None:
                 print(f"no key with id {args.key_id}", file=sys.stderr)
                 return 1
-            await _announce(nats_url, revoked.event("key.revoked", source="cli", actor_key_id="cli"), revoked=revoked.id,
-                            bus=_bus(settings))
+            await announce(settings, nats_url, revoked.event("key.revoked", source="cli", actor_key_id="cli"),
+                           admin_event("revoked", LevelKind.KEY, revoked.id, revoked.org_id,
+                                       after=revoked.model_dump(mode="json")), revoked=(revoked.id,))
             print(f"revoked {revoked.id}")
         return 0
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        print(f"invalid {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", file=sys.stderr)
+        return 2
     finally:
         await engine.dispose()
 
@@ -83,17 +102,37 @@ def keys_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_run(args, settings))
 
 
+def _key_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=["owner", "admin", "member", "viewer", "global"])
+    parser.add_argument("--scopes", type=_split, help="comma-separated: chat, embeddings, events, admin")
+    parser.add_argument("--allowed-ips", type=_split, help="comma-separated CIDRs")
+    parser.add_argument("--expires-at", help="ISO-8601 time")
+    add_limit_flags(parser)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys = sub.add_parser("keys", help="create, list, update, rotate and revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key; prints it once")
     create.add_argument("--name", required=True)
-    create.add_argument("--models", help="comma-separated models this key may use (default: all)")
-    create.add_argument("--org", default="default")
-    create.add_argument("--team")
-    create.add_argument("--admin", action="store_true", help="an admin key (admin API)")
-    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key; every ingress refuses it within a second")
-    revoke.add_argument("key_id")
-    for parser in (create, keys_sub.choices["list"], revoke):
+    create.add_argument("--org", dest="org_id", default="default")
+    create.add_argument("--team", dest="team_id")
+    create.add_argument("--user", dest="user_id")
+    create.add_argument("--admin", action="store_true", help="a global admin key (sees every org)")
+    _key_flags(create)
+    listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--org", help="only this org's keys")
+    update = keys_sub.add_parser("update", help="change a key's name, role, scopes, limits, expiry, allowlist")
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    _key_flags(update)
+    rotate = keys_sub.add_parser("rotate", help="a new secret for the key; prints it once")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--grace", type=float, help="seconds the old secret stays valid (default: the setting)")
+    parsers = [create, listing, update, rotate]
+    for name in ("revoke", "delete"):
+        revoke = keys_sub.add_parser(name, help="revoke a key; every ingress refuses it within a second")
+        revoke.add_argument("key_id")
+        parsers.append(revoke)
+    for parser in parsers:
         parser.add_argument("--home", type=str, help="home of the running gateway (default ./.jetgate)")

@@ -18,7 +18,9 @@ from shared.subjects import (
     AUDIT_STREAM,
     DLQ_STREAM,
     KEYS_REVOKED,
+    LIMITS_KV_SUBJECTS,
     ROUTER_CANCEL,
+    TENANCY_CHANGED,
     USAGE_STREAM,
 )
 
@@ -43,8 +45,9 @@ def _stage_subjects(stage: Stage) -> tuple[str, ...]:
 SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "ingress": Permissions(
         publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
-                 ROUTER_CANCEL, KEYS_REVOKED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects, JS_API),
-        subscribe=(INBOXES, KEYS_REVOKED)),
+                 ROUTER_CANCEL, KEYS_REVOKED, TENANCY_CHANGED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects,
+                 JS_API, LIMITS_KV_SUBJECTS),
+        subscribe=(INBOXES, KEYS_REVOKED, TENANCY_CHANGED)),
     "guardrails": Permissions(
         publish=(*_stage_subjects(Stage.ROUTER), INBOXES, GUARDRAIL_FINDINGS),
         subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),

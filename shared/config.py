@@ -57,6 +57,9 @@ class ModelConfig(_Strict):
     # reasoning models think for minutes before their first token
     timeout_s: float | None = Field(default=None, gt=0)
     stream_idle_timeout_s: float | None = Field(default=None, gt=0)
+    # the most output tokens one call may make; a budget reserves this when the request
+    # sets no max_tokens (None: JETGATE_LIMITS__DEFAULT_MAX_OUTPUT_TOKENS)
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
 
 class RegexRule(_Strict):

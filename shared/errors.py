@@ -110,6 +110,14 @@ class NotFound(GatewayError):
     code = "model_not_found"
 
 
+class Conflict(GatewayError):
+    """The object exists already (an admin create with a taken id)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -126,6 +134,15 @@ class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_exceeded"
     code = "rate_limit_exceeded"
+
+
+class InsufficientQuota(GatewayError):
+    """A budget on the key's path cannot hold the request's worst-case cost (OpenAI's answer
+    for exhausted quota)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class ClientClosed(GatewayError):
@@ -164,3 +181,10 @@ class BusUnavailable(ServiceUnavailable):
     """The NATS connection is down: the ingress answers at once instead of waiting for it."""
 
     code = "bus_unavailable"
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    """The shared state of rate limits or budgets (NATS KV) is unreachable and that check is
+    set to fail closed (JETGATE_LIMITS__*_ON_KV_FAILURE)."""
+
+    code = "limits_unavailable"

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from shared.events import SCHEMA_VERSION, GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent
+from shared.events import (
+    SCHEMA_VERSION,
+    AdminEvent,
+    BudgetWarningEvent,
+    GuardrailEvent,
+    KeyEvent,
+    RequestEvent,
+    UsageCorrection,
+    UsageEvent,
+)
 from shared.subjects import AUDIT_STREAM, USAGE_STREAM, StreamSpec
 
 
@@ -50,6 +59,10 @@ CATALOG: tuple[EventKind, ...] = (
               "An admin created an API key."),
     EventKind("key.revoked", KeyEvent, AUDIT_STREAM, ("ingress", "cli"),
               "An admin revoked an API key."),
+    EventKind("admin.action", AdminEvent, AUDIT_STREAM, ("ingress", "cli"),
+              "An action of the admin API or CLI on an org, team, user or key: who, what, before and after."),
+    EventKind("budget.warning", BudgetWarningEvent, AUDIT_STREAM, ("ingress",),
+              "A level's budget passed its warning share in a budget period (once per period and level)."),
     EventKind("guardrail.finding", GuardrailEvent, AUDIT_STREAM, ("guardrails",),
               "Guardrail rules matched a call (a block, or redactions): rules and counts, never the text."),
 )

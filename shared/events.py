@@ -49,6 +49,7 @@ class _Envelope(BaseModel):
     org_id: str = "default"
     team_id: str | None = None
     key_id: str | None = None
+    user_id: str | None = None
     request_id: str | None = None
 
 
@@ -119,6 +120,43 @@ class KeyEvent(_Envelope):
     data: KeyData
 
 
+class AdminData(BaseModel):
+    """One admin action: who did what to which object, from where; `before` and `after` are
+    the object's public record (never a key or its hash)."""
+
+    actor_key_id: str
+    action: Literal["created", "updated", "deleted", "revoked", "rotated"]
+    object: Literal["org", "team", "user", "key"]
+    object_id: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    address: str | None = None
+
+
+class AdminEvent(_Envelope):
+    type: Literal["admin.action"] = "admin.action"
+    data: AdminData
+
+
+
+class BudgetWarningData(BaseModel):
+    """A level's budget passed its warning share in a period (once per period and level)."""
+
+    level: str  # org, team, user, key
+    level_id: str
+    max_budget: Decimal
+    committed: Decimal  # reserved and spent in the period when it was noticed (an upper bound)
+    share: float  # the warning share that was passed
+    budget_duration: str | None = None
+    period_start: datetime
+    period_end: datetime | None = None  # None: the budget never resets
+
+
+class BudgetWarningEvent(_Envelope):
+    type: Literal["budget.warning"] = "budget.warning"
+    data: BudgetWarningData
+
+
 class GuardrailFinding(BaseModel):
     rule: str
     action: Literal["block", "redact"]
@@ -139,13 +177,16 @@ class GuardrailEvent(_Envelope):
     data: GuardrailData
 
 
-AuditEvent = Annotated[RequestEvent | KeyEvent | GuardrailEvent, Field(discriminator="type")]
-Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent | GuardrailEvent, Field(discriminator="type")]
+AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent
+                  | GuardrailEvent,
+                  Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> UsageEvent | UsageCorrection | RequestEvent | KeyEvent | GuardrailEvent:
+def parse_event(raw: bytes) -> (UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent
+                                | GuardrailEvent):
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 
@@ -154,4 +195,4 @@ def envelope_ids(principal: Principal | None, request_id: str | None) -> dict[st
     if principal is None:
         return {"request_id": request_id}
     return {"org_id": principal.org_id, "team_id": principal.team_id,
-            "key_id": principal.key_id, "request_id": request_id}
+            "key_id": principal.key_id, "user_id": principal.user_id, "request_id": request_id}

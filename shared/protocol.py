@@ -9,15 +9,20 @@ the ingress directly.
 
 Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
 - `reply`: a whole answer; `Jetgate-Status` holds the HTTP status, the body is the JSON;
+  `Jetgate-Usage` what the call used (below);
 - `part`: a piece of a reply too large for one message; the parts, in order, then the
   `reply` frame's own data are the whole answer (a small reply is one `reply` frame);
 - `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire;
-- `end`: the stream is complete;
+- `end`: the stream is complete; `Jetgate-Usage` what the call used;
 - `error`: a `WireError` (shared/errors.py); ends the call, streamed or not;
 - `heartbeat`: the stage holding the call is alive (sent every interval while it holds
   it); `Jetgate-Upstream` names the route target (its index) the call has gone to, sent
   at once, before the request to the upstream leaves. A caller that hears nothing for a
   while knows the worker is gone, and whether the call may be sent again.
+`Jetgate-Usage` (on the router's `reply` and `end`): `<prompt tokens> <completion tokens>
+<cost in USD>`, the same numbers as the call's `usage.recorded` event, so the ingress
+settles the call's rate limits and budget reservation at once (`CallUsage`). A frame
+without it (another stage's reply, an older router) settles with the ingress's estimate.
 What a frame carries is redacted as it is sent: reply and chunk bodies of the secrets the
 sending process holds (an upstream echoing its key), error text by `GatewayError`.
 Replies to anything else on the bus (usage queries) are plain typed messages below.
@@ -38,10 +43,12 @@ from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireErr
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.redact import redact_content
+from shared.tenancy import LevelKind
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
 UPSTREAM_HEADER = "Jetgate-Upstream"
+USAGE_HEADER = "Jetgate-Usage"
 # room left in a message for the frame's headers and the protocol line
 FRAME_HEADROOM = 4096
 DEFAULT_FRAME_BYTES = 4 * 1024 * 1024
@@ -147,8 +154,39 @@ _PART_HEADERS = {FRAME_HEADER: Frame.PART.value}
 _HEARTBEAT_HEADERS = {FRAME_HEADER: Frame.HEARTBEAT.value}
 
 
-def reply_headers(status: int = 200) -> dict[str, str]:
-    return {FRAME_HEADER: Frame.REPLY.value, STATUS_HEADER: str(status)}
+class CallUsage(BaseModel):
+    """What a call used, as the last stage tells the ingress on its final frame."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+    def header(self) -> str:
+        return f"{self.prompt_tokens} {self.completion_tokens} {self.cost}"
+
+
+def usage_of(msg: Msg) -> CallUsage | None:
+    """The usage a `reply` or `end` frame carries; None when it carries none (or a bad one)."""
+    value = msg.headers.get(USAGE_HEADER) if msg.headers else None
+    if not value:
+        return None
+    fields = value.split(" ")
+    if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
+        return None
+    try:
+        cost = Decimal(fields[2])
+    except ArithmeticError:
+        return None
+    if not cost.is_finite() or cost < 0:
+        return None
+    return CallUsage(prompt_tokens=int(fields[0]), completion_tokens=int(fields[1]), cost=cost)
+
+
+def reply_headers(status: int = 200, usage: CallUsage | None = None) -> dict[str, str]:
+    headers = {FRAME_HEADER: Frame.REPLY.value, STATUS_HEADER: str(status)}
+    if usage is not None:
+        headers[USAGE_HEADER] = usage.header()
+    return headers
 
 
 def error_payload(error: GatewayError) -> bytes:
@@ -166,27 +204,28 @@ def frame_size(nc: Client, frame_bytes: int = DEFAULT_FRAME_BYTES) -> int:
 
 
 async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200, *,
-                     frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
+                     frame_bytes: int = DEFAULT_FRAME_BYTES, usage: CallUsage | None = None) -> None:
     """A whole answer: one `reply` frame, or `part` frames then a `reply` frame when it is
     larger than one frame carries (frames from one connection arrive in order)."""
     body = redact_content(body)  # an echoed key stops here
     size = frame_size(nc, frame_bytes)
     if len(body) <= size:  # the hot path: one message, as ever
-        await nc.publish(inbox, body, headers=reply_headers(status))
+        await nc.publish(inbox, body, headers=reply_headers(status, usage))
         return
     view = memoryview(body)
     last = (len(body) - 1) // size * size
     for start in range(0, last, size):
         await nc.publish(inbox, bytes(view[start:start + size]), headers=_PART_HEADERS)
-    await nc.publish(inbox, bytes(view[last:]), headers=reply_headers(status))
+    await nc.publish(inbox, bytes(view[last:]), headers=reply_headers(status, usage))
 
 
 async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
     await nc.publish(inbox, redact_content(chunk), headers=CHUNK_HEADERS)
 
 
-async def send_end(nc: Client, inbox: str) -> None:
-    await nc.publish(inbox, b"", headers=END_HEADERS)
+async def send_end(nc: Client, inbox: str, usage: CallUsage | None = None) -> None:
+    headers = END_HEADERS if usage is None else {**END_HEADERS, USAGE_HEADER: usage.header()}
+    await nc.publish(inbox, b"", headers=headers)
 
 
 async def send_heartbeat(nc: Client, inbox: str, upstream: int | None = None) -> None:
@@ -271,6 +310,13 @@ class KeyRevoked(BaseModel):
     """Broadcast to every ingress: forget this key at once."""
 
     key_id: str
+
+
+class TenancyChanged(BaseModel):
+    """Broadcast to every ingress: an org, team, user or key changed; forget the keys beneath it."""
+
+    kind: LevelKind
+    id: str
 
 
 UsageGroup = Literal["model", "key_id", "org_id", "provider", "day", "status"]

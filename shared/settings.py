@@ -84,6 +84,15 @@ class IngressSettings(_Group):
     # one key lookup, admin call or /ready check against Postgres, as a whole (pool wait,
     # connect, statements): past it, 503 `key_store_unavailable` (or a stale cached key)
     key_store_timeout_s: float = 2.5
+    # a key's last-used time is written at most this often (coalesced, off the hot path, one
+    # bounded statement per flush; a failed write is dropped, never a failed request)
+    key_last_used_interval_s: float = Field(default=60.0, gt=0)
+    # after `POST /admin/keys/{id}/rotate` the old secret stays valid this long (unless the
+    # body names `grace_period_s`)
+    key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
+    # CIDRs of reverse proxies whose X-Forwarded-For is believed (for IP allowlists and the
+    # audit log's address); []: the peer address is the client's
+    trusted_proxies: list[str] = []
     # request bodies nesting deeper than this (the body object is level 1) get 400
     max_json_depth: int = Field(default=64, ge=2)
     # requests with more header fields, or more header bytes (names and values), get 431
@@ -111,6 +120,33 @@ class IngressSettings(_Group):
     # headers, never cookies, so credentials are not allowed cross-origin
     cors_allow_origins: list[str] = []
     cors_max_age_s: int = 600
+
+
+class LimitsSettings(_Group):
+    """Rate limits and budgets enforced by the ingress (services/ingress/limits/), their shared
+    state in a NATS KV bucket. See docs/architecture.md, "Limits and budgets"."""
+
+    # one KV read or compare-and-set; past it the KV counts as unreachable
+    kv_timeout_s: float = 0.5
+    # after the KV failed, how long admissions do not ask it again (decided at once from the
+    # allowances held and the settings below)
+    kv_retry_s: float = 1.0
+    # with the KV unreachable and no local allowance left: `open` admits without counting,
+    # `closed` refuses with 503 `limits_unavailable`. Rate limits (rpm, tpm) and budgets apart.
+    rate_limits_on_kv_failure: Literal["open", "closed"] = "open"
+    budgets_on_kv_failure: Literal["open", "closed"] = "closed"
+    # a replica leases this share of what is left of a limit at a time (at least what the
+    # request needs), so leases shrink as the limit runs out and the last units go one by one
+    lease_fraction: float = Field(default=0.1, gt=0, le=1)
+    # allowance unused this long is given back to the shared state (also on shutdown)
+    idle_return_s: float = 2.0
+    # length of an rpm/tpm window, which starts at the first request it counts
+    window_s: float = Field(default=60.0, gt=0)
+    # share of a budget at which `budget.warning` is published and responses say so
+    warn_share: float = Field(default=0.8, gt=0, le=1)
+    # output tokens reserved when neither the request (max_tokens) nor the model
+    # (`max_output_tokens` in jetgate.yaml) bounds them
+    default_max_output_tokens: int = Field(default=4096, ge=1)
 
 
 class WorkerSettings(_Group):
@@ -198,6 +234,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     events: EventSettings = EventSettings()
     ingress: IngressSettings = IngressSettings()
+    limits: LimitsSettings = LimitsSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
     router: RouterSettings = RouterSettings()
     accounting: AccountingSettings = AccountingSettings()

@@ -14,10 +14,14 @@ ACCOUNTING_QUEUE = "accounting"
 # core NATS broadcasts (every replica listens, no queue group)
 ROUTER_CANCEL = "jetgate.ctl.router.cancel"
 KEYS_REVOKED = "jetgate.ctl.keys.revoked"
+# an org, team, user or key changed (limits, models, role, scopes, deletion): every ingress
+# evicts the cached keys beneath it (shared/protocol.py TenancyChanged)
+TENANCY_CHANGED = "jetgate.ctl.tenancy.changed"
 
 
 def _token(value: str | None) -> str:
-    """A value made safe to be one subject token."""
+    """A value made safe to be one subject token. Org ids made through the admin API are
+    slugs (shared/tenancy.py), which are tokens as they are: two orgs never share a subject."""
     if not value:
         return "_"
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in value)
@@ -50,3 +54,7 @@ STREAMS = (USAGE_STREAM, AUDIT_STREAM, DLQ_STREAM)
 
 USAGE_CONSUMER = "accounting-usage"
 AUDIT_CONSUMER = "accounting-audit"
+
+# the shared state of rate limits and budgets (services/ingress/limits/store.py): a KV bucket
+LIMITS_BUCKET = "JETGATE_LIMITS"
+LIMITS_KV_SUBJECTS = f"$KV.{LIMITS_BUCKET}.>"

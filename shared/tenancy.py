@@ -9,6 +9,7 @@ org; the `global` role (and the master key) see every org.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -105,3 +106,41 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 DEFAULT_SCOPES: tuple[Scope, ...] = (Scope.CHAT, Scope.EMBEDDINGS)
+
+_EPOCH_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
+_SPANS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def budget_period(duration: BudgetDuration | None, now: datetime) -> datetime | None:
+    """When the running budget period began (UTC); None: the budget never resets (all time).
+
+    Periods are aligned, the same for every object and replica: `1h` the hour, `1d` the day,
+    `7d` the week (from Monday), `30d` 30-day spans from 1970-01-05, `1mo` the calendar month."""
+    if duration is None:
+        return None
+    now = now.astimezone(UTC)
+    if duration == "1mo":
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    span = _SPANS[duration]
+    if duration == "1h":
+        return now.replace(minute=0, second=0, microsecond=0)
+    if duration == "1d":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _EPOCH_MONDAY + span * ((now - _EPOCH_MONDAY) // span)
+
+
+def effective_scopes(role: Role | None, scopes: list[Scope] | None) -> frozenset[Scope]:
+    """A key's scopes: those it was given, else the defaults (and `admin` when it has a role)."""
+    if scopes is not None:
+        return frozenset(scopes)
+    return frozenset(DEFAULT_SCOPES) | ({Scope.ADMIN} if role is not None else frozenset())
+
+
+def allowed_models(levels: list[Level]) -> list[str] | None:
+    """What every level allows: the intersection of their allowlists (None: every model)."""
+    allowed: list[str] | None = None
+    for level in levels:
+        if level.limits.models is None:
+            continue
+        allowed = list(level.limits.models) if allowed is None else [m for m in allowed if m in level.limits.models]
+    return allowed

@@ -23,7 +23,7 @@ import orjson
 from shared.events import CorrectionData, UsageCorrection, UsageData, UsageEvent, envelope_ids
 from shared.openai_types import Usage
 from shared.pipeline import Endpoint
-from shared.protocol import CallEnvelope
+from shared.protocol import CallEnvelope, CallUsage
 from shared.tokens import estimate_input_tokens, estimate_prompt_tokens, estimate_text_tokens
 
 Status = Literal["ok", "error", "cancelled"]
@@ -61,6 +61,12 @@ def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, de
             latency_ms=round(latency_ms, 3), attempts=attempts,
         ),
     )
+
+
+def call_usage(event: UsageEvent) -> CallUsage:
+    """What a usage event says, as the final frame carries it to the ingress."""
+    data = event.data
+    return CallUsage(prompt_tokens=data.prompt_tokens, completion_tokens=data.completion_tokens, cost=data.cost)
 
 
 def estimated_usage(endpoint: Endpoint, body: dict[str, Any], completion_text: str = "") -> Usage:

@@ -23,7 +23,7 @@ from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
-from shared.events import GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent
+from shared.events import AdminEvent, BudgetWarningEvent, GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent
 from shared.metrics_server import start_metrics_server
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
@@ -67,7 +67,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
 
-        async def write_audit(events: Sequence[RequestEvent | KeyEvent | GuardrailEvent]) -> None:
+        async def write_audit(
+                events: Sequence[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent]) -> None:
             await bounded(record_audit(engine, events), settings.accounting.write_timeout_s, "The audit log")
 
         async def on_query(msg: Msg) -> None:

@@ -11,7 +11,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from services.accounting.corrections import correction_row
 from services.accounting.ledger import audit_row, ledger_row, misfit
 from shared.db.tables import MONEY, audit_log, spend_ledger, usage_corrections
-from shared.events import GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent, parse_event
+from shared.events import (
+    AdminEvent,
+    BudgetWarningEvent,
+    GuardrailEvent,
+    KeyEvent,
+    RequestEvent,
+    UsageCorrection,
+    UsageEvent,
+    parse_event,
+)
 
 # ClickHouse columns narrower than their Postgres counterparts (see clickhouse_store.DDL).
 UINT16_MAX = 2**16 - 1
@@ -44,7 +53,7 @@ def parse_usage(raw: bytes) -> UsageEvent | UsageCorrection:
     return event
 
 
-def parse_audit(raw: bytes) -> RequestEvent | KeyEvent | GuardrailEvent:
+def parse_audit(raw: bytes) -> RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent:
     event = parse_event(raw)
     if isinstance(event, UsageEvent | UsageCorrection):
         raise ValueError(f"expected a request or key event on the audit stream, got {event.type}")

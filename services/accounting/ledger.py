@@ -18,9 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
-from shared.events import GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
+from shared.events import AdminEvent, BudgetWarningEvent, GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
 
-E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent | GuardrailEvent)
+E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent)
 
 INT4_MAX = 2**31 - 1
 
@@ -29,14 +29,14 @@ def ledger_row(event: UsageEvent) -> dict[str, Any]:
     data = event.data
     return {
         "event_id": event.id, "request_id": event.request_id, "org_id": event.org_id,
-        "team_id": event.team_id, "key_id": event.key_id, "model": data.model,
+        "team_id": event.team_id, "key_id": event.key_id, "user_id": event.user_id, "model": data.model,
         "provider": data.provider, "prompt_tokens": data.prompt_tokens,
         "completion_tokens": data.completion_tokens, "cost": data.cost, "status": data.status,
         "time": event.time,
     }
 
 
-def audit_row(event: RequestEvent | KeyEvent | GuardrailEvent) -> dict[str, Any]:
+def audit_row(event: RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent) -> dict[str, Any]:
     return {
         "event_id": event.id, "type": event.type, "time": event.time, "source": event.source,
         "org_id": event.org_id, "team_id": event.team_id, "key_id": event.key_id,
@@ -109,7 +109,8 @@ async def record_spend(engine: AsyncEngine, events: Sequence[UsageEvent]) -> int
     return len(inserted)
 
 
-async def record_audit(engine: AsyncEngine, events: Sequence[RequestEvent | KeyEvent | GuardrailEvent]) -> None:
+async def record_audit(engine: AsyncEngine,
+                       events: Sequence[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent]) -> None:
     rows = [audit_row(event) for event in unique(events)]
     if not rows:
         return

@@ -1,6 +1,7 @@
 """The ingress application: built by `create_app`, clients made in the lifespan."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,26 +12,31 @@ from nats.aio.msg import Msg
 from services.ingress.anthropic_api.request import CountTokensRequest, MessagesRequest
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
+from services.ingress.client_address import parse_networks
 from services.ingress.cors import install_cors
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.event_feed.hub import EventFeeds
 from services.ingress.keycache import KeyCache
+from services.ingress.last_used import LastUsed
+from services.ingress.limits.admission import Limiter
+from services.ingress.limits.spend import ledger_spend
+from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
-from services.ingress.routes import admin, anthropic, health, openai, responses
+from services.ingress.routes import admin, admin_tenants, anthropic, health, openai, responses
 from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
-from shared.protocol import KeyRevoked
+from shared.protocol import KeyRevoked, TenancyChanged
 from shared.publisher import EventPublisher
 from shared.secrets import remember_settings
 from shared.settings import Settings
-from shared.subjects import KEYS_REVOKED
+from shared.subjects import KEYS_REVOKED, TENANCY_CHANGED
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +62,29 @@ def create_app(settings: Settings) -> FastAPI:
             except ValueError:
                 log.warning("ignored a malformed revocation message")
 
+        async def on_changed(msg: Msg) -> None:
+            try:
+                changed = TenancyChanged.model_validate_json(msg.data)
+            except ValueError:
+                log.warning("ignored a malformed tenancy change message")
+                return
+            keys.invalidate(changed.kind, changed.id)
+
         await nc.subscribe(KEYS_REVOKED, cb=on_revoked)
+        await nc.subscribe(TENANCY_CHANGED, cb=on_changed)
         events = EventPublisher(js, settings.events)
+        kv = await open_bucket(js, settings.stream_replicas)
+        limiter = Limiter(LimitStore(kv, settings.limits.kv_timeout_s), settings.limits, events.emit,
+                          ledger_spend(engine, settings.ingress.key_store_timeout_s))
+        limits_stop = asyncio.Event()
+        limits_task = asyncio.get_running_loop().create_task(limiter.run(limits_stop))
+        last_used = LastUsed(engine, settings.ingress.key_last_used_interval_s, settings.ingress.key_store_timeout_s)
+        last_used.start()
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
             pipeline=PipelineClient(nc, settings.ingress, events.emit, bus), pipelines=pipelines_of(config),
-            routes={model.name: route_of(model) for model in config.models},
+            routes={model.name: route_of(model) for model in config.models}, last_used=last_used, limiter=limiter,
+            proxies=parse_networks(settings.ingress.trusted_proxies),
             feeds=await EventFeeds.connect(settings))
         log.info("ingress ready: %d models", len(config.models))
         try:
@@ -69,6 +92,12 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if app.state.ingress.feeds is not None:
                 await app.state.ingress.feeds.close()
+            limits_stop.set()  # unused allowances go back to the shared state
+            try:
+                await asyncio.wait_for(limits_task, settings.limits.kv_timeout_s * 4)
+            except Exception as exc:
+                log.warning("limits: allowances not given back: %s", type(exc).__name__)
+            await last_used.stop()
             await events.flush()
             try:
                 await nc.drain()
@@ -85,8 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(responses.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)
+    app.include_router(admin_tenants.router)
     app.include_router(event_routes.router)
     app.include_router(health.router)
-    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey, ResponsesRequest, MessagesRequest,
-                          CountTokensRequest])
+    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest, MessagesRequest,
+                          CountTokensRequest, *admin.BODIES, *admin_tenants.BODIES])
     return app

@@ -36,11 +36,12 @@ from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from services.ingress.bus_guard import BusWatch
-from services.ingress.frames import Frames, FrameStream, Inboxes, next_frame, publish_cancel
+from services.ingress.frames import Frames, FrameStream, Inboxes, Settle, next_frame, once, publish_cancel
 from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageCorrection, UsageEvent
 from shared.protocol import (
     Call,
+    CallUsage,
     Frame,
     UsageQuery,
     UsageReport,
@@ -50,6 +51,7 @@ from shared.protocol import (
     no_responders,
     status_of,
     upstream_of,
+    usage_of,
 )
 from shared.settings import IngressSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY
@@ -57,6 +59,7 @@ from shared.usage import estimated_usage, relayed_text, usage_correction, usage_
 
 Emit = Callable[[UsageEvent | UsageCorrection], None]
 ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away
+NOTHING_USED = CallUsage()
 
 
 @dataclass
@@ -133,39 +136,52 @@ class PipelineClient:
                                   self._settings.usage_query_timeout_s)
         return UsageReport.model_validate_json(msg.data)
 
-    async def call(self, call: Call, client_gone: ClientGone | None = None) -> Reply:
+    async def call(self, call: Call, client_gone: ClientGone | None = None, settle: Settle | None = None) -> Reply:
         """A whole answer. `client_gone`, when given, returns once the client has left: the
-        call is then cancelled at the routers and ends in `ClientClosed`."""
+        call is then cancelled at the routers and ends in `ClientClosed`. `settle` is called
+        once when the call ended, however it ended."""
+        settle = once(settle)
         inbox, frames = await self._inboxes.open()
         watch = asyncio.get_running_loop().create_task(_tell_when_gone(client_gone, frames)) if client_gone else None
         try:
             with self._guarded(call):
-                msg, parts, _ = await self._exchange(call, inbox, frames)
+                msg, parts, _ = await self._exchange(call, inbox, frames, settle)
+        except BaseException:
+            if settle is not None:
+                settle(None, 0)  # a no-op when the error frame settled it
+            raise
         finally:
             self._inboxes.close(inbox)
             if watch is not None:
                 watch.cancel()
         return Reply(status_of(msg), joined(parts, msg.data))
 
-    async def open_stream(self, call: Call) -> FrameStream:
-        """Start a streamed call; returns once the first content frame is in (errors raise here)."""
+    async def open_stream(self, call: Call, settle: Settle | None = None) -> FrameStream:
+        """Start a streamed call; returns once the first content frame is in (errors raise here).
+        `settle` is called once when the stream ended, however it ended."""
+        settle = once(settle)
         inbox, frames = await self._inboxes.open()
         try:
             with self._guarded(call):
-                first, _, upstream = await self._exchange(call, inbox, frames)
+                first, _, upstream = await self._exchange(call, inbox, frames, settle)
         except BaseException:
             self._inboxes.close(inbox)
+            if settle is not None:
+                settle(None, 0)
             raise
         settings = self._settings
         went_to = 0 if upstream is None else upstream  # a chunk came: some upstream answered
         return FrameStream(self._nc, self._inboxes, inbox, frames, first, call.envelope.call_id, went_to,
                            idle_timeout=call.envelope.route.stream_idle_timeout_s or settings.stream_idle_timeout_s,
                            heartbeat_timeout=settings.heartbeat_timeout_s,
-                           lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing)
+                           lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing,
+                           settle=settle)
 
-    async def _exchange(self, call: Call, inbox: str, frames: Frames) -> tuple[Msg, list[bytes], int | None]:
+    async def _exchange(self, call: Call, inbox: str, frames: Frames,
+                        settle: Settle | None = None) -> tuple[Msg, list[bytes], int | None]:
         """Send the call (again while nobody took it) until its first content frame: a whole
-        reply (with its parts), a first chunk, `end` or `error` (raised)."""
+        reply (with its parts), a first chunk, `end` or `error` (raised). A final frame
+        settles the call: with the usage it carries, an error with nothing used."""
         worker = call.envelope.stages[0].value
         data, subject = call.encode(), call.subject()
         deadline = time.monotonic() + call.envelope.seconds_left()  # the model's timeout, decided at admission
@@ -181,6 +197,8 @@ class PipelineClient:
                     if resend.silent:
                         break
                     continue
+                if settle is not None and frame_of(msg) != Frame.CHUNK.value:
+                    settle(NOTHING_USED if frame_of(msg) == Frame.ERROR.value else usage_of(msg), 0)
                 _raise_if_error(msg)
                 return msg, parts, upstream
 

@@ -29,13 +29,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-        """Query and path parameters FastAPI validated, told as the bodies' errors are."""
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        """Query and path parameters FastAPI validated, told as the bodies' errors are (the
+        admin API's as 422s, as its bodies' are)."""
         if not exc.errors():
             return error_response(InvalidRequest("Invalid request."))
         first = exc.errors()[0]
         first["loc"] = tuple(first["loc"][1:])  # without "query" / "path"
-        return error_response(invalid_request(first))
+        error = invalid_request(first)
+        if request.url.path.startswith("/admin/"):
+            error = InvalidRequest(error.message, status=422, param=error.param, code=error.code)
+        return error_response(error)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:

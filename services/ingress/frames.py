@@ -24,8 +24,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from shared.errors import GatewayError, UpstreamTimeout
-from shared.protocol import CancelRequest, Frame, frame_of, is_final, upstream_of
+from shared.protocol import CallUsage, CancelRequest, Frame, frame_of, is_final, upstream_of, usage_of
 from shared.subjects import ROUTER_CANCEL
+from shared.tokens import estimate_text_tokens
+from shared.usage import relayed_text
 
 Frames = asyncio.Queue[Msg | None]  # None: the client went away
 
@@ -80,12 +82,29 @@ def publish_cancel(nc: Client, call_id: str, closing: set[asyncio.Task[None]]) -
 
 # the router is gone: charges the call (the target it went to, the chunks relayed), gives the client's error
 Lost = Callable[[int | None, list[bytes]], GatewayError]
+# the stream ended: its usage as the `end` frame said (None: not known), completion tokens relayed
+Settle = Callable[[CallUsage | None, int], None]
+
+
+def once(settle: Settle | None) -> Settle | None:
+    """`settle`, called at most once: the first way a call ends is how it settles."""
+    if settle is None:
+        return None
+    done = False
+
+    def first(usage: CallUsage | None, relayed: int) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            settle(usage, relayed)
+    return first
 
 
 class FrameStream:
     def __init__(self, nc: Client, inboxes: Inboxes, inbox: str, frames: Frames, first: Msg, call_id: str,
                  upstream: int | None, *,
-                 idle_timeout: float, heartbeat_timeout: float, lost: Lost, closing: set[asyncio.Task[None]]) -> None:
+                 idle_timeout: float, heartbeat_timeout: float, lost: Lost, closing: set[asyncio.Task[None]],
+                 settle: Settle | None = None) -> None:
         self._nc = nc
         self._inboxes = inboxes
         self._inbox = inbox
@@ -96,6 +115,7 @@ class FrameStream:
         self._heartbeat_timeout = heartbeat_timeout
         self._lost = lost
         self._closing = closing
+        self._settle = once(settle)
         self._relayed: list[bytes] = []  # chunk data, read again only if the router is lost
         self._upstream = upstream  # the route target the call went to
         self._finished = False
@@ -108,9 +128,13 @@ class FrameStream:
         while True:
             if frame_of(msg) == Frame.CHUNK.value:
                 self._relayed.append(msg.data)
-            yield msg
             if is_final(msg):
                 self._finished = True
+                if self._settle is not None and frame_of(msg) == Frame.END.value:
+                    usage = usage_of(msg)
+                    self._settle(usage, 0 if usage is not None else self._relayed_tokens())
+            yield msg
+            if self._finished:
                 return
             msg = await self._next_content()
 
@@ -133,10 +157,15 @@ class FrameStream:
                 return msg
             self._upstream = upstream_of(msg, self._upstream)
 
+    def _relayed_tokens(self) -> int:
+        return estimate_text_tokens(relayed_text(self._relayed)[0]) if self._relayed else 0
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._settle is not None:  # a no-op when the end frame settled it
+            self._settle(None, self._relayed_tokens())
         self._inboxes.close(self._inbox)
         if not self._finished:  # the client went away or we gave up: stop the upstream, charge what was made
             publish_cancel(self._nc, self._call_id, self._closing)

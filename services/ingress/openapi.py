@@ -17,10 +17,12 @@ REF = "#/components/schemas/{model}"
 _DESCRIPTIONS = {
     400: "Invalid request: the body or a parameter is not what the API takes (`param` names it)",
     401: "Missing or unknown API key",
-    403: "The key may not do this (model not allowed, admin key needed)",
-    404: "Unknown model, key or URL",
+    403: "The key may not do this (model not allowed, scope or permission missing, address not allowed)",
+    404: "Unknown model, key, org, team, user or URL (objects of another org are not found)",
+    409: "The object exists already",
     413: "Request body larger than the limit",
-    429: "Rate limited upstream (with Retry-After)",
+    422: "The admin body or a parameter does not fit: `param` names the field",
+    429: "Over a rate limit (`rate_limit_exceeded`) or budget (`insufficient_quota`), or upstream; with Retry-After",
     431: "Too many or too large request headers",
     502: "Every upstream deployment failed",
     503: "A part of the gateway is unavailable (with Retry-After)",
@@ -28,7 +30,7 @@ _DESCRIPTIONS = {
 }
 
 V1_ERRORS = (400, 401, 403, 404, 413, 429, 431, 502, 503, 504)
-ADMIN_ERRORS = (400, 401, 403, 404, 413, 431, 503)
+ADMIN_ERRORS = (400, 401, 403, 404, 409, 413, 422, 431, 503)
 
 
 def errors(*statuses: int, shape: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
@@ -60,12 +62,15 @@ def install_openapi(app: FastAPI, bodies: list[type[BaseModel]]) -> None:
             schemas = components.setdefault("schemas", {})
             for name, schema in body_schemas(bodies).items():
                 schemas.setdefault(name, schema)
-            # FastAPI documents a 422 that this API never answers: its validation errors are 400s
+            # FastAPI documents a 422 of its own shape that this API never answers: /v1's
+            # validation errors are 400s, the admin API's 422s are in OpenAI's shape (declared)
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
             for path in doc.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        responses.pop("422")
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             for route, path in doc.get("paths", {}).items():
                 if route.startswith(("/v1", "/admin")):

@@ -12,10 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
+from services.ingress.client_address import Network, client_address
 from services.ingress.event_feed.hub import EventFeeds
 from services.ingress.keycache import KeyCache
+from services.ingress.last_used import LastUsed
+from services.ingress.limits.admission import Limiter
 from shared.config import GatewayConfig
-from shared.errors import AuthenticationFailed, PermissionDenied
+from shared.errors import AuthenticationFailed
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage
 from shared.protocol import Route
@@ -36,6 +39,9 @@ class IngressState:
     bus: BusWatch
     pipelines: dict[Endpoint, tuple[Stage, ...]]
     routes: dict[str, Route]  # model name -> its route, decided once per config
+    last_used: LastUsed
+    limiter: Limiter  # rate limits and budgets (services/ingress/limits)
+    proxies: tuple[Network, ...] = ()  # INGRESS__TRUSTED_PROXIES
     feeds: EventFeeds | None = None  # the subscribers' event streams (/events/*)
     started: int = field(default_factory=lambda: int(time.time()))  # `created` of the model objects
 
@@ -61,18 +67,17 @@ def _presented_key(request: Request) -> str:
         code="missing_api_key")
 
 
+def address_of(request: Request, state: IngressState) -> str | None:
+    return client_address(request, state.proxies)
+
+
 async def current_principal(request: Request, state: State) -> Principal:
-    return await state.keys.authenticate(_presented_key(request))
-
-
-async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-    if not principal.is_admin:
-        raise PermissionDenied("This endpoint needs an admin key.", code="admin_required")
+    principal = await state.keys.authenticate(_presented_key(request), address_of(request, state))
+    state.last_used.touch(principal.key_id)
     return principal
 
 
 CurrentKey = Annotated[Principal, Depends(current_principal)]
-AdminKey = Annotated[Principal, Depends(admin_principal)]
 
 
 def request_id_of(request: Request) -> str:

@@ -5,6 +5,7 @@ writes it (`messages[0].content[1].image_url.url`), OpenAI's wording and its cod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from pydantic_core import ErrorDetails
@@ -116,7 +117,7 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any, name: str) -> tuple[str, 
         below = kind.startswith("greater")
         op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
         limit = next(iter(ctx.values()), "")
-        number = "decimal" if isinstance(limit, float) else "integer"  # the parameter's type, as OpenAI names it
+        number = "decimal" if isinstance(limit, float | Decimal) else "integer"  # the parameter's type, as OpenAI names it
         if isinstance(limit, float) and limit.is_integer():
             limit = int(limit)
         side = "below minimum" if below else "above maximum"

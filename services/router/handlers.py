@@ -35,7 +35,7 @@ from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.stage import StageServer
 from shared.subjects import ROUTER_CANCEL
-from shared.usage import estimated_usage
+from shared.usage import call_usage, estimated_usage
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,14 @@ class RouterWorker:
             return
         finally:
             self._cancels.pop(envelope.call_id, None)
-        await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes)
         usage = answer.completion.usage
-        self._publisher.emit(usage_event(
+        event = usage_event(
             envelope, target=answer.target, usage=usage or estimated_usage(envelope.endpoint, body),
             usage_source="upstream" if usage else "estimated", status="ok",
-            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts))
+            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts)
+        await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes,
+                         usage=call_usage(event))
+        self._publisher.emit(event)
 
     async def on_cancel(self, msg: Msg) -> None:
         try:

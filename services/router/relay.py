@@ -23,6 +23,7 @@ from shared.events import UsageEvent
 from shared.openai_types import Usage
 from shared.protocol import Call, send_chunk, send_end, send_error
 from shared.tokens import estimate_prompt_tokens, estimate_text_tokens
+from shared.usage import call_usage
 
 
 @dataclass
@@ -127,7 +128,10 @@ async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target
         if cancelled.is_set():
             status = "cancelled"
         else:
-            await send_end(nc, inbox)
+            usage, source = tally.final()
+            event = charge(opened.target, status, opened.attempts, usage, source)
+            await send_end(nc, inbox, call_usage(event))
+            return event
     except GatewayError as error:
         status = "error"
         await send_error(nc, inbox, error)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
                         JSON,
-                        Boolean,
                         Column,
                         DateTime,
+                        ForeignKey,
                         Integer,
                         MetaData,
                         Numeric,
@@ -18,6 +18,46 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 metadata = MetaData()
 
 MONEY = Numeric(20, 10)
+SLUG_LENGTH = 63
+
+
+def limit_columns() -> list[Column]:  # type: ignore[type-arg]
+    """What every level (org, team, user, key) carries: shared/tenancy.py `Limits`."""
+    return [Column("models", ARRAY(String)), Column("rpm_limit", Integer), Column("tpm_limit", Integer),
+            Column("max_budget", MONEY), Column("budget_duration", String(8))]
+
+
+orgs = Table(
+    "orgs", metadata,
+    Column("id", String(100), primary_key=True),  # a slug (legacy ids from before 0003 may be longer)
+    Column("name", String(200), nullable=False),
+    *limit_columns(),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+teams = Table(
+    "teams", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("org_id", String(100), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    *limit_columns(),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("org_id", String(100), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("team_id", String(100), ForeignKey("teams.id")),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("role", String(20), nullable=False, server_default="member"),
+    *limit_columns(),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+)
 
 api_keys = Table(
     "api_keys", metadata,
@@ -27,11 +67,20 @@ api_keys = Table(
     Column("name", String(200), nullable=False),
     Column("org_id", String(100), nullable=False, server_default="default"),
     Column("team_id", String(100)),
-    Column("models", ARRAY(String)),
-    Column("is_admin", Boolean, nullable=False, server_default="false"),
+    Column("user_id", String(100), ForeignKey("users.id")),
+    *limit_columns(),
+    Column("role", String(20)),  # shared/tenancy.py Role; None: no admin permissions
+    Column("scopes", ARRAY(String)),  # None: the scopes its role gives (shared/tenancy.py)
+    Column("allowed_ips", ARRAY(String)),  # CIDRs; None: any address
     Column("spend", MONEY, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    # rotation: the secret before the last rotation stays valid until previous_expires_at
+    Column("previous_key_hash", String(64), index=True),
+    Column("previous_expires_at", DateTime(timezone=True)),
+    Column("rotated_at", DateTime(timezone=True)),
 )
 
 spend_ledger = Table(
@@ -41,6 +90,7 @@ spend_ledger = Table(
     Column("org_id", String(100), nullable=False),
     Column("team_id", String(100)),
     Column("key_id", String(40)),
+    Column("user_id", String(100)),
     Column("model", String(200), nullable=False),
     Column("provider", String(200)),
     Column("prompt_tokens", Integer, nullable=False),

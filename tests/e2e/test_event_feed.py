@@ -138,8 +138,12 @@ def test_since_starts_at_a_time(gateway: Gateway, master: httpx.Client) -> None:
 
 def test_an_org_sees_only_its_own_events(gateway: Gateway, feed_url: str) -> None:
     org_a, org_b = new_org(), new_org()
-    key_a, key_a_id = gateway.create_key("feed-a", org_id=org_a)
-    key_b, _ = gateway.create_key("feed-b", org_id=org_b)
+    key_a, key_a_id = gateway.create_key("feed-a", org_id=org_a, scopes=["chat", "events"])
+    key_b, _ = gateway.create_key("feed-b", org_id=org_b, scopes=["chat", "events"])
+    chat_only, _ = gateway.create_key("feed-chat-only", org_id=org_a)
+    with httpx.Client(base_url=feed_url, headers={"authorization": f"Bearer {chat_only}"}, timeout=10) as plain:
+        refused = plain.get("/events/usage")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "scope_required"
     with httpx.Client(base_url=feed_url, headers={"authorization": f"Bearer {key_a}"}, timeout=10) as as_a:
         refused = as_a.get("/events/usage", params={"org_id": org_b})
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "org_not_allowed"
@@ -180,7 +184,7 @@ def test_filters_by_type_key_and_model(gateway: Gateway, master: httpx.Client) -
 
 def test_guardrail_findings_reach_the_audit_feed(gateway: Gateway, feed_url: str) -> None:
     org = new_org()
-    key, key_id = gateway.create_key("feed-guardrails", org_id=org)
+    key, key_id = gateway.create_key("feed-guardrails", org_id=org, scopes=["chat", "events"])
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
     with httpx.Client(base_url=feed_url, headers={"authorization": f"Bearer {key}"}, timeout=10) as http, \
             http.stream("GET", "/events/audit", params={"type": "guardrail.finding"}) as response:

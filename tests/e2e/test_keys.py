@@ -43,9 +43,17 @@ def test_key_hash_only_and_admin_only(gateway: Gateway) -> None:
         response = http.get("/admin/keys")
         assert response.status_code == 403 and response.json()["error"]["code"] == "admin_required"
     with gateway.admin() as admin:
-        listed = admin.get("/admin/keys").json()
-        assert key_id in {k["id"] for k in listed}
-        assert key not in admin.get("/admin/keys").text
+        ids: set[str] = set()
+        after: dict[str, str] = {}
+        while True:  # every page, as a client pages through them
+            response = admin.get("/admin/keys", params={"limit": 2, **after})
+            page = response.json()
+            assert key not in response.text and len(page["data"]) <= 2
+            ids |= {k["id"] for k in page["data"]}
+            if not page["has_more"]:
+                break
+            after = {"after": page["last_id"]}
+        assert key_id in ids
 
 
 def test_cli_creates_a_key_the_gateway_accepts(gateway: Gateway) -> None:

@@ -3,6 +3,8 @@ they describe what the gateway really publishes."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import get_args
 
@@ -13,6 +15,10 @@ from jetgate.event_docs import ASYNCAPI_FILE, SCHEMA_DIR, generated, stale, writ
 from shared.bus import event_data, event_subject
 from shared.event_catalog import BY_TYPE, CATALOG
 from shared.events import (
+    AdminData,
+    AdminEvent,
+    BudgetWarningData,
+    BudgetWarningEvent,
     CorrectionData,
     Event,
     GuardrailData,
@@ -37,6 +43,11 @@ SAMPLES = {
     **{t: RequestEvent(type=t, source="ingress", org_id="acme", data=RequestData(path="/v1/chat/completions"))
        for t in ("request.received", "request.completed", "request.failed", "request.denied")},
     **{t: KeyEvent(type=t, source="cli", org_id="acme", data=KeyData(name="k")) for t in ("key.created", "key.revoked")},
+    "admin.action": AdminEvent(source="ingress", org_id="acme", key_id="key_1", data=AdminData(
+        actor_key_id="key_1", action="created", object="team", object_id="eng", after={"id": "eng"})),
+    "budget.warning": BudgetWarningEvent(source="ingress", org_id="acme", data=BudgetWarningData(
+        level="org", level_id="acme", max_budget=Decimal(100), committed=Decimal(81), share=0.8,
+        period_start=datetime(2026, 12, 1, tzinfo=UTC))),
     "guardrail.finding": GuardrailEvent(source="guardrails", org_id="acme", data=GuardrailData(
         endpoint="chat", model="m", verdict="modify", findings=[GuardrailFinding(rule="pii.email", action="redact")])),
 }

@@ -20,7 +20,7 @@ async def test_create_key_stores_only_the_hash(engine: AsyncEngine, org_id: str)
     assert row.key_hash == hashlib.sha256(new.key.encode()).hexdigest() == hash_key(new.key)
     stored = " ".join(str(value) for value in row)
     assert new.key not in stored and new.key[10:] not in stored  # neither the key nor its secret part
-    assert (row.org_id, row.team_id, row.models, row.is_admin) == (org_id, "t1", ["gpt-4o"], False)
+    assert (row.org_id, row.team_id, row.models, row.role) == (org_id, "t1", ["gpt-4o"], None)
     assert await key_hash_of(engine, new.record.id) == row.key_hash
 
 

@@ -18,8 +18,10 @@ from shared.protocol import (
     FRAME_HEADROOM,
     STATUS_HEADER,
     UPSTREAM_HEADER,
+    USAGE_HEADER,
     Call,
     CallEnvelope,
+    CallUsage,
     Frame,
     Lease,
     Route,
@@ -35,6 +37,7 @@ from shared.protocol import (
     send_reply,
     status_of,
     upstream_of,
+    usage_of,
 )
 
 BODY = b'{"model": "gw", "messages": [{"role": "user", "content": "h\\u00e9"}], "x_vendor": {"keep": [1, 2.50]}}'
@@ -196,3 +199,14 @@ async def test_frames_to_the_caller_carry_no_known_secret(nc: Client) -> None:
     assert orjson.loads(got[1].data)["choices"][0]["delta"]["content"] == "***"
     error = error_of(got[2])
     assert error is not None and error.message == "upstream echoed ***"
+
+
+@pytest.mark.parametrize("value", ["", "1 2", "1 2 x", "-1 2 0.1", "1 2 -0.5", "1 2 NaN", "1 2 Infinity", "a b 1"])
+def test_a_usage_header_that_does_not_read_is_no_usage(value: str) -> None:
+    assert usage_of(Msg(None, headers={USAGE_HEADER: value})) is None  # type: ignore[arg-type]
+
+
+def test_usage_travels_on_reply_and_end_headers() -> None:
+    used = CallUsage(prompt_tokens=12, completion_tokens=3, cost=Decimal("0.0000123"))
+    assert usage_of(Msg(None, headers=reply_headers(200, used))) == used  # type: ignore[arg-type]
+    assert usage_of(Msg(None, headers=reply_headers(200))) is None  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from services.ingress.access import ChatKey
 from services.ingress.anthropic_api.answer import message_of
 from services.ingress.anthropic_api.errors import AnthropicErrorBody, error_response
 from services.ingress.anthropic_api.relay import MessagesSseResponse
@@ -29,8 +30,8 @@ from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model
-from services.ingress.routes.openai import DENIALS, admit, new_call
-from services.ingress.state import CurrentKey, State, request_id_of
+from services.ingress.routes.openai import DENIALS, admit, limited, new_call
+from services.ingress.state import State, request_id_of
 from shared.errors import GatewayError, UpstreamError
 from shared.pipeline import Endpoint
 
@@ -73,21 +74,22 @@ def _completion(body: bytes) -> dict[str, Any]:
 
 
 @router.post("/messages", openapi_extra=body_of(MessagesRequest))
-async def messages(request: Request, principal: CurrentKey, state: State) -> Response:
+async def messages(request: Request, principal: ChatKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, MessagesRequest)
     body = chat_body(parsed)
     stream = bool(parsed.stream)
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model, stream)
-    admit(state, audit, parsed.model, Endpoint.CHAT)
+    ticket = await admit(state, audit, parsed.model, Endpoint.CHAT, lambda: body)
     # usage always comes back on the bus: message_delta carries the output tokens
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, orjson.dumps(body),
                     stream=stream, include_usage=True)
     try:
         if stream:
             translator = StreamTranslator(parsed.model, prompt_tokens(body), parsed.stop_sequences)
-            return MessagesSseResponse(await state.pipeline.open_stream(call), audit, translator)
-        reply = await state.pipeline.call(call)
+            return limited(MessagesSseResponse(await state.pipeline.open_stream(call, ticket.settle), audit,
+                                               translator), ticket)
+        reply = await state.pipeline.call(call, settle=ticket.settle)
         message = message_of(_completion(reply.body), parsed.model, parsed.stop_sequences)
     except GatewayError as error:
         if error.code in DENIALS:
@@ -96,11 +98,11 @@ async def messages(request: Request, principal: CurrentKey, state: State) -> Res
             audit.failed(error)
         raise
     audit.completed(reply.status)
-    return Response(orjson.dumps(message), status_code=reply.status, media_type="application/json")
+    return limited(Response(orjson.dumps(message), status_code=reply.status, media_type="application/json"), ticket)
 
 
 @router.post("/messages/count_tokens", openapi_extra=body_of(CountTokensRequest))
-async def count_tokens(request: Request, principal: CurrentKey, state: State) -> dict[str, int]:
+async def count_tokens(request: Request, principal: ChatKey, state: State) -> dict[str, int]:
     """Counted in the ingress with the gateway's estimate; no upstream call, nothing charged."""
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, CountTokensRequest)

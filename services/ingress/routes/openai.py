@@ -7,19 +7,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from services.ingress.access import ChatKey, EmbeddingsKey
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
+from services.ingress.limits.admission import Ticket
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model, visible_models
 from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
-from shared.errors import GatewayError, NotFound, PermissionDenied, ServiceUnavailable
+from shared.errors import (
+    GatewayError,
+    InsufficientQuota,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
 from shared.events import Principal
 from shared.ids import uuid7
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
@@ -31,23 +41,48 @@ router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
 DENIALS = ("guardrail_blocked",)  # pipeline refusals recorded as `request.denied`, not failures
 
 
-def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoint) -> None:
-    """Policy, then `request.received`; a key refused a model leaves `request.denied`, an
-    unknown model `request.failed`. While the event log is saturated nothing is taken (503)
-    and nothing recorded, so the events waiting stay bounded."""
+async def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoint,
+                body: Callable[[], dict[str, Any]]) -> Ticket:
+    """Policy, then `request.received`; a key refused a model, or over a rate limit or
+    budget on its path, leaves `request.denied`, an unknown model `request.failed`. While
+    the event log is saturated nothing is taken (503) and nothing recorded, so the events
+    waiting stay bounded. `body` gives the request as JSON (read only when a limit needs
+    an estimate); the ticket settles the limits when the call ends and holds the
+    x-ratelimit-* headers (`limited`)."""
     state.bus.require()  # NATS away: 503 at once, before anything is recorded
     if state.events.saturated:
         raise ServiceUnavailable("The event log is unreachable; the gateway accepts no work it cannot record.",
                                  retry_after="5")
     try:
-        resolve_model(state.config, audit.principal, model, endpoint)
-    except PermissionDenied as error:
+        config = resolve_model(state.config, audit.principal, model, endpoint)
+        ticket = await state.limiter.admit(audit.principal, endpoint, state.routes[model], config.max_output_tokens,
+                                           body)
+    except (PermissionDenied, RateLimited, InsufficientQuota) as error:
         audit.denied(error)
         raise
     except GatewayError as error:
         audit.failed(error)
         raise
     audit.received()
+    return ticket
+
+
+def json_of(raw: bytes) -> Callable[[], dict[str, Any]]:
+    """The body as a JSON object, parsed when asked (it was validated already)."""
+    def parse() -> dict[str, Any]:
+        value = orjson.loads(raw)
+        return value if isinstance(value, dict) else {}
+    return parse
+
+
+R = TypeVar("R", bound=Response)
+
+
+def limited(response: R, ticket: Ticket) -> R:
+    """The response with the rate-limit (and budget warning) headers of its admission."""
+    if ticket.headers:
+        response.headers.update(ticket.headers)
+    return response
 
 
 def new_call(state: IngressState, principal: Principal, request_id: str, endpoint: Endpoint, model: str,
@@ -98,42 +133,42 @@ def ended(audit: RequestAudit, error: BaseException) -> None:
 
 
 @router.post("/chat/completions", openapi_extra=body_of(ChatCompletionRequest))
-async def chat_completions(request: Request, principal: CurrentKey, state: State) -> Response:
+async def chat_completions(request: Request, principal: ChatKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, ChatCompletionRequest, audit)
     stream = bool(parsed.stream)
     audit.model, audit.stream = parsed.model, stream
-    admit(state, audit, parsed.model, Endpoint.CHAT)
+    ticket = await admit(state, audit, parsed.model, Endpoint.CHAT, json_of(raw))
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, raw, stream=stream,
                     include_usage=include_usage)
     try:
         with state.bus.call():  # a bus outage past its wait ends the call with 503
             if stream:
-                return SseResponse(await state.pipeline.open_stream(call), audit)
-            reply = await state.pipeline.call(call, client_gone(request))
+                return limited(SseResponse(await state.pipeline.open_stream(call, ticket.settle), audit), ticket)
+            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
     except Exception as error:
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return Response(reply.body, status_code=reply.status, media_type="application/json")
+    return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
 
 
 @router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
-async def embeddings(request: Request, principal: CurrentKey, state: State) -> Response:
+async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, EmbeddingsRequest, audit)
     audit.model = parsed.model
-    admit(state, audit, parsed.model, Endpoint.EMBEDDINGS)
+    ticket = await admit(state, audit, parsed.model, Endpoint.EMBEDDINGS, json_of(raw))
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     try:
         with state.bus.call():
-            reply = await state.pipeline.call(call, client_gone(request))
+            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
     except Exception as error:
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return Response(reply.body, status_code=reply.status, media_type="application/json")
+    return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
 
 
 def _model_object(name: str, owned_by: str, created: int) -> dict[str, object]:

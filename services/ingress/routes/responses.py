@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from services.ingress.access import ChatKey
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
 from services.ingress.openapi import V1_ERRORS, body_of, errors
@@ -26,8 +27,8 @@ from services.ingress.responses_api.relay import ResponseEventStream
 from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.responses_api.store import ResponseStore
 from services.ingress.responses_api.to_chat import chat_body
-from services.ingress.routes.openai import DENIALS, admit, new_call
-from services.ingress.state import CurrentKey, IngressState, State, request_id_of
+from services.ingress.routes.openai import DENIALS, admit, limited, new_call
+from services.ingress.state import IngressState, State, request_id_of
 from shared.errors import GatewayError
 from shared.events import Principal
 from shared.pipeline import Endpoint
@@ -54,7 +55,7 @@ async def _keep(store: ResponseStore, principal: Principal, response: ResponseOb
 
 
 @router.post("/responses", openapi_extra=body_of(ResponsesRequest))
-async def create_response(request: Request, principal: CurrentKey, state: State) -> Response:
+async def create_response(request: Request, principal: ChatKey, state: State) -> Response:
     raw = await read_body(request, state.settings.ingress.max_body_bytes)
     parsed = parse_body(raw, ResponsesRequest)
     store = _store(state)
@@ -64,22 +65,22 @@ async def create_response(request: Request, principal: CurrentKey, state: State)
     body, conversation = chat_body(parsed, history)
     stream = bool(parsed.stream)
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path, parsed.model, stream)
-    admit(state, audit, parsed.model, Endpoint.CHAT)
+    ticket = await admit(state, audit, parsed.model, Endpoint.CHAT, lambda: body)
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, orjson.dumps(body),
                     stream=stream, include_usage=stream)
     base = skeleton(parsed)
     try:
         if stream:
-            frames = await state.pipeline.open_stream(call)
+            frames = await state.pipeline.open_stream(call, ticket.settle)
 
             async def on_done(response: ResponseObject) -> None:
                 await _keep(store, principal, response, conversation)
 
-            return ResponseEventStream(frames, ResponseEvents(base), audit, on_done)
-        reply = await state.pipeline.call(call)
+            return limited(ResponseEventStream(frames, ResponseEvents(base), audit, on_done), ticket)
+        reply = await state.pipeline.call(call, settle=ticket.settle)
         if reply.status != 200:
             audit.completed(reply.status)
-            return Response(reply.body, status_code=reply.status, media_type="application/json")
+            return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
         response = response_of(base, reply.body)
     except GatewayError as error:
         if error.code in DENIALS:
@@ -89,15 +90,15 @@ async def create_response(request: Request, principal: CurrentKey, state: State)
         raise
     await _keep(store, principal, response, conversation)
     audit.completed(200)
-    return Response(orjson.dumps(response.dump()), media_type="application/json")
+    return limited(Response(orjson.dumps(response.dump()), media_type="application/json"), ticket)
 
 
 @router.get("/responses/{response_id}")
-async def get_response(response_id: str, principal: CurrentKey, state: State) -> dict[str, Any]:
+async def get_response(response_id: str, principal: ChatKey, state: State) -> dict[str, Any]:
     return (await _store(state).get(principal, response_id)).response
 
 
 @router.delete("/responses/{response_id}")
-async def delete_response(response_id: str, principal: CurrentKey, state: State) -> dict[str, Any]:
+async def delete_response(response_id: str, principal: ChatKey, state: State) -> dict[str, Any]:
     await _store(state).delete(principal, response_id)
     return {"id": response_id, "object": "response", "deleted": True}

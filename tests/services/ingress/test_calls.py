@@ -3,7 +3,8 @@ by a stand-in last stage that speaks the bus protocol (shared/protocol.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -15,7 +16,17 @@ from shared.bus import connect
 from shared.errors import BusUnavailable, ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageCorrection, UsageEvent
 from shared.pipeline import Stage
-from shared.protocol import Call, CancelRequest, Lease, send_chunk, send_end, send_error, send_reply
+from shared.protocol import (
+    Call,
+    CallUsage,
+    CancelRequest,
+    Lease,
+    frame_of,
+    send_chunk,
+    send_end,
+    send_error,
+    send_reply,
+)
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens
@@ -375,3 +386,69 @@ async def test_calls_made_together_share_one_subscription_and_get_their_own_answ
     replies = await asyncio.gather(*(pipeline.call(c) for c in calls))  # the first ones race to subscribe
     assert [r.body.decode() for r in replies] == [c.envelope.request_id * 20 for c in calls]
     await client.close()
+
+
+# settlement: what the final frame says reaches the call's limits, once ------------------------
+
+Settled = list[tuple[CallUsage | None, int]]
+
+
+def settler() -> tuple[Settled, Callable[[CallUsage | None, int], None]]:
+    seen: Settled = []
+    return seen, lambda usage, relayed: seen.append((usage, relayed))
+
+
+async def test_a_reply_settles_with_the_usage_it_carries(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER])
+    used = CallUsage(prompt_tokens=5, completion_tokens=7, cost=Decimal("0.0000123"))
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_reply(worker_nc, msg.reply, b'{"ok": true}', usage=used)
+
+    await stand_in(worker_nc, call.subject(), answer)
+    seen, settle = settler()
+    await pipeline.call(call, settle=settle)
+    assert seen[0] == (used, 0)
+
+
+async def test_an_error_frame_settles_with_nothing_used(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER])
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_error(worker_nc, msg.reply, RateLimited("upstream busy"))
+
+    await stand_in(worker_nc, call.subject(), answer)
+    seen, settle = settler()
+    with pytest.raises(GatewayError):
+        await pipeline.call(call, settle=settle)
+    assert seen[0] == (CallUsage(), 0)
+
+
+async def test_a_stream_settles_at_its_end_and_a_cut_one_with_what_was_relayed(
+        worker_nc: Client, pipeline: PipelineClient) -> None:
+    text = "twelve chars"
+    chunk = orjson.dumps({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]})
+    used = CallUsage(prompt_tokens=3, completion_tokens=4, cost=Decimal("0.5"))
+    complete, cut = make_call([Stage.ROUTER], stream=True), make_call([Stage.ROUTER], stream=True)
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_chunk(worker_nc, msg.reply, chunk)
+        if Call.decode(msg.data).envelope.call_id == complete.envelope.call_id:
+            await send_end(worker_nc, msg.reply, used)
+
+    await stand_in(worker_nc, complete.subject(), answer)
+    seen, settle = settler()
+    stream = await pipeline.open_stream(complete, settle)
+    assert [frame_of(m) async for m in stream] == ["chunk", "end"]
+    stream.close()
+    assert seen == [(used, 0)]
+
+    seen_cut, settle_cut = settler()
+    stream = await pipeline.open_stream(cut, settle_cut)
+    async for _ in stream:
+        break  # the client leaves after the first chunk
+    stream.close()
+    assert seen_cut == [(None, estimate_text_tokens(text))]

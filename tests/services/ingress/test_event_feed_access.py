@@ -19,21 +19,26 @@ def test_master_key_reads_any_org_others_only_their_own() -> None:
     master = Principal(key_id="master", is_admin=True)
     assert feed_org(master, "acme") == "acme" and feed_org(master, None) == "default"
     assert may_read_events(Principal(key_id="k", org_id="x", role=Role.GLOBAL), "acme")
-    member = Principal(key_id="k", org_id="acme")
+    member = Principal(key_id="k", org_id="acme", scopes=[Scope.EVENTS])
     assert feed_org(member, None) == "acme" and feed_org(member, "acme") == "acme"
     with pytest.raises(PermissionDenied) as refused:
         feed_org(member, "other")
     assert refused.value.code == "org_not_allowed"
-    org_admin = Principal(key_id="k", org_id="acme", is_admin=True)
+    org_admin = Principal(key_id="k", org_id="acme", role=Role.ADMIN)
+    assert may_read_events(org_admin, "acme")
     assert not may_read_events(org_admin, "other")  # an org's admin is not every org's
 
 
 def test_the_events_scope_or_an_org_admin() -> None:
     assert may_read_events(Principal(key_id="k", org_id="acme", scopes=[Scope.EVENTS]), "acme")
     assert may_read_events(Principal(key_id="k", org_id="acme", scopes=[Scope.CHAT], is_admin=True), "acme")
-    with pytest.raises(PermissionDenied) as refused:
-        feed_org(Principal(key_id="k", org_id="acme", scopes=[Scope.CHAT]), None)
-    assert refused.value.code == "scope_required"
+    assert may_read_events(Principal(key_id="k", org_id="acme", role=Role.OWNER, scopes=[Scope.CHAT]), "acme")
+    for plain in (Principal(key_id="k", org_id="acme", scopes=[Scope.CHAT]),
+                  Principal(key_id="k", org_id="acme"),  # no scopes given: chat and embeddings only
+                  Principal(key_id="k", org_id="acme", role=Role.MEMBER)):
+        with pytest.raises(PermissionDenied) as refused:
+            feed_org(plain, None)
+        assert refused.value.code == "scope_required"
 
 
 def test_where_a_feed_starts_and_what_it_filters() -> None:

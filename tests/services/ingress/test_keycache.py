@@ -17,6 +17,8 @@ from shared.db.migrate import upgrade
 from shared.errors import AuthenticationFailed, KeyStoreUnavailable, ServiceUnavailable
 from shared.keys import create_key, revoke_key
 from shared.settings import IngressSettings, PostgresSettings
+from shared.tenancy import LevelKind
+from shared.tenants import store
 from tests.process_tree import frozen
 
 
@@ -140,5 +142,26 @@ async def test_stale_keys_are_served_only_within_their_bound(own_postgres: Embed
         own_postgres.stop()
         with pytest.raises(KeyStoreUnavailable):  # past its bound: 503, never 401
             await cache.authenticate(known.key)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_outage_keeps_the_resolved_levels(own_postgres: EmbeddedPostgres) -> None:
+    engine = make_engine(own_postgres.url, pool_size=1)
+    try:
+        await store.create(engine, LevelKind.ORG, {"id": "acme", "name": "Acme", "models": ["gpt-4o", "o1"],
+                                                   "rpm_limit": 10})
+        await store.create(engine, LevelKind.TEAM, {"id": "eng", "org_id": "acme", "name": "Eng", "tpm_limit": 99})
+        key = await create_key(engine, name="team-key", org_id="acme", team_id="eng", models=["o1", "gpt-4o-mini"])
+        cache = KeyCache(engine, IngressSettings(key_cache_ttl_s=0.0), master_key=None)
+        seen = await cache.authenticate(key.key)
+        own_postgres.stop()
+        stale = await cache.authenticate(key.key)
+        assert stale.levels == seen.levels and stale.models == seen.models == ["o1"]
+        assert [(lv.kind, lv.limits.rpm_limit, lv.limits.tpm_limit) for lv in stale.levels] == [
+            (LevelKind.ORG, 10, None), (LevelKind.TEAM, None, 99), (LevelKind.KEY, None, None)]
+        cache.invalidate(LevelKind.TEAM, "eng")  # a change at the team: no longer vouched for
+        with pytest.raises(ServiceUnavailable):
+            await cache.authenticate(key.key)
     finally:
         await engine.dispose()

@@ -30,8 +30,14 @@ def test_a_missing_field_is_the_last_step() -> None:
 
 @pytest.mark.parametrize(("body", "param", "code"), [
     (b'{"name": "a\\u0000b"}', "name", "invalid_value"),
-    (b'{"name": "n", "team_id": "' + b"t" * 101 + b'"}', "team_id", "string_above_max_length"),
+    (b'{"name": "' + b"n" * 201 + b'"}', "name", "string_above_max_length"),
+    (b'{"name": "n", "team_id": "a.b"}', "team_id", "invalid_value"),
     (b'{"name": "n", "is_admin": "yes"}', "is_admin", "invalid_type"),
+    (b'{"name": "n", "role": "emperor"}', "role", "invalid_value"),
+    (b'{"name": "n", "scopes": ["chat", "sudo"]}', "scopes[1]", "invalid_value"),
+    (b'{"name": "n", "allowed_ips": ["10.0.0.0/33"]}', "allowed_ips[0]", "invalid_value"),
+    (b'{"name": "n", "budget_duration": "2w"}', "budget_duration", "invalid_value"),
+    (b'{"name": "n", "max_budget": -1}', "max_budget", "decimal_below_min_value"),
     (b'{"name": "n", "models": [""]}', "models[0]", "empty_string"),
     (b'{"name": "n", "admin": true}', "admin", "unknown_parameter"),
 ])

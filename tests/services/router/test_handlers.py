@@ -26,7 +26,19 @@ from shared.bus import connect
 from shared.config import load_config
 from shared.events import Principal, UsageEvent, parse_event
 from shared.pipeline import Endpoint, Stage, stage_subject
-from shared.protocol import FRAME_HEADER, STATUS_HEADER, Call, CallEnvelope, CancelRequest, Route, error_of, joined, upstream_of
+from shared.protocol import (
+    FRAME_HEADER,
+    STATUS_HEADER,
+    Call,
+    CallEnvelope,
+    CallUsage,
+    CancelRequest,
+    Route,
+    error_of,
+    joined,
+    upstream_of,
+    usage_of,
+)
 from shared.settings import BusSettings, RouterSettings, Settings
 from shared.subjects import ROUTER_CANCEL, usage_subject
 from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
@@ -196,6 +208,8 @@ async def test_chat_answers_after_failover_and_charges_exact_cost(nc: Client) ->
     assert (data.prompt_tokens, data.completion_tokens, data.total_tokens) == (6, 10, 16)
     assert data.attempts == 2
     assert data.cost == cost(6, 10) == Decimal("0.0000069")
+    # the reply frame carries the same usage, for the ingress to settle limits with
+    assert usage_of(reply) == CallUsage(prompt_tokens=6, completion_tokens=10, cost=data.cost)
 
 
 async def test_stream_frames_in_order_with_end_and_usage(nc: Client) -> None:
@@ -214,6 +228,7 @@ async def test_stream_frames_in_order_with_end_and_usage(nc: Client) -> None:
     assert (event.data.stream, event.data.status, event.data.usage_source) == (True, "ok", "upstream")
     assert (event.data.prompt_tokens, event.data.completion_tokens) == (6, 10)
     assert event.data.cost == cost(6, 10)
+    assert usage_of(frames[-1]) == CallUsage(prompt_tokens=6, completion_tokens=10, cost=cost(6, 10))
 
 
 async def test_stream_without_include_usage_hides_usage_but_still_charges(nc: Client) -> None:
@@ -237,6 +252,8 @@ async def test_stream_without_upstream_usage_is_estimated(nc: Client) -> None:
     assert event.data.completion_tokens == math.ceil(len(payloads.REPLY_TEXT) / 4)
     assert event.data.prompt_tokens > 0
     assert event.data.cost == cost(event.data.prompt_tokens, event.data.completion_tokens)
+    assert usage_of(frames[-1]) == CallUsage(prompt_tokens=event.data.prompt_tokens,
+                                             completion_tokens=event.data.completion_tokens, cost=event.data.cost)
 
 
 async def test_cancel_takes_effect_while_the_upstream_is_silent(nc: Client, fake: FakeOpenAI) -> None:
