@@ -43,13 +43,24 @@ def _guardrail_line(event: dict[str, Any]) -> str:
     return f"{data.get('model')} {data.get('verdict')}: {found}"
 
 
+def _admin_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    return f"{data.get('object')} {data.get('object_id')} {data.get('action')} by {data.get('actor_key_id')}"
+
+
+def _budget_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    return (f"{data.get('level')} {data.get('level_id')} committed {data.get('committed')} of {data.get('max_budget')} "
+            f"(warning at {data.get('share')})")
+
+
 def _other_line(event: dict[str, Any]) -> str:
     return json.dumps(event.get("data"))
 
 
 LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "usage": _usage_line, "usage.corrected": _correction_line, "request": _request_line, "key": _key_line,
-    "guardrail": _guardrail_line}
+    "guardrail": _guardrail_line, "admin": _admin_line, "budget": _budget_line}
 
 
 def human(event: dict[str, Any]) -> str:
