@@ -13,6 +13,7 @@ from enum import StrEnum
 class Endpoint(StrEnum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
 
 
 class Stage(StrEnum):
@@ -23,6 +24,8 @@ class Stage(StrEnum):
 PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.CHAT: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.EMBEDDINGS: (Stage.GUARDRAILS, Stage.ROUTER),
+    # guardrails cannot read formats they do not know: a pass-through call skips them
+    Endpoint.PASSTHROUGH: (Stage.ROUTER,),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

@@ -36,12 +36,15 @@ from pydantic import BaseModel, Field
 
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
+from shared.native import NativeRequest
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.redact import redact_content
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
 UPSTREAM_HEADER = "Jetgate-Upstream"
+# on the first chunk of a pass-through answer: the provider's response headers the client gets (JSON)
+NATIVE_HEADERS_HEADER = "Jetgate-Headers"
 # room left in a message for the frame's headers and the protocol line
 FRAME_HEADROOM = 4096
 DEFAULT_FRAME_BYTES = 4 * 1024 * 1024
@@ -87,6 +90,7 @@ class CallEnvelope(BaseModel):
     deadline: float  # unix time after which nobody waits for the answer
     route: Route
     stages: list[Stage]  # the stages still ahead, the receiving one first
+    native: NativeRequest | None = None  # a pass-through call's method, path, query and headers
 
     def seconds_left(self) -> float:
         return self.deadline - time.time()

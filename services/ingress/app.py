@@ -18,7 +18,7 @@ from services.ingress.keycache import KeyCache
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
-from services.ingress.routes import admin, anthropic, health, openai, responses
+from services.ingress.routes import admin, anthropic, health, openai, passthrough, responses
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(responses.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)
+    app.include_router(passthrough.router)
     app.include_router(health.router)
     install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, admin.CreateKey, ResponsesRequest, MessagesRequest,
                           CountTokensRequest])

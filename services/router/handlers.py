@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import UpstreamHttp
+from services.router.passthrough import serve_passthrough
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
 from services.router.registry import ProviderRegistry, Target
 from services.router.relay import CallCancel, relay_stream
@@ -52,8 +53,9 @@ def _body(call: Call) -> dict[str, Any]:
 
 class RouterWorker:
     def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher,
-                 frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
+                 frame_bytes: int = DEFAULT_FRAME_BYTES, http: UpstreamHttp | None = None) -> None:
         self._nc = nc
+        self._http = http or UpstreamHttp()
         self._registry = registry
         self._publisher = publisher
         self._frame_bytes = frame_bytes
@@ -77,6 +79,19 @@ class RouterWorker:
 
     async def on_embeddings(self, msg: Msg, call: Call) -> None:
         await self._complete(msg, call, self._registry.targets(call.envelope.route), _body(call))
+
+    async def on_passthrough(self, msg: Msg, call: Call) -> None:
+        """A provider's native API, its answer relayed as it comes (services/router/passthrough.py)."""
+        assert msg.reply
+        envelope = call.envelope
+        provider = self._registry.provider(envelope.route.targets[0].provider)
+        cancel = CallCancel(asyncio.current_task())
+        self._cancels[envelope.call_id] = cancel
+        try:
+            await serve_passthrough(self._nc, msg.reply, call, Target(provider, envelope.route.targets[0].model),
+                                    self._http, cancel, self._publisher.emit)
+        finally:
+            self._cancels.pop(envelope.call_id, None)
 
     async def _complete(self, msg: Msg, call: Call, targets: tuple[Target, ...], body: dict[str, Any]) -> None:
         assert msg.reply
@@ -143,8 +158,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
-    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes)
-    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings},
+    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http)
+    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings,
+                                            Endpoint.PASSTHROUGH: worker.on_passthrough},
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)

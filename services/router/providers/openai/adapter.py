@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 
 from services.router.http_client import UpstreamHttp, UpstreamTimeouts
-from services.router.providers.base import C, ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.native_url import without_version
+from services.router.providers.base import C, ChatCall, Chunk, Completion, EmbeddingsCall, NativeAccess, Provider
 from services.router.providers.openai.config import OpenAIConfig
 from services.router.providers.openai.errors import error_from_response, error_mid_stream
 from services.router.sse import read_sse
@@ -83,6 +84,14 @@ class OpenAIWire(Provider[C]):
     async def auth_headers(self) -> Mapping[str, str]:
         """Headers of every call: the static ones, credentials included, unless overridden."""
         return self._headers
+
+    @abstractmethod
+    def native_base(self) -> str:
+        """The root pass-through paths are appended to (the client's own paths say `/v1/...`)."""
+
+    async def native_access(self) -> NativeAccess:
+        credentials = {k: v for k, v in (await self.auth_headers()).items() if k != "content-type"}
+        return NativeAccess(self.native_base(), credentials, self._timeouts)
 
     async def _post(self, path: str, payload: dict[str, Any], model: str) -> Completion:
         response = await self.http.post(self.name, self.url(path, model), orjson.dumps(payload),
@@ -165,3 +174,6 @@ class OpenAIProvider(OpenAIWire[OpenAIConfig]):
 
     def url(self, path: str, model: str) -> str:
         return self._base + path
+
+    def native_base(self) -> str:
+        return without_version(self._base)
