@@ -14,6 +14,7 @@ class Endpoint(StrEnum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
+    COMPLETIONS = "completions"  # the legacy /v1/completions
 
 
 class Stage(StrEnum):
@@ -26,6 +27,7 @@ PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.EMBEDDINGS: (Stage.GUARDRAILS, Stage.ROUTER),
     # guardrails cannot read formats they do not know: a pass-through call skips them
     Endpoint.PASSTHROUGH: (Stage.ROUTER,),
+    Endpoint.COMPLETIONS: (Stage.GUARDRAILS, Stage.ROUTER),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

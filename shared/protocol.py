@@ -73,6 +73,8 @@ class Route(BaseModel):
     targets: list[Target]
     input_per_million: Decimal = Decimal(0)
     output_per_million: Decimal = Decimal(0)
+    per_request: Decimal = Decimal(0)  # an answered call's own price, and each unit's (Pricing in shared/config.py)
+    per_unit: Decimal = Decimal(0)
     timeout_s: float | None = None  # the model's own call timeout (None: the ingress's default)
     stream_idle_timeout_s: float | None = None
 

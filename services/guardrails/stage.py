@@ -23,6 +23,7 @@ from shared.protocol import Call
 CHECKED: dict[Endpoint, tuple[str, Walk]] = {
     Endpoint.CHAT: ("messages", walk_messages),
     Endpoint.EMBEDDINGS: ("input", walk_input),
+    Endpoint.COMPLETIONS: ("prompt", walk_input),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import UpstreamHttp
+from services.router.openai_endpoints import ENDPOINTS
 from services.router.passthrough import serve_passthrough
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
 from services.router.registry import ProviderRegistry, Target
@@ -77,6 +79,26 @@ class RouterWorker:
             self._cancels.pop(envelope.call_id, None)
         self._publisher.emit(event)
 
+    async def on_endpoint(self, msg: Msg, call: Call) -> None:
+        """One of OpenAI's other endpoints (services/router/openai_endpoints.py)."""
+        envelope = call.envelope
+        spec = ENDPOINTS[envelope.endpoint]
+        body = {} if spec.multipart else _body(call)
+        targets = self._registry.targets(envelope.route)
+        if not envelope.stream:
+            await self._complete(msg, call, targets, body)
+            return
+        assert msg.reply
+        cancelled = CallCancel()
+        self._cancels[envelope.call_id] = cancelled
+        try:
+            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled,
+                                       lambda target: target.provider.endpoint_stream(
+                                           spec.request(call, body, target.model)))
+        finally:
+            self._cancels.pop(envelope.call_id, None)
+        self._publisher.emit(event)
+
     async def on_embeddings(self, msg: Msg, call: Call) -> None:
         await self._complete(msg, call, self._registry.targets(call.envelope.route), _body(call))
 
@@ -98,8 +120,11 @@ class RouterWorker:
         envelope = call.envelope
         started = time.perf_counter()
         embeddings = envelope.endpoint is Endpoint.EMBEDDINGS
+        spec = ENDPOINTS.get(envelope.endpoint)
 
         async def attempt(target: Target) -> Completion:
+            if spec is not None:
+                return await target.provider.endpoint_call(spec.request(call, body, target.model))
             if embeddings:
                 return await target.provider.embeddings(EmbeddingsCall(body, target.model))
             return await target.provider.chat(ChatCall(body, target.model))
@@ -137,7 +162,8 @@ class RouterWorker:
         self._publisher.emit(usage_event(
             envelope, target=answer.target, usage=usage or estimated_usage(envelope.endpoint, body),
             usage_source="upstream" if usage else "estimated", status="ok",
-            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts))
+            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts,
+            units=spec.units(body, usage) if spec is not None else Decimal(0)))
 
     async def on_cancel(self, msg: Msg) -> None:
         try:
@@ -160,7 +186,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     publisher = EventPublisher(js, settings.events)
     worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http)
     server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings,
-                                            Endpoint.PASSTHROUGH: worker.on_passthrough},
+                                            Endpoint.PASSTHROUGH: worker.on_passthrough,
+                                            **dict.fromkeys(ENDPOINTS, worker.on_endpoint)},
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)

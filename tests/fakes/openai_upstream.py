@@ -14,6 +14,8 @@ gateway config can point different deployments at different behaviours:
 - `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
+- `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
+  usage when asked for)
 - `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
   always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
   `echo-key-400` / `echo-key-500` in that error's message (and the 400's `param`),
@@ -40,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
 from tests.fakes.server import ThreadedServer
 
@@ -139,6 +142,7 @@ class FakeOpenAI:
         return Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/completions", self._completions, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -264,6 +268,20 @@ class FakeOpenAI:
         # orjson: a batch of 2,048 x 3,072 floats is ~55 MB of JSON (json.dumps takes seconds)
         answer = orjson.dumps(p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
         return Response(answer, media_type="application/json", headers=_openai_headers())
+
+    async def _completions(self, request: Request) -> Response:
+        """The legacy completions endpoint (a `prompt`, `text_completion` answers)."""
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if "prompt" not in body:
+            return _json(400, p.invalid_request("you must provide a prompt parameter", "prompt"))
+        model, prompt_tokens = body["model"], ep.count_prompt_tokens(body["prompt"])
+        if body.get("stream") is not True:
+            return _json(200, ep.text_completion(model, prompt_tokens))
+        asked = (body.get("stream_options") or {}).get("include_usage") is True
+        return StreamingResponse(self._events(ep.text_completion_stream(model, prompt_tokens, asked), 0.0),
+                                 media_type="text/event-stream", headers=_openai_headers())
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)

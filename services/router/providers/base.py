@@ -49,6 +49,20 @@ class EmbeddingsCall:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointCall:
+    """A call to one of OpenAI's other endpoints (`/completions`, `/moderations`,
+    `/images/generations`, `/audio/speech`, `/audio/transcriptions`): the path under the
+    provider's base URL, the client's body (`body` parsed when JSON, else None: `raw` is a
+    multipart form, with its `content_type`), and the upstream's model name."""
+
+    path: str
+    body: dict[str, Any] | None
+    raw: bytes
+    model: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A whole answer: the OpenAI JSON body to return as is, and the usage read from it."""
 
@@ -97,6 +111,11 @@ class NativeAccess:
 C = TypeVar("C", bound=ProviderConfig)
 
 
+def unsupported_endpoint(provider: Provider[Any], path: str) -> InvalidRequest:
+    return InvalidRequest(f"The provider {provider.name} (type {provider.config.type}) has no /v1{path} endpoint; "
+                          "route this model to a provider that offers it.", param="model", code="unsupported_endpoint")
+
+
 class Provider(ABC, Generic[C]):
     """An upstream, built from one provider entry of the config as `Adapter(config, http)`;
     adapters that speak HTTP share the router's one pooled client."""
@@ -117,6 +136,15 @@ class Provider(ABC, Generic[C]):
 
     @abstractmethod
     async def embeddings(self, call: EmbeddingsCall) -> Completion: ...
+
+    async def endpoint_call(self, call: EndpointCall) -> Completion:
+        """One of OpenAI's other endpoints; a provider type that does not offer it answers 400."""
+        raise unsupported_endpoint(self, call.path)
+
+    async def endpoint_stream(self, call: EndpointCall) -> AsyncGenerator[Chunk, None]:
+        """A streamed call of one of those (`/completions`); 400 (at the first chunk) where not offered."""
+        raise unsupported_endpoint(self, call.path)
+        yield  # an async generator, as the streams that do exist
 
     async def native_access(self) -> NativeAccess:
         """Where and how pass-through calls reach this provider's native API; a provider

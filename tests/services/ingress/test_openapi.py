@@ -42,6 +42,7 @@ def test_every_body_the_api_takes_is_described(doc: dict[str, Any]) -> None:
               for method, path, op in operations(doc, "/") if method == "post"}
     assert bodies == {"/v1/chat/completions": "#/components/schemas/ChatCompletionRequest",
                       "/v1/embeddings": "#/components/schemas/EmbeddingsRequest",
+                      "/v1/completions": "#/components/schemas/CompletionsRequest",
                       "/v1/responses": "#/components/schemas/ResponsesRequest",
                       "/v1/messages": "#/components/schemas/MessagesRequest",
                       "/v1/messages/count_tokens": "#/components/schemas/CountTokensRequest",

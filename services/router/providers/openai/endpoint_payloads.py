@@ -1,0 +1,51 @@
+"""Payloads of OpenAI's other endpoints, shaped after the API reference: legacy completions
+(`text_completion`, plain and streamed), moderations, image generation, transcriptions.
+Deterministic counts, as in payloads.py: prompt tokens are the prompt's words, a
+completion is `COMPLETION_TOKENS` pieces."""
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from services.router.providers.openai.payloads import COMPLETION_TOKENS, REPLY_PIECES, REPLY_TEXT, SYSTEM_FINGERPRINT, usage
+
+Json = dict[str, Any]
+
+
+def _cmpl_id() -> str:
+    return "cmpl-" + secrets.token_hex(14)
+
+
+def count_prompt_tokens(prompt: Any) -> int:
+    """Words of a string prompt (or of each string), or the number of token ids."""
+    if isinstance(prompt, str):
+        return len(prompt.split())
+    if isinstance(prompt, list):
+        return sum(count_prompt_tokens(p) if not isinstance(p, int) else 1 for p in prompt)
+    return 0
+
+
+def _text_chunk(cid: str, created: int, model: str, text: str, finish_reason: str | None) -> Json:
+    return {"id": cid, "object": "text_completion", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}]}
+
+
+def text_completion(model: str, prompt_tokens: int, text: str = REPLY_TEXT) -> Json:
+    body = _text_chunk(_cmpl_id(), int(time.time()), model, text, "stop")
+    body["usage"] = usage(prompt_tokens, COMPLETION_TOKENS)
+    return body
+
+
+def text_completion_stream(model: str, prompt_tokens: int, with_usage: bool) -> list[Json]:
+    """One chunk per reply piece, the last with `finish_reason`; then, when usage was asked
+    for, a chunk with no choices and the usage."""
+    cid, created = _cmpl_id(), int(time.time())
+    chunks = [_text_chunk(cid, created, model, piece, None) for piece in REPLY_PIECES]
+    chunks.append(_text_chunk(cid, created, model, "", "stop"))
+    if with_usage:
+        chunks.append({"id": cid, "object": "text_completion", "created": created, "model": model,
+                       "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [],
+                       "usage": usage(prompt_tokens, COMPLETION_TOKENS)})
+    return chunks

@@ -1,0 +1,75 @@
+"""OpenAI's other endpoints through the whole gateway with the official SDK, against the fake
+OpenAI upstream: legacy completions (plain, streamed), moderations, image generation,
+speech and transcriptions; usage recorded; a model of another mode, or a provider without
+the endpoint, refused with a clear 400."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+
+from services.router.providers.openai import payloads
+from tests.e2e.conftest import PRICE_IN, PRICE_OUT, UPSTREAM_KEY, charged, pg_rows
+from tests.e2e.gateway import Gateway
+from tests.fakes.openai_upstream import FakeOpenAI
+
+PROMPT = "Say this is a test"
+
+
+def _cost(prompt: int, completion: int) -> Decimal:
+    return (PRICE_IN * prompt + PRICE_OUT * completion) / 1_000_000
+
+
+def _ledger(gateway: Gateway, key_id: str) -> list[Any]:
+    return pg_rows(gateway, "SELECT model, provider, prompt_tokens, completion_tokens, cost, status FROM spend_ledger "
+                            "WHERE key_id = $1 ORDER BY time", key_id)
+
+
+def _sdk(gateway: Gateway, name: str) -> tuple[openai.OpenAI, str]:
+    key, key_id = gateway.create_key(name)
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0), key_id
+
+
+def test_completions_plain_and_streamed(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    client, key_id = _sdk(gateway, "endpoints-completions")
+    completion = client.completions.create(model="gpt-3.5-turbo-instruct", prompt=PROMPT, max_tokens=7, echo=False)
+    assert completion.object == "text_completion" and completion.choices[0].text == payloads.REPLY_TEXT
+    assert completion.usage is not None and completion.usage.prompt_tokens == len(PROMPT.split())
+    sent = fake_openai.requests[-1]
+    assert sent.path == "/v1/completions" and sent.bearer == UPSTREAM_KEY
+    assert sent.json == {"model": "gpt-3.5-turbo-instruct", "prompt": PROMPT, "max_tokens": 7, "echo": False}
+    chunks = list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt=PROMPT, stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == payloads.REPLY_TEXT
+    assert all(c.usage is None for c in chunks)  # not asked for: the router's own usage chunk is not relayed
+    with_usage = list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt=[PROMPT, PROMPT], stream=True,
+                                                stream_options={"include_usage": True}))
+    assert with_usage[-1].choices == [] and with_usage[-1].usage is not None
+    assert with_usage[-1].usage.prompt_tokens == 2 * len(PROMPT.split())
+    charged(gateway, key_id, 3)
+    rows = _ledger(gateway, key_id)
+    assert [(r["model"], r["status"]) for r in rows] == [("gpt-3.5-turbo-instruct", "ok")] * 3
+    words = len(PROMPT.split())
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
+        (words, payloads.COMPLETION_TOKENS), (words, payloads.COMPLETION_TOKENS), (2 * words, payloads.COMPLETION_TOKENS)]
+    assert rows[0]["cost"] == _cost(words, payloads.COMPLETION_TOKENS)
+
+
+def test_completions_refusals(gateway: Gateway) -> None:
+    client, _ = _sdk(gateway, "endpoints-completions-refused")
+    with pytest.raises(openai.BadRequestError) as wrong_mode:
+        client.completions.create(model="gpt-4o-mini", prompt=PROMPT)  # a chat model
+    assert wrong_mode.value.code == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as no_endpoint:
+        client.completions.create(model="claude-completion", prompt=PROMPT)
+    assert no_endpoint.value.code == "unsupported_endpoint" and "/v1/completions" in no_endpoint.value.message
+    with pytest.raises(openai.BadRequestError) as invalid:
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt=PROMPT, temperature=3)
+    assert invalid.value.code == "decimal_above_max_value"
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.post("/completions", body={"model": "gpt-3.5-turbo-instruct"}, cast_to=object)
+    assert missing.value.code == "missing_required_parameter"
+    with pytest.raises(openai.BadRequestError) as blocked:  # guardrails read the prompt
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt=["fine", "this is TOP SECRET"])
+    assert blocked.value.code == "guardrail_blocked" and blocked.value.param == "prompt"
