@@ -15,6 +15,7 @@ class Endpoint(StrEnum):
     EMBEDDINGS = "embeddings"
     PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
     COMPLETIONS = "completions"  # the legacy /v1/completions
+    MODERATIONS = "moderations"
 
 
 class Stage(StrEnum):
@@ -28,6 +29,7 @@ PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     # guardrails cannot read formats they do not know: a pass-through call skips them
     Endpoint.PASSTHROUGH: (Stage.ROUTER,),
     Endpoint.COMPLETIONS: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.MODERATIONS: (Stage.GUARDRAILS, Stage.ROUTER),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

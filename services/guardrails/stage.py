@@ -24,6 +24,7 @@ CHECKED: dict[Endpoint, tuple[str, Walk]] = {
     Endpoint.CHAT: ("messages", walk_messages),
     Endpoint.EMBEDDINGS: ("input", walk_input),
     Endpoint.COMPLETIONS: ("prompt", walk_input),
+    Endpoint.MODERATIONS: ("input", walk_input),  # strings; image parts are not text
 }
 
 

@@ -24,6 +24,7 @@ from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
 from shared.openai_completions import CompletionsRequest
+from shared.openai_moderations import ModerationsRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked
 from shared.publisher import EventPublisher
@@ -84,6 +85,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(passthrough.router)
     app.include_router(health.router)
-    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, admin.CreateKey,
-                          ResponsesRequest, MessagesRequest, CountTokensRequest])
+    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, ModerationsRequest,
+                          admin.CreateKey, ResponsesRequest, MessagesRequest, CountTokensRequest])
     return app

@@ -11,7 +11,8 @@ from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stages_for
 from shared.protocol import Route, Target
 
-MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion"}
+MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
+           Endpoint.MODERATIONS: "moderation"}
 
 
 def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoint: Endpoint) -> ModelConfig:

@@ -34,6 +34,7 @@ class EndpointSpec:
 
 ENDPOINTS: dict[Endpoint, EndpointSpec] = {
     Endpoint.COMPLETIONS: EndpointSpec("/completions"),
+    Endpoint.MODERATIONS: EndpointSpec("/moderations"),
 }
 
 

@@ -79,6 +79,7 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers
              "deployments": [{"provider": "claude", "model": "fail-529"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
             model("gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct", mode="completion"),
+            model("omni-moderation-latest", "omni-moderation-latest", mode="moderation"),
             model("claude-completion", "claude-sonnet-4-5", provider="claude", mode="completion"),  # Anthropic has none
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),
             model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),

@@ -73,3 +73,27 @@ def test_completions_refusals(gateway: Gateway) -> None:
     with pytest.raises(openai.BadRequestError) as blocked:  # guardrails read the prompt
         client.completions.create(model="gpt-3.5-turbo-instruct", prompt=["fine", "this is TOP SECRET"])
     assert blocked.value.code == "guardrail_blocked" and blocked.value.param == "prompt"
+
+
+def test_moderations(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    client, key_id = _sdk(gateway, "endpoints-moderations")
+    one = client.moderations.create(model="omni-moderation-latest", input="I will attack the castle at dawn")
+    assert one.model == "omni-moderation-latest" and len(one.results) == 1
+    assert one.results[0].flagged and one.results[0].categories.violence and not one.results[0].categories.hate
+    assert fake_openai.requests[-1].path == "/v1/moderations" and fake_openai.requests[-1].bearer == UPSTREAM_KEY
+    many = client.moderations.create(input=["a calm day", "an attack"])  # no model: the key's moderation model
+    assert [r.flagged for r in many.results] == [False, True]
+    assert fake_openai.requests[-1].json["model"] == "omni-moderation-latest"
+    parts = client.moderations.create(model="omni-moderation-latest", input=[
+        {"type": "text", "text": "a picture"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}])
+    assert parts.results[0].category_applied_input_types.violence == ["image", "text"]
+    with pytest.raises(openai.BadRequestError) as wrong_mode:
+        client.moderations.create(model="gpt-4o-mini", input="hello")
+    assert wrong_mode.value.code == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as invalid:
+        client.post("/moderations", body={"input": 3}, cast_to=object)
+    assert invalid.value.code == "invalid_type" and invalid.value.param == "input"
+    charged(gateway, key_id, 3)
+    rows = _ledger(gateway, key_id)
+    assert [(r["model"], r["status"]) for r in rows] == [("omni-moderation-latest", "ok")] * 3
+    assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] == 0  # no usage upstream: the input, counted

@@ -16,6 +16,7 @@ gateway config can point different deployments at different behaviours:
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
   usage when asked for)
+- `POST /v1/moderations`: a result per input, flagged for violence when it says "attack"
 - `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
   always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
   `echo-key-400` / `echo-key-500` in that error's message (and the 400's `param`),
@@ -143,6 +144,7 @@ class FakeOpenAI:
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             Route("/v1/completions", self._completions, methods=["POST"]),
+            Route("/v1/moderations", self._moderations, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -282,6 +284,14 @@ class FakeOpenAI:
         asked = (body.get("stream_options") or {}).get("include_usage") is True
         return StreamingResponse(self._events(ep.text_completion_stream(model, prompt_tokens, asked), 0.0),
                                  media_type="text/event-stream", headers=_openai_headers())
+
+    async def _moderations(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not body.get("input"):
+            return _json(400, p.invalid_request("'input' is a required property", "input"))
+        return _json(200, ep.moderation(body["model"], body["input"]))
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)

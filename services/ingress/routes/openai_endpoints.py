@@ -11,13 +11,51 @@ from fastapi.responses import Response
 
 from services.ingress.audit import RequestAudit
 from services.ingress.openapi import V1_ERRORS, body_of, errors
+from services.ingress.policy import MODE_OF, visible_models
 from services.ingress.routes.openai import admit, client_gone, ended, new_call, read_validated
 from services.ingress.sse import SseResponse
-from services.ingress.state import CurrentKey, State, request_id_of
+from services.ingress.state import CurrentKey, IngressState, State, request_id_of
+from shared.errors import InvalidRequest
+from shared.events import Principal
 from shared.openai_completions import CompletionsRequest
+from shared.openai_moderations import ModerationsRequest
 from shared.pipeline import Endpoint
 
 router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
+
+
+async def answered(request: Request, state: IngressState, audit: RequestAudit, endpoint: Endpoint, model: str,
+                   raw: bytes, media_type: str = "application/json") -> Response:
+    """A whole answer of one call: admitted (policy, `request.received`), sent, recorded."""
+    audit.model = model
+    admit(state, audit, model, endpoint)
+    call = new_call(state, audit.principal, audit.request_id, endpoint, model, raw)
+    try:
+        with state.bus.call():
+            reply = await state.pipeline.call(call, client_gone(request))
+    except Exception as error:
+        ended(audit, error)
+        raise
+    audit.completed(reply.status)
+    return Response(reply.body, status_code=reply.status, media_type=media_type)
+
+
+def default_model(state: IngressState, principal: Principal, mode: str, param: str = "model") -> str:
+    """The model of a request that names none (moderations: OpenAI picks its latest): the
+    first model of that mode the key may use."""
+    for model in visible_models(state.config, principal):
+        if model.mode == mode:
+            return model.name
+    raise InvalidRequest(f"No {mode} model is configured for this key; name one in `model`.", param=param,
+                         code="model_not_found")
+
+
+@router.post("/moderations", openapi_extra=body_of(ModerationsRequest))
+async def moderations(request: Request, principal: CurrentKey, state: State) -> Response:
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    raw, parsed = await read_validated(request, state, ModerationsRequest, audit)
+    model = parsed.model or default_model(state, principal, MODE_OF[Endpoint.MODERATIONS])
+    return await answered(request, state, audit, Endpoint.MODERATIONS, model, raw)
 
 
 @router.post("/completions", openapi_extra=body_of(CompletionsRequest))

@@ -49,3 +49,32 @@ def text_completion_stream(model: str, prompt_tokens: int, with_usage: bool) -> 
                        "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [],
                        "usage": usage(prompt_tokens, COMPLETION_TOKENS)})
     return chunks
+
+
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions", "sexual",
+                         "sexual/minors", "violence", "violence/graphic")
+FLAGGED_WORD = "attack"  # an input holding it is flagged for violence
+
+
+def _moderation_result(text: str, input_types: list[str]) -> Json:
+    flagged = FLAGGED_WORD in text.lower()
+    categories = {name: flagged and name == "violence" for name in MODERATION_CATEGORIES}
+    scores = {name: (0.91 if categories[name] else 0.0001) for name in MODERATION_CATEGORIES}
+    applied = {name: (input_types if not name.startswith(("harassment", "hate", "illicit", "sexual/minors"))
+                      and not name.endswith("/intent") else ["text"]) for name in MODERATION_CATEGORIES}
+    return {"flagged": flagged, "categories": categories, "category_scores": scores,
+            "category_applied_input_types": applied}
+
+
+def moderation(model: str, inputs: Any) -> Json:
+    """One result per string input; text and image parts are one input together."""
+    if isinstance(inputs, str):
+        results = [_moderation_result(inputs, ["text"])]
+    elif inputs and isinstance(inputs[0], dict):
+        text = " ".join(p.get("text", "") for p in inputs if p.get("type") == "text")
+        types = sorted({"text" if p.get("type") == "text" else "image" for p in inputs})
+        results = [_moderation_result(text, types)]
+    else:
+        results = [_moderation_result(text, ["text"]) for text in inputs]
+    return {"id": "modr-" + secrets.token_hex(12), "model": model, "results": results}
