@@ -16,6 +16,7 @@ class Endpoint(StrEnum):
     PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
     COMPLETIONS = "completions"  # the legacy /v1/completions
     MODERATIONS = "moderations"
+    IMAGES = "images"  # /v1/images/generations
 
 
 class Stage(StrEnum):
@@ -30,6 +31,7 @@ PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.PASSTHROUGH: (Stage.ROUTER,),
     Endpoint.COMPLETIONS: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.MODERATIONS: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.IMAGES: (Stage.GUARDRAILS, Stage.ROUTER),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

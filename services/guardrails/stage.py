@@ -25,6 +25,7 @@ CHECKED: dict[Endpoint, tuple[str, Walk]] = {
     Endpoint.EMBEDDINGS: ("input", walk_input),
     Endpoint.COMPLETIONS: ("prompt", walk_input),
     Endpoint.MODERATIONS: ("input", walk_input),  # strings; image parts are not text
+    Endpoint.IMAGES: ("prompt", walk_input),
 }
 
 

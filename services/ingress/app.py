@@ -24,6 +24,7 @@ from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
 from shared.openai_completions import CompletionsRequest
+from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked
@@ -86,5 +87,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(passthrough.router)
     app.include_router(health.router)
     install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, ModerationsRequest,
-                          admin.CreateKey, ResponsesRequest, MessagesRequest, CountTokensRequest])
+                          ImagesRequest, admin.CreateKey, ResponsesRequest, MessagesRequest, CountTokensRequest])
     return app

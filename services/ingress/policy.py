@@ -12,7 +12,7 @@ from shared.pipeline import Endpoint, Stage, stages_for
 from shared.protocol import Route, Target
 
 MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
-           Endpoint.MODERATIONS: "moderation"}
+           Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image"}
 
 
 def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoint: Endpoint) -> ModelConfig:

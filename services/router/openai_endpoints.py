@@ -20,6 +20,12 @@ def no_units(body: dict[str, Any], usage: Usage | None) -> Decimal:
     return Decimal(0)
 
 
+def images_asked(body: dict[str, Any], usage: Usage | None) -> Decimal:
+    """Images made: the request's `n` (1 when not given), as OpenAI prices them."""
+    n = body.get("n")
+    return Decimal(n) if isinstance(n, int) and n > 0 else Decimal(1)
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     path: str
@@ -35,6 +41,7 @@ class EndpointSpec:
 ENDPOINTS: dict[Endpoint, EndpointSpec] = {
     Endpoint.COMPLETIONS: EndpointSpec("/completions"),
     Endpoint.MODERATIONS: EndpointSpec("/moderations"),
+    Endpoint.IMAGES: EndpointSpec("/images/generations", units=images_asked),
 }
 
 

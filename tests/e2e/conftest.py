@@ -79,6 +79,10 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers
              "deployments": [{"provider": "claude", "model": "fail-529"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
             model("gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct", mode="completion"),
+            {"name": "gpt-image-1", "mode": "image", "deployments": [{"provider": "fake", "model": "gpt-image-1"}],
+             "pricing": {**pricing, "per_unit": "0.011"}},  # tokens, and 1.1 cents an image
+            {"name": "dall-e-3", "mode": "image", "deployments": [{"provider": "fake", "model": "dall-e-3"}],
+             "pricing": {"per_unit": "0.04"}},  # 4 cents an image
             model("omni-moderation-latest", "omni-moderation-latest", mode="moderation"),
             model("claude-completion", "claude-sonnet-4-5", provider="claude", mode="completion"),  # Anthropic has none
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from services.router.providers.openai import payloads
+from services.router.providers.openai import endpoint_payloads, payloads
 from tests.e2e.conftest import PRICE_IN, PRICE_OUT, UPSTREAM_KEY, charged, pg_rows
 from tests.e2e.gateway import Gateway
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -97,3 +97,32 @@ def test_moderations(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
     rows = _ledger(gateway, key_id)
     assert [(r["model"], r["status"]) for r in rows] == [("omni-moderation-latest", "ok")] * 3
     assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] == 0  # no usage upstream: the input, counted
+
+
+def test_image_generation(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    client, key_id = _sdk(gateway, "endpoints-images")
+    tokens = client.images.generate(model="gpt-image-1", prompt="a lighthouse at night", n=2, size="1024x1024")
+    assert len(tokens.data) == 2 and tokens.data[0].b64_json == endpoint_payloads.PIXEL_PNG
+    assert tokens.usage is not None and tokens.usage.input_tokens == 4
+    sent = fake_openai.requests[-1]
+    assert sent.path == "/v1/images/generations" and sent.bearer == UPSTREAM_KEY
+    assert sent.json == {"model": "gpt-image-1", "prompt": "a lighthouse at night", "n": 2, "size": "1024x1024"}
+    urls = client.images.generate(prompt="a red boat", model="dall-e-3", response_format="url")
+    assert urls.data[0].url and urls.data[0].url.startswith("https://images.example.com/")
+    assert urls.data[0].revised_prompt == "a red boat"
+    with pytest.raises(openai.BadRequestError) as blocked:
+        client.images.generate(model="dall-e-3", prompt="the top secret plans")
+    assert blocked.value.code == "guardrail_blocked" and blocked.value.param == "prompt"
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.images.generate(model="dall-e-3", prompt="boats", n=11)
+    assert too_many.value.param == "n"
+    with pytest.raises(openai.BadRequestError) as wrong_mode:
+        client.images.generate(model="gpt-4o-mini", prompt="boats")
+    assert wrong_mode.value.code == "model_not_supported"
+    charged(gateway, key_id, 2)
+    by_model = {r["model"]: r for r in _ledger(gateway, key_id)}
+    image = by_model["gpt-image-1"]  # its tokens at the token prices, and 2 images at 0.011
+    output = endpoint_payloads.IMAGE_OUTPUT_TOKENS * 2
+    assert (image["prompt_tokens"], image["completion_tokens"]) == (4, output)
+    assert image["cost"] == _cost(4, output) + Decimal("0.022")
+    assert by_model["dall-e-3"]["cost"] == Decimal("0.04")  # no tokens reported: one image at 0.04

@@ -16,6 +16,8 @@ gateway config can point different deployments at different behaviours:
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
   usage when asked for)
+- `POST /v1/images/generations`: n images (base64, with token usage, for `gpt-image-*`;
+  URLs or base64 as asked for others)
 - `POST /v1/moderations`: a result per input, flagged for violence when it says "attack"
 - `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
   always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
@@ -145,6 +147,7 @@ class FakeOpenAI:
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             Route("/v1/completions", self._completions, methods=["POST"]),
             Route("/v1/moderations", self._moderations, methods=["POST"]),
+            Route("/v1/images/generations", self._images, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -292,6 +295,15 @@ class FakeOpenAI:
         if not body.get("input"):
             return _json(400, p.invalid_request("'input' is a required property", "input"))
         return _json(200, ep.moderation(body["model"], body["input"]))
+
+    async def _images(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            return _json(400, p.invalid_request("'prompt' is a required property", "prompt"))
+        return _json(200, ep.image_generation(body["model"], body["prompt"], int(body.get("n") or 1),
+                                              body.get("response_format")))
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)

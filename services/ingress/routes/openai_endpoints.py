@@ -18,6 +18,7 @@ from services.ingress.state import CurrentKey, IngressState, State, request_id_o
 from shared.errors import InvalidRequest
 from shared.events import Principal
 from shared.openai_completions import CompletionsRequest
+from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
 from shared.pipeline import Endpoint
 
@@ -56,6 +57,14 @@ async def moderations(request: Request, principal: CurrentKey, state: State) -> 
     raw, parsed = await read_validated(request, state, ModerationsRequest, audit)
     model = parsed.model or default_model(state, principal, MODE_OF[Endpoint.MODERATIONS])
     return await answered(request, state, audit, Endpoint.MODERATIONS, model, raw)
+
+
+@router.post("/images/generations", openapi_extra=body_of(ImagesRequest))
+async def image_generations(request: Request, principal: CurrentKey, state: State) -> Response:
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    raw, parsed = await read_validated(request, state, ImagesRequest, audit)
+    model = parsed.model or default_model(state, principal, MODE_OF[Endpoint.IMAGES])
+    return await answered(request, state, audit, Endpoint.IMAGES, model, raw)
 
 
 @router.post("/completions", openapi_extra=body_of(CompletionsRequest))

@@ -4,6 +4,7 @@ Deterministic counts, as in payloads.py: prompt tokens are the prompt's words, a
 completion is `COMPLETION_TOKENS` pieces."""
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from typing import Any
@@ -78,3 +79,29 @@ def moderation(model: str, inputs: Any) -> Json:
     else:
         results = [_moderation_result(text, ["text"]) for text in inputs]
     return {"id": "modr-" + secrets.token_hex(12), "model": model, "results": results}
+
+
+# a 1x1 transparent PNG: what `b64_json` answers carry
+PIXEL_PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63fcff1f0003030200efa2a75b0000000049454e44ae426082")).decode()
+IMAGE_INPUT_TOKENS_PER_WORD = 1
+IMAGE_OUTPUT_TOKENS = 1056  # gpt-image-1 at 1024x1024, low quality: 272; medium 1056
+
+
+def image_generation(model: str, prompt: str, n: int, response_format: str | None) -> Json:
+    """`data` of n images (base64 for gpt-image-*, which always answers so; else as asked),
+    with usage for the gpt-image models (dall-e reports none)."""
+    token_based = model.startswith("gpt-image")
+    if token_based or response_format == "b64_json":
+        data: list[Json] = [{"b64_json": PIXEL_PNG} for _ in range(n)]
+    else:
+        data = [{"url": f"https://images.example.com/{secrets.token_hex(8)}.png", "revised_prompt": prompt}
+                for _ in range(n)]
+    answer: Json = {"created": int(time.time()), "data": data}
+    if token_based:
+        words = len(prompt.split()) * IMAGE_INPUT_TOKENS_PER_WORD
+        answer["usage"] = {"total_tokens": words + IMAGE_OUTPUT_TOKENS * n, "input_tokens": words,
+                           "output_tokens": IMAGE_OUTPUT_TOKENS * n,
+                           "input_tokens_details": {"text_tokens": words, "image_tokens": 0}}
+    return answer
