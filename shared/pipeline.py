@@ -17,6 +17,7 @@ class Endpoint(StrEnum):
     COMPLETIONS = "completions"  # the legacy /v1/completions
     MODERATIONS = "moderations"
     IMAGES = "images"  # /v1/images/generations
+    SPEECH = "speech"  # /v1/audio/speech: a binary answer
 
 
 class Stage(StrEnum):
@@ -32,6 +33,7 @@ PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.COMPLETIONS: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.MODERATIONS: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.IMAGES: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.SPEECH: (Stage.GUARDRAILS, Stage.ROUTER),
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

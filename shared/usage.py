@@ -48,7 +48,7 @@ def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, de
 
 def estimated_usage(endpoint: Endpoint, body: dict[str, Any], completion_text: str = "") -> Usage:
     """Tokens counted from the request (and the text relayed so far) when no upstream said."""
-    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS):
+    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.SPEECH):
         prompt = estimate_input_tokens(body.get("input"))
     elif endpoint is Endpoint.COMPLETIONS:
         prompt = estimate_input_tokens(body.get("prompt"))

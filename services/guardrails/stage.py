@@ -26,6 +26,7 @@ CHECKED: dict[Endpoint, tuple[str, Walk]] = {
     Endpoint.COMPLETIONS: ("prompt", walk_input),
     Endpoint.MODERATIONS: ("input", walk_input),  # strings; image parts are not text
     Endpoint.IMAGES: ("prompt", walk_input),
+    Endpoint.SPEECH: ("input", walk_input),
 }
 
 

@@ -23,6 +23,7 @@ from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
+from shared.openai_audio import SpeechRequest
 from shared.openai_completions import CompletionsRequest
 from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
@@ -87,5 +88,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(passthrough.router)
     app.include_router(health.router)
     install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, ModerationsRequest,
-                          ImagesRequest, admin.CreateKey, ResponsesRequest, MessagesRequest, CountTokensRequest])
+                          ImagesRequest, SpeechRequest, admin.CreateKey, ResponsesRequest, MessagesRequest, CountTokensRequest])
     return app

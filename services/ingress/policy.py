@@ -12,7 +12,8 @@ from shared.pipeline import Endpoint, Stage, stages_for
 from shared.protocol import Route, Target
 
 MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
-           Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image"}
+           Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image",
+           Endpoint.SPEECH: "speech"}
 
 
 def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoint: Endpoint) -> ModelConfig:

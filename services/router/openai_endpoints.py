@@ -26,6 +26,12 @@ def images_asked(body: dict[str, Any], usage: Usage | None) -> Decimal:
     return Decimal(n) if isinstance(n, int) and n > 0 else Decimal(1)
 
 
+def characters(body: dict[str, Any], usage: Usage | None) -> Decimal:
+    """Characters of the text to speak, as OpenAI prices tts-1."""
+    text = body.get("input")
+    return Decimal(len(text)) if isinstance(text, str) else Decimal(0)
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     path: str
@@ -42,6 +48,7 @@ ENDPOINTS: dict[Endpoint, EndpointSpec] = {
     Endpoint.COMPLETIONS: EndpointSpec("/completions"),
     Endpoint.MODERATIONS: EndpointSpec("/moderations"),
     Endpoint.IMAGES: EndpointSpec("/images/generations", units=images_asked),
+    Endpoint.SPEECH: EndpointSpec("/audio/speech", units=characters),
 }
 
 

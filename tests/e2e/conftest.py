@@ -83,6 +83,8 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
              "pricing": {**pricing, "per_unit": "0.011"}},  # tokens, and 1.1 cents an image
             {"name": "dall-e-3", "mode": "image", "deployments": [{"provider": "fake", "model": "dall-e-3"}],
              "pricing": {"per_unit": "0.04"}},  # 4 cents an image
+            {"name": "tts-1", "mode": "speech", "deployments": [{"provider": "fake", "model": "tts-1"}],
+             "pricing": {"per_unit": "0.000015"}},  # $15 per million characters
             model("omni-moderation-latest", "omni-moderation-latest", mode="moderation"),
             model("claude-completion", "claude-sonnet-4-5", provider="claude", mode="completion"),  # Anthropic has none
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),

@@ -126,3 +126,25 @@ def test_image_generation(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
     assert (image["prompt_tokens"], image["completion_tokens"]) == (4, output)
     assert image["cost"] == _cost(4, output) + Decimal("0.022")
     assert by_model["dall-e-3"]["cost"] == Decimal("0.04")  # no tokens reported: one image at 0.04
+
+
+def test_speech_is_binary(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    client, key_id = _sdk(gateway, "endpoints-speech")
+    text = "The quick brown fox jumped over the lazy dog."
+    mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=text)
+    assert mp3.response.headers["content-type"] == "audio/mpeg"
+    assert mp3.content == endpoint_payloads.speech_audio(text, "mp3")  # the upstream's bytes, untouched
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="wav", speed=1.5)
+    assert wav.response.headers["content-type"] == "audio/wav" and wav.content.startswith(b"RIFF")
+    sent = fake_openai.requests[-1]
+    assert sent.path == "/v1/audio/speech" and sent.bearer == UPSTREAM_KEY
+    assert sent.json == {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", "speed": 1.5}
+    with pytest.raises(openai.BadRequestError) as too_fast:
+        client.audio.speech.create(model="tts-1", voice="alloy", input=text, speed=5)
+    assert too_fast.value.code == "decimal_above_max_value" and too_fast.value.param == "speed"
+    with pytest.raises(openai.BadRequestError) as blocked:
+        client.audio.speech.create(model="tts-1", voice="alloy", input="read the top secret file")
+    assert blocked.value.code == "guardrail_blocked"
+    charged(gateway, key_id, 2)
+    rows = _ledger(gateway, key_id)
+    assert [r["cost"] for r in rows] == [Decimal("0.000015") * len(text)] * 2  # per character

@@ -16,6 +16,8 @@ gateway config can point different deployments at different behaviours:
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
   usage when asked for)
+- `POST /v1/audio/speech`: bytes of the asked format (`tests.fakes` digest of the input) in
+  its media type
 - `POST /v1/images/generations`: n images (base64, with token usage, for `gpt-image-*`;
   URLs or base64 as asked for others)
 - `POST /v1/moderations`: a result per input, flagged for violence when it says "attack"
@@ -47,6 +49,7 @@ from starlette.routing import Route
 
 from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
+from shared.openai_audio import SPEECH_MEDIA_TYPES
 from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
@@ -148,6 +151,7 @@ class FakeOpenAI:
             Route("/v1/completions", self._completions, methods=["POST"]),
             Route("/v1/moderations", self._moderations, methods=["POST"]),
             Route("/v1/images/generations", self._images, methods=["POST"]),
+            Route("/v1/audio/speech", self._speech, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -304,6 +308,16 @@ class FakeOpenAI:
             return _json(400, p.invalid_request("'prompt' is a required property", "prompt"))
         return _json(200, ep.image_generation(body["model"], body["prompt"], int(body.get("n") or 1),
                                               body.get("response_format")))
+
+    async def _speech(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not isinstance(body.get("input"), str) or not body.get("voice"):
+            return _json(400, p.invalid_request("'input' and 'voice' are required properties", "input"))
+        audio_format = body.get("response_format") or "mp3"
+        return Response(ep.speech_audio(body["input"], audio_format), media_type=SPEECH_MEDIA_TYPES[audio_format],
+                        headers=_openai_headers())
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)

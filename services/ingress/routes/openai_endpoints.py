@@ -17,6 +17,7 @@ from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
 from shared.errors import InvalidRequest
 from shared.events import Principal
+from shared.openai_audio import SpeechRequest
 from shared.openai_completions import CompletionsRequest
 from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
@@ -65,6 +66,14 @@ async def image_generations(request: Request, principal: CurrentKey, state: Stat
     raw, parsed = await read_validated(request, state, ImagesRequest, audit)
     model = parsed.model or default_model(state, principal, MODE_OF[Endpoint.IMAGES])
     return await answered(request, state, audit, Endpoint.IMAGES, model, raw)
+
+
+@router.post("/audio/speech", openapi_extra=body_of(SpeechRequest))
+async def speech(request: Request, principal: CurrentKey, state: State) -> Response:
+    """The audio as the upstream made it, in the media type of its `response_format`."""
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    raw, parsed = await read_validated(request, state, SpeechRequest, audit)
+    return await answered(request, state, audit, Endpoint.SPEECH, parsed.model, raw, parsed.media_type)
 
 
 @router.post("/completions", openapi_extra=body_of(CompletionsRequest))

@@ -45,6 +45,7 @@ def test_every_body_the_api_takes_is_described(doc: dict[str, Any]) -> None:
                       "/v1/completions": "#/components/schemas/CompletionsRequest",
                       "/v1/moderations": "#/components/schemas/ModerationsRequest",
                       "/v1/images/generations": "#/components/schemas/ImagesRequest",
+                      "/v1/audio/speech": "#/components/schemas/SpeechRequest",
                       "/v1/responses": "#/components/schemas/ResponsesRequest",
                       "/v1/messages": "#/components/schemas/MessagesRequest",
                       "/v1/messages/count_tokens": "#/components/schemas/CountTokensRequest",
