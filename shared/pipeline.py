@@ -18,6 +18,7 @@ class Endpoint(StrEnum):
     MODERATIONS = "moderations"
     IMAGES = "images"  # /v1/images/generations
     SPEECH = "speech"  # /v1/audio/speech: a binary answer
+    TRANSCRIPTIONS = "transcriptions"  # /v1/audio/transcriptions: a multipart upload
 
 
 class Stage(StrEnum):
@@ -34,6 +35,7 @@ PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.MODERATIONS: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.IMAGES: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.SPEECH: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.TRANSCRIPTIONS: (Stage.ROUTER,),  # audio: nothing guardrails can read
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

@@ -13,7 +13,7 @@ from shared.protocol import Route, Target
 
 MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
            Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image",
-           Endpoint.SPEECH: "speech"}
+           Endpoint.SPEECH: "speech", Endpoint.TRANSCRIPTIONS: "transcription"}
 
 
 def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoint: Endpoint) -> ModelConfig:

@@ -32,6 +32,13 @@ def characters(body: dict[str, Any], usage: Usage | None) -> Decimal:
     return Decimal(len(text)) if isinstance(text, str) else Decimal(0)
 
 
+def seconds(body: dict[str, Any], usage: Usage | None) -> Decimal:
+    """Seconds of audio, as the upstream reports them (`usage: {"type": "duration", "seconds"}`,
+    whisper-1's); 0 when it reports tokens instead (gpt-4o-transcribe: priced by the tokens)."""
+    extra = usage.model_extra if usage is not None else None
+    return _decimal(extra.get("seconds")) if extra else Decimal(0)
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     path: str
@@ -49,6 +56,7 @@ ENDPOINTS: dict[Endpoint, EndpointSpec] = {
     Endpoint.MODERATIONS: EndpointSpec("/moderations"),
     Endpoint.IMAGES: EndpointSpec("/images/generations", units=images_asked),
     Endpoint.SPEECH: EndpointSpec("/audio/speech", units=characters),
+    Endpoint.TRANSCRIPTIONS: EndpointSpec("/audio/transcriptions", multipart=True, units=seconds),
 }
 
 

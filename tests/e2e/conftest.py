@@ -85,6 +85,9 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
              "pricing": {"per_unit": "0.04"}},  # 4 cents an image
             {"name": "tts-1", "mode": "speech", "deployments": [{"provider": "fake", "model": "tts-1"}],
              "pricing": {"per_unit": "0.000015"}},  # $15 per million characters
+            {"name": "whisper", "mode": "transcription", "deployments": [{"provider": "fake", "model": "whisper-1"}],
+             "pricing": {"per_unit": "0.0001"}},  # a cent a minute
+            model("gpt-4o-transcribe", "gpt-4o-transcribe", mode="transcription"),
             model("omni-moderation-latest", "omni-moderation-latest", mode="moderation"),
             model("claude-completion", "claude-sonnet-4-5", provider="claude", mode="completion"),  # Anthropic has none
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -148,3 +149,44 @@ def test_speech_is_binary(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
     charged(gateway, key_id, 2)
     rows = _ledger(gateway, key_id)
     assert [r["cost"] for r in rows] == [Decimal("0.000015") * len(text)] * 2  # per character
+
+
+def test_transcriptions_multipart(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    client, key_id = _sdk(gateway, "endpoints-transcriptions")
+    audio = bytes(range(256)) * 10  # 2,560 bytes: 3 seconds to the fake
+    seconds = endpoint_payloads.audio_seconds(len(audio))
+    plain = client.audio.transcriptions.create(model="whisper", file=("speech.mp3", audio, "audio/mpeg"),
+                                               language="en", temperature=0.2)
+    assert plain.text == endpoint_payloads.TRANSCRIPT
+    upload = fake_openai.uploads[-1]
+    assert upload["file"] == audio  # the audio as sent
+    assert upload["model"] == b"whisper-1" and upload["language"] == b"en"  # the deployment's model name in the form
+    assert fake_openai.requests[-1].bearer == UPSTREAM_KEY
+    text = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", audio), response_format="text")
+    assert text.strip() == endpoint_payloads.TRANSCRIPT
+    verbose = client.audio.transcriptions.create(model="whisper", file=("a.wav", audio), response_format="verbose_json",
+                                                 timestamp_granularities=["segment"])
+    assert verbose.duration == seconds and verbose.segments and verbose.segments[0].text == endpoint_payloads.TRANSCRIPT
+    tokens = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", audio))
+    assert tokens.text == endpoint_payloads.TRANSCRIPT
+    with pytest.raises(openai.BadRequestError) as hot:
+        client.audio.transcriptions.create(model="whisper", file=("a.wav", audio), temperature=1.5)
+    assert hot.value.param == "temperature"
+    with pytest.raises(openai.BadRequestError) as wrong_mode:
+        client.audio.transcriptions.create(model="gpt-4o-mini", file=("a.wav", audio))
+    assert wrong_mode.value.code == "model_not_supported"
+    with httpx.Client(base_url=gateway.url, timeout=30, headers={"authorization": f"Bearer {client.api_key}"}) as http:
+        no_file = http.post("/v1/audio/transcriptions", data={"model": "whisper"}, files={"other": ("x", b"1")})
+        not_form = http.post("/v1/audio/transcriptions", json={"model": "whisper"})
+        too_large = http.post("/v1/audio/transcriptions", data={"model": "whisper"},
+                              files={"file": ("big.wav", b"\0" * (33 * 1024 * 1024))})
+    assert no_file.status_code == 400 and no_file.json()["error"]["param"] == "file"
+    assert not_form.status_code == 400 and not_form.json()["error"]["code"] == "invalid_content_type"
+    assert too_large.status_code == 413
+    charged(gateway, key_id, 4)
+    rows = _ledger(gateway, key_id)
+    whisper = [r for r in rows if r["model"] == "whisper"]
+    assert [r["cost"] for r in whisper] == [Decimal("0.0001") * seconds] * 2  # per second reported
+    by_tokens = [r for r in rows if r["model"] == "gpt-4o-transcribe"]
+    assert by_tokens[-1]["prompt_tokens"] == seconds * 10  # the transcript's token usage as prompt/completion
+    assert by_tokens[-1]["cost"] == _cost(seconds * 10, by_tokens[-1]["completion_tokens"]) > 0

@@ -16,6 +16,8 @@ gateway config can point different deployments at different behaviours:
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
   usage when asked for)
+- `POST /v1/audio/transcriptions`: a multipart upload (`.uploads`), its transcript (text,
+  srt, vtt, json or verbose_json; usage by duration for `whisper-1`, else by tokens)
 - `POST /v1/audio/speech`: bytes of the asked format (`tests.fakes` digest of the input) in
   its media type
 - `POST /v1/images/generations`: n images (base64, with token usage, for `gpt-image-*`;
@@ -34,11 +36,13 @@ what the gateway sent. Token counts are deterministic: see `tests.fakes.payloads
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from email.parser import BytesParser
 from typing import Any
 
 import orjson
@@ -93,6 +97,7 @@ class FakeOpenAI:
         self._requests: list[RecordedRequest] = []
         self._flaky_seen = 0
         self._streams_aborted = 0
+        self._uploads: list[dict[str, bytes]] = []
         self._server: ThreadedServer | None = None
         self.port = 0
 
@@ -131,6 +136,12 @@ class FakeOpenAI:
         with self._lock:
             return self._streams_aborted
 
+    @property
+    def uploads(self) -> list[dict[str, bytes]]:
+        """Every multipart upload received (its fields, files too, by name), oldest first."""
+        with self._lock:
+            return list(self._uploads)
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -152,6 +163,7 @@ class FakeOpenAI:
             Route("/v1/moderations", self._moderations, methods=["POST"]),
             Route("/v1/images/generations", self._images, methods=["POST"]),
             Route("/v1/audio/speech", self._speech, methods=["POST"]),
+            Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -319,6 +331,22 @@ class FakeOpenAI:
         return Response(ep.speech_audio(body["input"], audio_format), media_type=SPEECH_MEDIA_TYPES[audio_format],
                         headers=_openai_headers())
 
+    async def _transcriptions(self, request: Request) -> Response:
+        """A multipart upload (read with the standard library's MIME parser)."""
+        _, early = await self._receive(request)
+        if early is not None:
+            return early
+        form = _form(await request.body(), request.headers.get("content-type", ""))
+        if form is None or "file" not in form or not form.get("model"):
+            return _json(400, p.invalid_request("'file' and 'model' are required", "file"))
+        with self._lock:
+            self._uploads.append(form)
+        response_format = form.get("response_format", b"json").decode()
+        answer = ep.transcription(form["model"].decode(), len(form["file"]), response_format)
+        if isinstance(answer, str):
+            return Response(answer, media_type="text/plain", headers=_openai_headers())
+        return _json(200, answer)
+
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(200, p.models_list(self.models))
@@ -335,6 +363,23 @@ class FakeOpenAI:
     async def _not_found(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(404, p.invalid_url(request.method, request.url.path))
+
+
+def _form(raw: bytes, content_type: str) -> dict[str, bytes] | None:
+    """A multipart/form-data body's fields (files too) by name; None when it is not one."""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + raw)
+    if not message.is_multipart():
+        return None
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload
+    return fields
 
 
 def _answers_tool_result(body: p.Json) -> bool:

@@ -21,5 +21,5 @@ def test_subjects_and_what_each_stage_serves() -> None:
     # every text the upstream reads, but pass-through calls (formats guardrails do not know)
     assert served_by(Stage.GUARDRAILS) == (Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COMPLETIONS,
                                                  Endpoint.MODERATIONS, Endpoint.IMAGES, Endpoint.SPEECH)
-    assert stages_for(Endpoint.PASSTHROUGH) == (Stage.ROUTER,)
+    assert stages_for(Endpoint.PASSTHROUGH) == stages_for(Endpoint.TRANSCRIPTIONS) == (Stage.ROUTER,)
     assert stages_for(Endpoint.EMBEDDINGS) == (Stage.GUARDRAILS, Stage.ROUTER)

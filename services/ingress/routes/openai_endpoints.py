@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from services.ingress.audit import RequestAudit
+from services.ingress.body import read_body
+from services.ingress.multipart_form import read_form
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import MODE_OF, visible_models
 from services.ingress.routes.openai import admit, client_gone, ended, new_call, read_validated
 from services.ingress.sse import SseResponse
 from services.ingress.state import CurrentKey, IngressState, State, request_id_of
-from shared.errors import InvalidRequest
+from services.ingress.validation_errors import invalid_request
+from shared.errors import GatewayError, InvalidRequest
 from shared.events import Principal
-from shared.openai_audio import SpeechRequest
+from shared.native import NativeRequest
+from shared.openai_audio import SpeechRequest, TranscriptionForm
 from shared.openai_completions import CompletionsRequest
 from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
@@ -27,11 +32,13 @@ router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
 
 
 async def answered(request: Request, state: IngressState, audit: RequestAudit, endpoint: Endpoint, model: str,
-                   raw: bytes, media_type: str = "application/json") -> Response:
-    """A whole answer of one call: admitted (policy, `request.received`), sent, recorded."""
+                   raw: bytes, media_type: str = "application/json", native: NativeRequest | None = None) -> Response:
+    """A whole answer of one call: admitted (policy, `request.received`), sent, recorded.
+    `native`: the request's content type, for a body that is not JSON (a multipart form)."""
     audit.model = model
     admit(state, audit, model, endpoint)
     call = new_call(state, audit.principal, audit.request_id, endpoint, model, raw)
+    call.envelope.native = native
     try:
         with state.bus.call():
             reply = await state.pipeline.call(call, client_gone(request))
@@ -74,6 +81,37 @@ async def speech(request: Request, principal: CurrentKey, state: State) -> Respo
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, SpeechRequest, audit)
     return await answered(request, state, audit, Endpoint.SPEECH, parsed.model, raw, parsed.media_type)
+
+
+TRANSCRIPTION_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "model"], "additionalProperties": True,
+    "properties": {"file": {"type": "string", "format": "binary"}, "model": {"type": "string", "minLength": 1},
+                   "language": {"type": "string"}, "prompt": {"type": "string"},
+                   "response_format": {"enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]},
+                   "temperature": {"type": "number", "minimum": 0, "maximum": 1}}}}}}}
+
+
+@router.post("/audio/transcriptions", openapi_extra=TRANSCRIPTION_FORM)
+async def transcriptions(request: Request, principal: CurrentKey, state: State) -> Response:
+    """A multipart upload, read (size-limited) and its fields validated, then forwarded as sent."""
+    audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
+    content_type = request.headers.get("content-type", "")
+    try:
+        raw = await read_body(request, state.settings.ingress.max_body_bytes)
+        form = read_form(raw, content_type)
+        if "file" not in form.files:
+            raise InvalidRequest("'file' is a required property", param="file", code="missing_required_parameter")
+        fields = form.first()
+        try:
+            parsed = TranscriptionForm.model_validate(fields)
+        except ValidationError as exc:
+            raise invalid_request(exc.errors(include_url=False)[0], dict(fields)) from None
+    except GatewayError as error:
+        if not state.events.saturated:
+            audit.failed(error)
+        raise
+    native = NativeRequest(method="POST", path=request.url.path, headers={"content-type": content_type})
+    return await answered(request, state, audit, Endpoint.TRANSCRIPTIONS, parsed.model, raw, parsed.media_type, native)
 
 
 @router.post("/completions", openapi_extra=body_of(CompletionsRequest))

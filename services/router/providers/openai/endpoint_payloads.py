@@ -117,3 +117,35 @@ def speech_audio(text: str, response_format: str) -> bytes:
     a digest of the text per 16 characters (not playable, but binary and of the format)."""
     frames = b"".join(hashlib.sha256(f"{i}:{text}".encode()).digest() for i in range(0, len(text), 16))
     return _AUDIO_MAGIC.get(response_format, b"") + b"\x00\xff" + frames
+
+
+TRANSCRIPT = "Imagine the wildest idea that you've ever had, and you're curious about how it might scale."
+AUDIO_BYTES_PER_SECOND = 1000  # the fake's "audio": its length in seconds is its size / 1,000
+
+
+def audio_seconds(size: int) -> int:
+    return max(1, -(-size // AUDIO_BYTES_PER_SECOND))
+
+
+def transcription(model: str, audio_size: int, response_format: str) -> Json | str:
+    """The transcript: text formats as text; JSON with `usage` by duration (whisper-1) or by
+    tokens (gpt-4o-transcribe and the others)."""
+    seconds = audio_seconds(audio_size)
+    if response_format == "text":
+        return TRANSCRIPT + "\n"
+    if response_format in ("srt", "vtt"):
+        head = "WEBVTT\n\n" if response_format == "vtt" else "1\n"
+        stamp = f"00:00:00{',' if response_format == 'srt' else '.'}000 --> 00:00:{seconds:02d}.000"
+        return f"{head}{stamp}\n{TRANSCRIPT}\n\n"
+    if model == "whisper-1":
+        use: Json = {"type": "duration", "seconds": seconds}
+    else:
+        words = len(TRANSCRIPT.split())
+        use = {"type": "tokens", "input_tokens": seconds * 10, "input_token_details": {"text_tokens": 0,
+               "audio_tokens": seconds * 10}, "output_tokens": words, "total_tokens": seconds * 10 + words}
+    if response_format == "verbose_json":
+        return {"task": "transcribe", "language": "english", "duration": float(seconds), "text": TRANSCRIPT,
+                "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": float(seconds), "text": TRANSCRIPT,
+                              "tokens": [50364, 8045], "temperature": 0.0, "avg_logprob": -0.2,
+                              "compression_ratio": 1.2, "no_speech_prob": 0.01}], "usage": use}
+    return {"text": TRANSCRIPT, "usage": use}
