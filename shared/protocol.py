@@ -11,7 +11,10 @@ Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
 - `reply`: a whole answer; `Jetgate-Status` holds the HTTP status, the body is the JSON;
 - `part`: a piece of a reply too large for one message; the parts, in order, then the
   `reply` frame's own data are the whole answer (a small reply is one `reply` frame);
-- `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire;
+- `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire; for
+  a pass-through call (`native` in the envelope, shared/native.py) the upstream's bytes as
+  they came, the first (empty) chunk carrying the upstream's status (`Jetgate-Status`) and
+  the response headers the client gets (`Jetgate-Headers`, JSON);
 - `end`: the stream is complete;
 - `error`: a `WireError` (shared/errors.py); ends the call, streamed or not;
 - `heartbeat`: the stage holding the call is alive (sent every interval while it holds
