@@ -17,7 +17,7 @@ from services.router.providers.anthropic import payloads as anthropic_payloads
 from services.router.providers.gemini import payloads as gemini_payloads
 from services.router.providers.openai import payloads as openai_payloads
 from tests.e2e.conftest import PRICE_IN, PRICE_OUT, UPSTREAM_KEY, charged, pg_rows
-from tests.e2e.gateway import Gateway
+from tests.e2e.gateway import Gateway, wait_for
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -186,3 +186,29 @@ def test_a_key_limited_to_models(gateway: Gateway, fake_anthropic: FakeAnthropic
         other = http.post("/p/fake/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
     assert nameless.status_code == 403 and other.status_code == 403
     assert len(fake_anthropic.requests) == before
+
+
+def test_upstream_errors_come_back_as_they_are(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    key, key_id = gateway.create_key("passthrough-upstream-error")
+    client = openai.OpenAI(base_url=gateway.url + "/p/fake/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="fail-429", messages=[{"role": "user", "content": QUESTION}])
+    assert limited.value.response.headers["retry-after"] == "7"  # the fake's own, forwarded
+    assert limited.value.code == "rate_limit_exceeded"  # the provider's body as is
+    charged(gateway, key_id, 1)
+    assert _ledger(gateway, key_id)[0]["status"] == "error"
+
+
+def test_a_client_leaving_mid_stream_stops_the_upstream(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
+    key, key_id = gateway.create_key("passthrough-leaves")
+    aborted = fake_openai.streams_aborted
+    body = {"model": "slow-stream", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    with httpx.Client(base_url=gateway.url, timeout=30) as client, client.stream(
+            "POST", "/p/fake/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}) as answer:
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+        lines = answer.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert '"chat.completion.chunk"' in first  # the upstream's own events, untouched
+    rows = charged(gateway, key_id, 1)
+    assert rows[0]["status"] == "cancelled"
+    wait_for(lambda: fake_openai.streams_aborted > aborted, timeout=10)  # the router dropped the upstream stream
