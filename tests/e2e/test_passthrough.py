@@ -107,17 +107,23 @@ def test_gemini_with_its_own_key_header(gateway: Gateway, fake_gemini: FakeGemin
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         answer = client.post("/p/gemini/v1beta/models/gemini-2.5-flash:generateContent", json=body,
                              headers={"x-goog-api-key": key}, params={"key": key})
-    assert answer.status_code == 200, answer.text
+        assert answer.status_code == 200, answer.text
+        recorded = fake_gemini.requests[-1]
+        with client.stream("POST", "/p/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", json=body,
+                           headers={"x-goog-api-key": key}) as streamed:
+            events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     usage = answer.json()["usageMetadata"]
-    recorded = fake_gemini.requests[-1]
     assert recorded.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert recorded.headers["x-goog-api-key"] == UPSTREAM_KEY and key not in recorded.query  # `?key=` dropped
-    _never_saw([recorded], key)
-    charged(gateway, key_id, 1)
-    row = _ledger(gateway, key_id)[0]
-    assert row["model"] == "gemini-flash"  # the path's model, mapped
-    assert (row["prompt_tokens"], row["completion_tokens"]) == (usage["promptTokenCount"], usage["candidatesTokenCount"])
+    assert fake_gemini.requests[-1].query == "alt=sse" and len(events) > 1  # Gemini's own SSE events
+    _never_saw(fake_gemini.requests[-2:], key)
+    charged(gateway, key_id, 2)
+    rows = _ledger(gateway, key_id)
+    assert [row["model"] for row in rows] == ["gemini-flash"] * 2  # the path's model, mapped
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (usage["promptTokenCount"],
+                                                                       usage["candidatesTokenCount"])
     assert usage["candidatesTokenCount"] == gemini_payloads.CANDIDATES_TOKENS
+    assert rows[1]["completion_tokens"] == gemini_payloads.CANDIDATES_TOKENS  # the stream's last usageMetadata
 
 
 TRICKS = [
