@@ -141,6 +141,20 @@ class AccountingSettings(_Group):
     lag_interval_s: float = 5.0
 
 
+class ReplaySettings(_Group):
+    """`jetgate audit|usage replay` and `export` (jetgate/replay/)."""
+
+    # events asked of JetStream per pull, and the longest wait for one pull's answer
+    fetch_batch: int = Field(default=2000, ge=1)
+    fetch_timeout_s: float = 5.0
+    # events written to the sink at once (one transaction, one insert, one checkpoint)
+    write_batch: int = Field(default=2000, ge=1)
+    # the ephemeral consumer a replay reads through is removed by the server after this idle time
+    consumer_idle_s: float = 60.0
+    # the progress line on stderr is redrawn at most this often
+    progress_interval_s: float = 0.5
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JETGATE_", env_nested_delimiter="__", extra="ignore",
                                       frozen=True)
@@ -163,6 +177,7 @@ class Settings(BaseSettings):
     guardrails: GuardrailsSettings = GuardrailsSettings()
     router: RouterSettings = RouterSettings()
     accounting: AccountingSettings = AccountingSettings()
+    replay: ReplaySettings = ReplaySettings()
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
