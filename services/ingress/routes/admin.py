@@ -5,7 +5,7 @@ the Postgres timeouts: a stalled database gets 503 `key_store_unavailable`, neve
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from services.ingress.state import AdminKey, State
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, list_keys, revoke_key
-from shared.protocol import KeyRevoked, UsageQuery, UsageReport
+from shared.protocol import USAGE_GROUPS, KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
 
 router = APIRouter(prefix="/admin", responses=errors(*ADMIN_ERRORS))
@@ -80,10 +80,14 @@ async def revoke(key_id: Annotated[Text, Path(max_length=40)], admin: AdminKey, 
 
 @router.get("/usage")
 async def usage(admin: AdminKey, state: State,
-                group_by: Annotated[str, Query()] = "model,key_id",
+                group_by: Annotated[str, Query(description="comma-separated: " + ", ".join(USAGE_GROUPS))] = "model,key_id",
                 org_id: Annotated[Text | None, Query(max_length=100)] = None,
+                team_id: Annotated[Text | None, Query(max_length=100)] = None,
+                user_id: Annotated[Text | None, Query(max_length=100)] = None,
                 key_id: Annotated[Text | None, Query(max_length=40)] = None,
                 model: Annotated[Text | None, Query(max_length=200)] = None,
+                provider: Annotated[Text | None, Query(max_length=200)] = None,
+                status: Annotated[Literal["ok", "error", "cancelled"] | None, Query()] = None,
                 since: Annotated[datetime | None, Query(description="ISO-8601 time or date, inclusive")] = None,
                 until: Annotated[datetime | None, Query(description="ISO-8601 time or date, exclusive")] = None,
                 ) -> UsageReport:
@@ -92,10 +96,11 @@ async def usage(admin: AdminKey, state: State,
             raise InvalidRequest(f"'{name}' must fall between the years {EARLIEST} and {LATEST}.", param=name)
     try:
         query = UsageQuery.model_validate({"group_by": [g for g in group_by.split(",") if g], "org_id": org_id,
-                                           "key_id": key_id, "model": model,
+                                           "team_id": team_id, "user_id": user_id, "key_id": key_id, "model": model,
+                                           "provider": provider, "status": status,
                                            "since": since and since.isoformat(), "until": until and until.isoformat()})
     except ValueError:
-        raise InvalidRequest("group_by takes model, key_id, org_id, provider, day", param="group_by") from None
+        raise InvalidRequest(f"group_by takes {', '.join(USAGE_GROUPS)}", param="group_by") from None
     report = await state.pipeline.usage(query)
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")
