@@ -99,7 +99,14 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_verify(args, settings))
     if args.stream_command == "replay" and args.to == "jsonl" and args.out is None:
         raise SystemExit("--to jsonl needs --out FILE")
-    return asyncio.run(_replay(args, settings))
+    try:
+        return asyncio.run(_replay(args, settings))
+    except KeyboardInterrupt:
+        again = ("run the same command again to resume after its checkpoint" if getattr(args, "checkpoint", None)
+                 else "run it again (a database keeps what is written and skips it; a file is written anew), "
+                      "or give --checkpoint FILE to be able to resume")
+        print(f"\ninterrupted; {again}", file=sys.stderr)
+        return 130
 
 
 def _window(parser: argparse.ArgumentParser, until_required: bool) -> None:
