@@ -33,8 +33,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
-from bench import procs
+from bench import footprint, procs
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
@@ -93,6 +94,16 @@ async def publish_fast(js: JetStreamContext, count: int, make) -> None:  # type:
         await asyncio.gather(*(js.publish(event_subject(e), event_data(e), headers=event_headers(e)) for e in events))
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time so far of each named process tree (the machine is shared: CPU per event is the
+    figure that does not depend on what else runs)."""
+    return {name: sum(part.cpu_s for part in footprint.sample(pid).values()) for name, pid in pids.items()}
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], events: int) -> str:
+    return ", ".join(f"{name} {(after[name] - before[name]) * 1e6 / events:.0f} µs" for name in after)
+
+
 def scrape_lag_seconds(port: int) -> float | None:
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
@@ -104,7 +115,7 @@ def scrape_lag_seconds(port: int) -> float | None:
     return None
 
 
-async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -> None:
+async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float, servers: dict[str, int]) -> None:
     metrics_port = free_port()
     env = {**os.environ, **settings.to_env(), "JETGATE_ACCOUNTING__METRICS_PORT": str(metrics_port),
            "JETGATE_LOG_LEVEL": "WARNING"}
@@ -114,6 +125,15 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -
     nc = await connect(settings.require("nats_url"), "bench")
     try:
         js = nc.jetstream()
+        deadline = time.monotonic() + 120
+        while True:  # accounting creates its durable consumer once its stores are open
+            try:
+                await js.consumer_info(USAGE_STREAM.name, USAGE_CONSUMER)
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
         await publish_fast(js, 200, usage_event)  # warm up: consumer bound, tables touched
         await asyncio.sleep(2)
         samples: list[tuple[int, float | None]] = []
@@ -127,6 +147,8 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample())
+        pids = {"accounting": accounting.pid, **servers}
+        cpu_before = cpu_seconds(pids)
         started = time.monotonic()
         last = await publish_at(js, rate, seconds, lambda i: usage_event(1000 + i))
         published_s = time.monotonic() - started
@@ -136,6 +158,7 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -
                 break
             await asyncio.sleep(0.05)
         drained_s = time.monotonic() - started
+        cpu_after = cpu_seconds(pids)
         stop.set()
         await sampler
     finally:
@@ -150,6 +173,7 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -
     finally:
         await store.close()
     lags = [s[1] for s in samples if s[1] is not None]
+    busy = cpu_after["accounting"] - cpu_before["accounting"]
     print(f"ingest: {total:,} events published at {total / published_s:,.0f}/s over {published_s:.1f} s; "
           f"all written {drained_s - published_s:.2f} s after the last publish "
           f"({total / drained_s:,.0f} events/s end to end)")
@@ -158,9 +182,11 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float) -
     print(f"ingest: sampled pending (undelivered + unacked) max {max(s[0] for s in samples):,}; "
           f"jetgate_consumer_lag_seconds max {max(lags) if lags else float('nan'):.3f} s, "
           f"median {statistics.median(lags) if lags else float('nan'):.3f} s")
+    print(f"ingest: CPU per event: {cpu_line(cpu_before, cpu_after, total)}; accounting busy {busy:.1f} CPU-s "
+          f"of {drained_s:.1f} s wall: {total / busy:,.0f} events per accounting CPU-second")
 
 
-async def replay_rate(settings: Settings, workdir: Path, count: int) -> None:
+async def replay_rate(settings: Settings, workdir: Path, count: int, servers: dict[str, int]) -> None:
     nc = await connect(settings.require("nats_url"), "bench")
     try:
         js = nc.jetstream()
@@ -171,11 +197,15 @@ async def replay_rate(settings: Settings, workdir: Path, count: int) -> None:
         kind = KINDS["audit"]
         job = ReplayJob(Selection(kind, kind.subject(None), since=since), "jsonl", out=workdir / "audit.jsonl",
                         progress=False)
+        cpu_before, own_before = cpu_seconds(servers), time.process_time()
         result = await replay(job, settings, js)
+        cpu_after, own = cpu_seconds(servers), time.process_time() - own_before
     finally:
         await nc.close()
     print(f"replay: {result.read:,} audit events to JSONL in {result.seconds:.2f} s: "
           f"{result.read / result.seconds:,.0f} events/s ({(workdir / 'audit.jsonl').stat().st_size / 1e6:.0f} MB)")
+    print(f"replay: CPU per event: replay {own * 1e6 / result.read:.0f} µs, {cpu_line(cpu_before, cpu_after, result.read)}; "
+          f"{result.read / own:,.0f} events per replay CPU-second")
 
 
 def main() -> None:
@@ -202,10 +232,12 @@ def main() -> None:
             await nc.close()
 
         asyncio.run(topology())
+        assert nats.process is not None and postgres.process is not None
+        servers = {"nats-server": nats.process.pid, "postgres": postgres.process.pid}
         if not args.skip_ingest:
-            asyncio.run(ingest(settings, workdir, args.rate, args.seconds))
+            asyncio.run(ingest(settings, workdir, args.rate, args.seconds, servers))
         if args.replay_events:
-            asyncio.run(replay_rate(settings, workdir, args.replay_events))
+            asyncio.run(replay_rate(settings, workdir, args.replay_events, {"nats-server": nats.process.pid}))
     finally:
         postgres.stop()
         nats.stop()

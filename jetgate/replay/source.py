@@ -1,19 +1,25 @@
 """Where a replay reads: a JetStream stream by start time (or, resuming, by sequence), or a
 file exported before the stream's retention passed.
 
-The stream is read through an ephemeral pull consumer without acks, filtered to the
+The stream is read through an ephemeral pull consumer without acks (pull requests on a
+core subscription, the next batch asked for while the last is written), filtered to the
 org's subject (`usage_subject` / `audit_subject`), in stream order. What it reads is the
 stream as it was when the replay started: the number of events pending then is the
 total, so a replay always ends, and events published meanwhile are left to accounting.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -89,31 +95,89 @@ class StreamSource:
         stream = self._selection.kind.stream.name
         info = await self._js.add_consumer(stream, self._config())
         pending = self.total = int(info.num_pending or 0)
-        sub = await self._js.pull_subscribe_bind(consumer=info.name, stream=stream)
+        puller = _Puller(self._js, stream, info.name, self._settings)
         try:
+            await puller.start()
             seen = 0
+            until = self._selection.until
             while seen < pending:
-                try:
-                    msgs = await sub.fetch(min(self._settings.fetch_batch, pending - seen),
-                                           timeout=self._settings.fetch_timeout_s)
-                except TimeoutError:
-                    left = (await sub.consumer_info()).num_pending or 0
-                    if left == 0:  # the rest aged out of the stream meanwhile
-                        return
-                    continue
+                msgs = await puller.take(min(self._settings.fetch_batch, pending - seen))
+                if msgs is None:  # the rest aged out of the stream meanwhile
+                    return
                 seen += len(msgs)
+                if seen < pending:  # the server sends the next batch while this one is written
+                    puller.ask(min(self._settings.fetch_batch, pending - seen))
                 records = [Record(int(m.metadata.sequence.stream), m.subject, m.metadata.timestamp, m.data) for m in msgs]
-                until = self._selection.until
                 if until is not None and records and records[-1].stored >= until:
                     yield [r for r in records if r.stored < until]
                     return
                 yield records
         finally:
+            await puller.close()
             try:
-                await sub.unsubscribe()
                 await self._js.delete_consumer(stream, info.name)
             except Exception as exc:  # it expires on its own after consumer_idle_s
                 log.debug("replay consumer cleanup: %s", type(exc).__name__)
+
+
+class _Puller:
+    """Pull requests on a core subscription with a callback: nats-py's `fetch` spends a task
+    and a timeout per message, which bounded a replay to a few thousand events a second."""
+
+    def __init__(self, js: JetStreamContext, stream: str, consumer: str, settings: ReplaySettings) -> None:
+        self._js = js
+        self._nc = js._nc
+        self._subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._settings = settings
+        self._inbox = self._nc.new_inbox()
+        self._sub: Any = None
+        self._buffer: list[Msg] = []
+        self._want = 0  # messages asked for and not yet taken
+        self._ended = asyncio.Event()  # what was asked for is in, or the server ended the pull
+        self._asked: asyncio.Task[None] | None = None
+        self._stream, self._consumer = stream, consumer
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.data and msg.headers and msg.headers.get("Status"):  # 404/408/409: the pull ended short
+            self._want = len(self._buffer)  # nothing more comes for it
+            self._ended.set()
+            return
+        self._buffer.append(msg)
+        if len(self._buffer) >= self._want:
+            self._ended.set()
+
+    def ask(self, count: int) -> None:
+        self._want += count
+        expires_ns = int(self._settings.fetch_timeout_s * 1e9)
+        body = json.dumps({"batch": count, "expires": expires_ns}).encode()
+        self._asked = asyncio.ensure_future(self._nc.publish(self._subject, body, reply=self._inbox))
+
+    async def take(self, count: int) -> list[Msg] | None:
+        """The next `count` messages (fewer if the server ended the pull); None: none left."""
+        if self._want == 0:
+            self.ask(count)
+        while True:
+            if len(self._buffer) < min(count, self._want):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), self._settings.fetch_timeout_s * 2)
+            self._ended.clear()
+            if self._buffer:
+                msgs, self._buffer = self._buffer[:count], self._buffer[count:]
+                self._want -= len(msgs)
+                return msgs
+            left = (await self._js.consumer_info(self._stream, self._consumer)).num_pending or 0
+            if left == 0:
+                return None
+            self._want = 0
+            self.ask(count)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
 
 
 class FileSource:
