@@ -137,8 +137,9 @@ class BatchConsumer(Generic[T]):
             return None
 
     async def _collect(self) -> list[Msg]:
-        """Up to batch_size messages: once the first arrives, let the batch fill for
-        batch_wait_s, then take what is there in one pull (few round trips, big inserts)."""
+        """Up to batch_size messages: once the first arrives, take what is stored; a batch
+        still short (a trickle, not a backlog) may fill for batch_wait_s, then takes what is
+        there in one pull (few round trips, big inserts)."""
         assert self._sub is not None
         spec = self._spec
         try:
@@ -146,7 +147,9 @@ class BatchConsumer(Generic[T]):
             msgs = await self._sub.fetch(1, timeout=spec.idle_poll_s)
         except TimeoutError:
             return []
-        await asyncio.sleep(spec.batch_wait_s)
+        msgs += await self._fill(spec.batch_size - len(msgs))
+        if len(msgs) < spec.batch_size:  # a backlog never waits: only a short batch fills
+            await asyncio.sleep(spec.batch_wait_s)
         while len(msgs) < spec.batch_size:
             try:
                 more = await self._sub.fetch(spec.batch_size - len(msgs), timeout=FILL_TIMEOUT_S)
@@ -156,6 +159,15 @@ class BatchConsumer(Generic[T]):
             if not more:
                 break
         return msgs
+
+    async def _fill(self, count: int) -> list[Msg]:
+        assert self._sub is not None
+        if count <= 0:
+            return []
+        try:
+            return list(await self._sub.fetch(count, timeout=FILL_TIMEOUT_S))
+        except TimeoutError:
+            return []
 
     async def handle(self, msgs: list[Msg]) -> bool:
         """Settle every message of one batch. False when the store failed (retry later)."""
