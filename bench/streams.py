@@ -164,6 +164,7 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float, s
     finally:
         await nc.close()
         procs.stop(accounting)
+        print("accounting log (last lines):\n" + procs.log_tail(workdir / "accounting.log", 8))
     total = int(rate * seconds)
     store = await ClickHouseStore.open(settings.require("clickhouse_url"))
     try:

@@ -39,6 +39,7 @@ DLQ_SEQUENCE = "Jetgate-Dlq-Stream-Seq"
 DLQ_MSG_ID = "Jetgate-Dlq-Msg-Id"
 
 FILL_TIMEOUT_S = 0.05  # a pull for what is already stored answers at once
+TRICKLE_SHARE = 10  # a batch under 1/10 of batch_size once what is stored is taken: wait for it to fill
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,8 @@ class BatchConsumer(Generic[T]):
 
     async def _collect(self) -> list[Msg]:
         """Up to batch_size messages: once the first arrives, take what is stored; a batch
-        still short (a trickle, not a backlog) may fill for batch_wait_s, then takes what is
-        there in one pull (few round trips, big inserts)."""
+        that stays small (a trickle, not a backlog) may fill for batch_wait_s, then takes
+        what is there (few round trips, big inserts)."""
         assert self._sub is not None
         spec = self._spec
         try:
@@ -147,27 +148,25 @@ class BatchConsumer(Generic[T]):
             msgs = await self._sub.fetch(1, timeout=spec.idle_poll_s)
         except TimeoutError:
             return []
-        msgs += await self._fill(spec.batch_size - len(msgs))
-        if len(msgs) < spec.batch_size:  # a backlog never waits: only a short batch fills
+        msgs += await self._drain(spec.batch_size - len(msgs))
+        if len(msgs) < max(1, spec.batch_size // TRICKLE_SHARE):  # a backlog never waits
             await asyncio.sleep(spec.batch_wait_s)
-        while len(msgs) < spec.batch_size:
-            try:
-                more = await self._sub.fetch(spec.batch_size - len(msgs), timeout=FILL_TIMEOUT_S)
-            except TimeoutError:
-                break
-            msgs += more
-            if not more:
-                break
+            msgs += await self._drain(spec.batch_size - len(msgs))
         return msgs
 
-    async def _fill(self, count: int) -> list[Msg]:
+    async def _drain(self, count: int) -> list[Msg]:
+        """Up to `count` of the messages already stored, pull after pull until none is left."""
         assert self._sub is not None
-        if count <= 0:
-            return []
-        try:
-            return list(await self._sub.fetch(count, timeout=FILL_TIMEOUT_S))
-        except TimeoutError:
-            return []
+        taken: list[Msg] = []
+        while len(taken) < count:
+            try:
+                more = await self._sub.fetch(count - len(taken), timeout=FILL_TIMEOUT_S)
+            except TimeoutError:
+                break
+            if not more:
+                break
+            taken += more
+        return taken
 
     async def handle(self, msgs: list[Msg]) -> bool:
         """Settle every message of one batch. False when the store failed (retry later)."""
