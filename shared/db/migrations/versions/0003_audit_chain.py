@@ -17,7 +17,7 @@ def upgrade() -> None:
     op.add_column("audit_log", sa.Column("stream_seq", sa.BigInteger))
     op.add_column("audit_log", sa.Column("prev_hash", sa.String(64)))
     op.add_column("audit_log", sa.Column("hash", sa.String(64)))
-    op.create_index("audit_log_org_seq", "audit_log", ["org_id", "stream_seq"], unique=True)
+    op.create_index("audit_log_org_seq", "audit_log", ["org_id", "stream_seq"])
 
 
 def downgrade() -> None:
