@@ -29,14 +29,21 @@ class Record:
     data: bytes  # the event's JSON
 
     def jsonl(self) -> bytes:
-        event = self.data if b"\n" not in self.data else orjson.dumps(orjson.loads(self.data))
+        try:
+            parsed = orjson.loads(self.data)
+        except orjson.JSONDecodeError:  # not JSON (accounting dead-letters it): kept as a string
+            event = orjson.dumps(self.data.decode("utf-8", "replace"))
+        else:
+            event = self.data if b"\n" not in self.data else orjson.dumps(parsed)
         head = orjson.dumps({"seq": self.seq, "subject": self.subject, "stored": _iso(self.stored)})
         return head[:-1] + b',"event":' + event + b"}\n"
 
     @classmethod
     def from_jsonl(cls, line: bytes) -> Record:
         obj = orjson.loads(line)
-        return cls(int(obj["seq"]), str(obj["subject"]), _parse_iso(obj["stored"]), orjson.dumps(obj["event"]))
+        event = obj["event"]
+        data = event.encode() if isinstance(event, str) else orjson.dumps(event)
+        return cls(int(obj["seq"]), str(obj["subject"]), _parse_iso(obj["stored"]), data)
 
 
 def _iso(moment: datetime) -> str:
@@ -115,7 +122,7 @@ class ParquetWriter:
 
     def write(self, records: list[Record]) -> None:
         columns = {"seq": [r.seq for r in records], "subject": [r.subject for r in records],
-                   "stored": [r.stored for r in records], "event": [r.data.decode() for r in records]}
+                   "stored": [r.stored for r in records], "event": [r.data.decode("utf-8", "replace") for r in records]}
         self._writer.write_table(self._pa.Table.from_pydict(columns, schema=self._schema))
 
     def flush(self) -> int:

@@ -52,6 +52,13 @@ def test_a_multi_line_event_stays_one_line() -> None:
     assert Record.from_jsonl(record.jsonl()).data == b'{"id":"e"}'
 
 
+def test_a_body_that_is_not_json_stays_one_readable_line() -> None:
+    record = Record(7, "s", STORED, b'not json {"\n')
+    line = record.jsonl()
+    assert line.count(b"\n") == 1
+    assert Record.from_jsonl(line).data == b'not json {"\n'
+
+
 def test_subject_filters() -> None:
     audit, usage = KINDS["audit"], KINDS["usage"]
     assert audit.subject("acme") == "jetgate.audit.acme.>" and audit.subject(None) == "jetgate.audit.>"

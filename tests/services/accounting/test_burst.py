@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from prometheus_client import REGISTRY
+
 from services.accounting.clickhouse_store import ClickHouseStore
 from shared.settings import AccountingSettings
 from shared.subjects import USAGE_CONSUMER, USAGE_STREAM
@@ -23,6 +25,8 @@ async def test_a_burst_of_10000_usage_events_lands_once_each(harness, service, s
             seqs += await asyncio.gather(*(harness.publish_usage(e) for e in events[start:start + 1000]))
         await harness.consumed(USAGE_STREAM.name, USAGE_CONSUMER, max(seqs), timeout=120)
         report = await harness.query(org_id=harness.org_id, group_by=[])
+        lag_s = REGISTRY.get_sample_value("jetgate_consumer_lag_seconds", {"consumer": USAGE_CONSUMER})
+    assert lag_s is not None and lag_s >= 0  # exported on /metrics, in seconds
     assert report.totals is not None and report.totals.requests == BURST
     assert report.totals.prompt_tokens == sum(i % 50 for i in range(BURST))
     assert Decimal(report.totals.cost) == Decimal("0.000001") * BURST
