@@ -126,7 +126,7 @@ class AccountingSettings(_Group):
     metrics_port: int = 9103
     metrics_host: str = "127.0.0.1"
     batch_size: int = 500
-    # once a first event is in, how long a batch may fill before it is written
+    # how long a small batch (under a tenth of batch_size once what is stored is taken) may fill
     batch_wait_s: float = 0.5
     # the longest wait for a first event; bounds how fast a stop is noticed
     idle_poll_s: float = 1.0
