@@ -71,7 +71,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
 
 
 def event_subject(event: Event) -> str:
-    if event.type == "usage.recorded":
+    if event.type in ("usage.recorded", "usage.corrected"):
         return usage_subject(event.org_id)
     return audit_subject(event.org_id, event.type)
 

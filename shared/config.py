@@ -52,6 +52,11 @@ class ModelConfig(_Strict):
     deployments: list[Deployment] = Field(min_length=1)
     pricing: Pricing = Pricing()
     owned_by: str = "jetgate"
+    # how long a call of this model may take as a whole (None: `ingress.worker_timeout_s`),
+    # and the silence allowed between two stream chunks (None: `ingress.stream_idle_timeout_s`):
+    # reasoning models think for minutes before their first token
+    timeout_s: float | None = Field(default=None, gt=0)
+    stream_idle_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class RegexRule(_Strict):

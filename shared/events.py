@@ -73,6 +73,21 @@ class UsageEvent(_Envelope):
     data: UsageData
 
 
+class CorrectionData(BaseModel):
+    call_id: str = Field(max_length=40)  # the call, and so the id of its `usage.recorded`
+    status: Literal["error", "cancelled"]  # what the client saw
+    error_code: str | None = Field(default=None, max_length=64)
+
+
+class UsageCorrection(_Envelope):
+    """The status the client saw of a call the ingress ended itself (the bus away, the
+    router silent): it wins over the status of the call's `usage.recorded`, whichever
+    comes first; the tokens stay the usage event's."""
+
+    type: Literal["usage.corrected"] = "usage.corrected"
+    data: CorrectionData
+
+
 class RequestData(BaseModel):
     method: str = "POST"
     path: str
@@ -105,12 +120,12 @@ class KeyEvent(_Envelope):
 
 
 AuditEvent = Annotated[RequestEvent | KeyEvent, Field(discriminator="type")]
-Event = Annotated[UsageEvent | RequestEvent | KeyEvent, Field(discriminator="type")]
+Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent, Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes) -> UsageEvent | RequestEvent | KeyEvent:
+def parse_event(raw: bytes) -> UsageEvent | UsageCorrection | RequestEvent | KeyEvent:
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 

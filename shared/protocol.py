@@ -70,6 +70,8 @@ class Route(BaseModel):
     targets: list[Target]
     input_per_million: Decimal = Decimal(0)
     output_per_million: Decimal = Decimal(0)
+    timeout_s: float | None = None  # the model's own call timeout (None: the ingress's default)
+    stream_idle_timeout_s: float | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return (self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens) / 1_000_000
@@ -272,7 +274,7 @@ class KeyRevoked(BaseModel):
 
 
 # org_id and key_id: the first names of org and key, still accepted
-UsageGroup = Literal["org", "team", "user", "key", "model", "provider", "hour", "day", "org_id", "key_id"]
+UsageGroup = Literal["org", "team", "user", "key", "model", "provider", "hour", "day", "status", "org_id", "key_id"]
 USAGE_GROUPS: tuple[str, ...] = UsageGroup.__args__  # type: ignore[attr-defined]
 
 

@@ -10,6 +10,7 @@ are listed in docs/settings.md.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
@@ -85,8 +86,10 @@ class IngressSettings(_Group):
     # requests with more header fields, or more header bytes (names and values), get 431
     max_header_count: int = Field(default=100, ge=8)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
-    # upper bound of one worker call (guardrails, router) from the ingress
-    worker_timeout_s: float = 120.0
+    # upper bound of one call through the pipeline, unless its model sets `timeout_s`; as
+    # long as the providers' own default (reasoning models think for minutes), since a dead
+    # worker is noticed by its missing heartbeats, not by this
+    worker_timeout_s: float = 600.0
     # silence allowed between two stream chunks before the ingress gives up
     stream_idle_timeout_s: float = 60.0
     # no frame (heartbeat or answer) for this long: the worker holding the call is gone;
@@ -101,6 +104,10 @@ class IngressSettings(_Group):
     # one query of the Responses API's store (save, get, delete of a response) in Postgres
     response_store_timeout_s: float = 5.0
     graceful_shutdown_s: float = 30.0
+    # browser apps: origins allowed by CORS ([]: off, the default; ["*"]: any). Keys travel in
+    # headers, never cookies, so credentials are not allowed cross-origin
+    cors_allow_origins: list[str] = []
+    cors_max_age_s: int = 600
 
 
 class WorkerSettings(_Group):
@@ -195,13 +202,22 @@ class Settings(BaseSettings):
                 for field, inner in value:
                     if inner is None:
                         continue
-                    shown = inner.get_secret_value() if isinstance(inner, SecretStr) else str(inner)
+                    shown = _shown(inner)
                     env[f"JETGATE_{name.upper()}__{field.upper()}"] = shown
             elif isinstance(value, SecretStr):
                 env[f"JETGATE_{name.upper()}"] = value.get_secret_value()
             else:
                 env[f"JETGATE_{name.upper()}"] = str(value)
         return env
+
+
+def _shown(value: object) -> str:
+    """A value as the environment gives it back: secrets revealed, lists as JSON."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)
 
 
 def load_settings() -> Settings:

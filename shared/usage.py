@@ -6,14 +6,21 @@ A call's usage event takes the call's id as its event id (and so as its `Nats-Ms
 JetStream drops the second publish of the same id and every accounting write is
 idempotent on it, so a late event from a router that was presumed dead and the ingress's
 own for the same call count once.
+
+A call the ingress ended itself with an error while the router may still finish it (the
+bus away past its wait, the router silent) also gets a `usage.corrected`: the status the
+client saw, under an id of its own made from the call's (so it is never dropped as a
+duplicate of the usage event, and a second publish of it is). Accounting gives the call's
+one row that status, whichever of the two it stores first (services/accounting/corrections.py).
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 import orjson
 
-from shared.events import UsageData, UsageEvent, envelope_ids
+from shared.events import CorrectionData, UsageCorrection, UsageData, UsageEvent, envelope_ids
 from shared.openai_types import Usage
 from shared.pipeline import Endpoint
 from shared.protocol import CallEnvelope
@@ -21,6 +28,21 @@ from shared.tokens import estimate_input_tokens, estimate_prompt_tokens, estimat
 
 Status = Literal["ok", "error", "cancelled"]
 UsageSource = Literal["upstream", "estimated", "none"]
+
+_CORRECTIONS = uuid.UUID("6a1c2f0e-7d3b-5e4a-9c81-0b2d4f6e8a13")  # the namespace of correction ids
+
+
+def correction_id(call_id: str) -> str:
+    """The id of a call's `usage.corrected`: the same for every publish of it, never the call's."""
+    return str(uuid.uuid5(_CORRECTIONS, call_id))
+
+
+def usage_correction(envelope: CallEnvelope, *, status: Literal["error", "cancelled"],
+                     error_code: str | None) -> UsageCorrection:
+    return UsageCorrection(
+        id=correction_id(envelope.call_id), source="ingress",
+        **envelope_ids(envelope.principal, envelope.request_id),
+        data=CorrectionData(call_id=envelope.call_id, status=status, error_code=error_code))
 
 
 def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, deployment_model: str | None,

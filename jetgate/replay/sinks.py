@@ -7,7 +7,8 @@ usage through the ClickHouse store's insert and the spend ledger's row. Every wr
 idempotent on the event id. An event accounting would dead-letter is skipped and counted.
 
 The spend ledger is restored row by row only: a replay never adds to a key's running
-`spend` (it already holds what the ledger rows it lost had added).
+`spend` (it already holds what the ledger rows it lost had added). `usage.corrected`
+events are applied as accounting applies them (services/accounting/corrections.py).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jetgate.replay.records import JsonlWriter, ParquetWriter, Record, is_parquet
 from services.accounting.audit_chain import Sequenced, record_chained_audit
 from services.accounting.clickhouse_store import ClickHouseStore
+from services.accounting.corrections import correct_analytics, correct_ledger, corrected_statuses, store_corrections
 from services.accounting.intake import parse_audit, parse_usage
 from services.accounting.ledger import ledger_row, unique
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
 from shared.db.tables import spend_ledger
-from shared.events import UsageEvent
+from shared.events import UsageCorrection, UsageEvent
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -97,22 +99,45 @@ async def restore_ledger(engine: AsyncEngine, events: list[UsageEvent]) -> int:
         return len((await conn.execute(statement, rows)).all())
 
 
+def _split(events: list[UsageEvent | UsageCorrection]) -> tuple[list[UsageEvent], list[UsageCorrection]]:
+    return ([e for e in events if isinstance(e, UsageEvent)], [e for e in events if isinstance(e, UsageCorrection)])
+
+
 class UsagePostgres(_EngineSink):
+    """Ledger rows, then `usage.corrected` as accounting applies it (the status the client saw)."""
+
     async def write(self, records: list[Record]) -> int:
         items, skipped = _parsed(records, parse_usage)
-        await self._bounded(restore_ledger(self._engine, [e for _, e in items]), "The spend ledger")
+        usages, corrections = _split([e for _, e in items])
+        await self._bounded(restore_ledger(self._engine, usages), "The spend ledger")
+        if corrections:
+            await self._bounded(store_corrections(self._engine, corrections), "The usage corrections")
+        call_ids = {e.id for e in usages} | {c.data.call_id for c in corrections}
+        if call_ids:
+            statuses = await self._bounded(corrected_statuses(self._engine, call_ids), "The usage corrections")
+            if statuses:
+                await self._bounded(correct_ledger(self._engine, statuses), "The spend ledger")
         return skipped
 
 
 class UsageClickhouse:
-    """Needs the ClickHouse server, or the chDB path with the gateway stopped (one process owns it)."""
+    """Needs the ClickHouse server, or the chDB path with the gateway stopped (one process owns it).
+    Corrections are those this replay reads (the first of each call kept, as accounting does)."""
 
     def __init__(self, store: ClickHouseStore) -> None:
         self._store = store
+        self._statuses: dict[str, str] = {}
 
     async def write(self, records: list[Record]) -> int:
         items, skipped = _parsed(records, parse_usage)
-        await self._store.insert_usage([e for _, e in items])
+        usages, corrections = _split([e for _, e in items])
+        await self._store.insert_usage(usages)
+        for correction in corrections:
+            self._statuses.setdefault(correction.data.call_id, correction.data.status)
+        touched = {e.id for e in usages} | {c.data.call_id for c in corrections}
+        statuses = {call_id: self._statuses[call_id] for call_id in touched if call_id in self._statuses}
+        if statuses:
+            await correct_analytics(self._store, statuses)
         return skipped
 
     async def flush(self) -> int | None:

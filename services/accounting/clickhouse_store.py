@@ -75,6 +75,18 @@ class ClickHouseStore:
         rows = [usage_row(event) for event in events]
         await self._call(lambda: self._client.insert(TABLE, rows, column_names=COLUMNS))
 
+    async def usage_rows(self, event_ids: Sequence[str]) -> list[list[Any]]:
+        """The stored rows of these events (COLUMNS order), duplicates collapsed."""
+        if not event_ids:
+            return []
+        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} FINAL WHERE event_id IN {{ids:Array(String)}}"
+        return [list(row) for row in await self.query(sql, {"ids": list(event_ids)})]
+
+    async def insert_rows(self, rows: Sequence[list[Any]]) -> None:
+        """Rows again (COLUMNS order): each replaces the stored row of its event."""
+        if rows:
+            await self._call(lambda: self._client.insert(TABLE, list(rows), column_names=COLUMNS))
+
     async def query(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         result = await self._call(lambda: self._client.query(sql, parameters=dict(parameters)))
         return [tuple(row) for row in result.result_rows]

@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.accounting.audit_chain import Sequenced, parse_audit_msg, record_chained_audit
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.consumer import BatchConsumer, ConsumerSpec
+from services.accounting.corrections import reconcile
 from services.accounting.intake import parse_usage
 from services.accounting.ledger import record_spend
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
-from shared.events import UsageEvent
+from shared.events import UsageCorrection, UsageEvent
 from shared.metrics_server import start_metrics_server
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
@@ -38,16 +39,21 @@ from shared.subjects import (
 log = logging.getLogger(__name__)
 
 
-async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent],
+async def write_usage(store: ClickHouseStore, engine: AsyncEngine, events: Sequence[UsageEvent | UsageCorrection],
                       timeout_s: float = AccountingSettings().write_timeout_s) -> None:
     """Both stores, concurrently; raises the first failure once both have finished. The
     ledger write is bounded by the Postgres timeouts: a stalled database fails the batch
-    (nak, redelivered later) instead of holding the consumer."""
-    ledger = bounded(record_spend(engine, events), timeout_s, "The spend ledger")
-    results = await asyncio.gather(store.insert_usage(events), ledger, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    (nak, redelivered later) instead of holding the consumer. Then the corrections: the
+    status the client saw wins (services/accounting/corrections.py)."""
+    usages = [event for event in events if isinstance(event, UsageEvent)]
+    corrections = [event for event in events if isinstance(event, UsageCorrection)]
+    if usages:
+        ledger = bounded(record_spend(engine, usages), timeout_s, "The spend ledger")
+        results = await asyncio.gather(store.insert_usage(usages), ledger, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    await reconcile(store, engine, usages, corrections, timeout_s)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.accounting.corrections import correction_row
 from services.accounting.ledger import audit_row, ledger_row, misfit
-from shared.db.tables import MONEY, audit_log, spend_ledger
-from shared.events import KeyEvent, RequestEvent, UsageEvent, parse_event
+from shared.db.tables import MONEY, audit_log, spend_ledger, usage_corrections
+from shared.events import KeyEvent, RequestEvent, UsageCorrection, UsageEvent, parse_event
 
 # ClickHouse columns narrower than their Postgres counterparts (see clickhouse_migrations.py).
 UINT16_MAX = 2**16 - 1
@@ -19,10 +20,15 @@ MONEY_QUANTUM = Decimal(1).scaleb(-(MONEY.scale or 0))
 MONEY_LIMIT = Decimal(10) ** ((MONEY.precision or 38) - (MONEY.scale or 0))
 
 
-def parse_usage(raw: bytes) -> UsageEvent:
+def parse_usage(raw: bytes) -> UsageEvent | UsageCorrection:
     event = parse_event(raw)
+    if isinstance(event, UsageCorrection):
+        reason = misfit(usage_corrections, correction_row(event))
+        if reason:
+            raise ValueError(reason)
+        return event
     if not isinstance(event, UsageEvent):
-        raise ValueError(f"expected usage.recorded on the usage stream, got {event.type}")
+        raise ValueError(f"expected usage.recorded or usage.corrected on the usage stream, got {event.type}")
     data = event.data  # negative counts and costs are refused by the event model itself
     if data.attempts > UINT16_MAX:
         raise ValueError("attempts is out of range")
@@ -40,8 +46,8 @@ def parse_usage(raw: bytes) -> UsageEvent:
 
 def parse_audit(raw: bytes) -> RequestEvent | KeyEvent:
     event = parse_event(raw)
-    if isinstance(event, UsageEvent):
-        raise ValueError("expected a request or key event on the audit stream, got usage.recorded")
+    if isinstance(event, UsageEvent | UsageCorrection):
+        raise ValueError(f"expected a request or key event on the audit stream, got {event.type}")
     reason = misfit(audit_log, audit_row(event))
     if reason:
         raise ValueError(reason)

@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
     "provider": "provider",
     "hour": "formatDateTime(toStartOfHour(time), '%Y-%m-%dT%H:00:00Z')",
     "day": "toString(toDate(time))",
+    "status": "status",
     "org_id": "org_id",
     "key_id": "key_id",
 }

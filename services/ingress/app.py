@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from services.ingress.anthropic_api.request import CountTokensRequest, MessagesRequest
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient
+from services.ingress.cors import install_cors
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.keycache import KeyCache
@@ -57,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         events = EventPublisher(js, settings.events)
         app.state.ingress = IngressState(
             settings=settings, config=config, nc=nc, js=js, engine=engine, keys=keys, events=events, bus=bus,
-            pipeline=PipelineClient(nc, settings.ingress, events.emit), pipelines=pipelines_of(config),
+            pipeline=PipelineClient(nc, settings.ingress, events.emit, bus), pipelines=pipelines_of(config),
             routes={model.name: route_of(model) for model in config.models})
         log.info("ingress ready: %d models", len(config.models))
         try:
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_cors(app, settings.ingress)  # inside the edge: preflights get a request id and are counted
     app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)
     app.include_router(responses.router)

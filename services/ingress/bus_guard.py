@@ -6,18 +6,19 @@ drops keeps waiting for `bus_outage_wait_s`: nats-py resends what it buffered an
 subscriptions once it is back, so a nats-server restarted by the supervisor still delivers
 the answer (and the usage the router records matches what the client saw). If the bus is
 still away then, those calls end with 503 `bus_unavailable` instead of sitting out the
-worker timeout.
+worker timeout; `cut` is told first, so the call's records can say what the client saw (a
+router may still finish it once the bus is back: shared/usage.py, `usage.corrected`).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from nats.aio.client import Client
 
-from shared.errors import BusUnavailable
+from shared.errors import BusUnavailable, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ class BusWatch:
             task.cancel()
 
     @contextmanager
-    def call(self) -> Iterator[None]:
-        """Around a call into the pipeline: a bus outage past the wait ends it with 503."""
+    def call(self, cut: Callable[[GatewayError], None] | None = None) -> Iterator[None]:
+        """Around a call into the pipeline: a bus outage past the wait ends it with 503,
+        after `cut` (when given) was told of that error."""
         task = asyncio.current_task()
         assert task is not None
         self._calls.add(task)
@@ -73,8 +75,11 @@ class BusWatch:
             if task not in self._cut:
                 raise
             task.uncancel()
-            raise BusUnavailable("The message bus went away during the call; try again shortly.",
-                                 retry_after="1") from None
+            error = BusUnavailable("The message bus went away during the call; try again shortly.",
+                                   retry_after="1")
+            if cut is not None:
+                cut(error)
+            raise error from None
         finally:
             self._calls.discard(task)
             self._cut.discard(task)

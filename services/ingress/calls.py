@@ -8,14 +8,23 @@ worker holding the call is gone:
 - the call had not gone to an upstream (no heartbeat said so): nothing was done, so it is
   sent again, as a call nobody took is (a worker restarting), until `no_responders_wait_s`;
 - it had: 503 `worker_lost` at once, and the ingress charges the call itself (estimated;
-  its usage event has the call's id as event id, so a late one from the router counts once).
-A client that goes away cancels the call at the routers (they charge what it cost).
+  its usage event has the call's id as event id, so a late one from the router counts once),
+  and publishes `usage.corrected` with the client's status, which wins over the router's.
+Silence while the ingress's own bus connection is down says nothing of the worker: the call
+waits for the bus (its answer comes when it is back) until the bus guard cuts it
+(`bus_outage_wait_s`, 503 `bus_unavailable`), and it is not sent again meanwhile. A client
+that goes away cancels the call at the routers (they charge what it cost). A call the bus
+guard cuts (`cut`) is cancelled at the routers too, once the bus is back, and gets its
+`usage.corrected`: a router that finished it meanwhile charges its tokens (the upstream's),
+with the status the client saw.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +35,10 @@ from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from services.ingress.bus_guard import BusWatch
 from services.ingress.frames import Frames, FrameStream, Inboxes, next_frame, publish_cancel
 from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
-from shared.events import UsageEvent
+from shared.events import UsageCorrection, UsageEvent
 from shared.protocol import (
     Call,
     Frame,
@@ -43,9 +53,9 @@ from shared.protocol import (
 )
 from shared.settings import IngressSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY
-from shared.usage import estimated_usage, relayed_text, usage_event
+from shared.usage import estimated_usage, relayed_text, usage_correction, usage_event
 
-Emit = Callable[[UsageEvent], None]
+Emit = Callable[[UsageEvent | UsageCorrection], None]
 ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away
 
 
@@ -97,10 +107,12 @@ async def _tell_when_gone(client_gone: ClientGone, frames: Frames) -> None:
 
 
 class PipelineClient:
-    def __init__(self, nc: Client, settings: IngressSettings, emit: Emit | None = None) -> None:
+    def __init__(self, nc: Client, settings: IngressSettings, emit: Emit | None = None,
+                 bus: BusWatch | None = None) -> None:
         self._nc = nc
         self._settings = settings
         self._emit = emit
+        self._bus = bus
         self._inboxes = Inboxes(nc)
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -127,7 +139,8 @@ class PipelineClient:
         inbox, frames = await self._inboxes.open()
         watch = asyncio.get_running_loop().create_task(_tell_when_gone(client_gone, frames)) if client_gone else None
         try:
-            msg, parts, _ = await self._exchange(call, inbox, frames)
+            with self._guarded(call):
+                msg, parts, _ = await self._exchange(call, inbox, frames)
         finally:
             self._inboxes.close(inbox)
             if watch is not None:
@@ -138,14 +151,16 @@ class PipelineClient:
         """Start a streamed call; returns once the first content frame is in (errors raise here)."""
         inbox, frames = await self._inboxes.open()
         try:
-            first, _, upstream = await self._exchange(call, inbox, frames)
+            with self._guarded(call):
+                first, _, upstream = await self._exchange(call, inbox, frames)
         except BaseException:
             self._inboxes.close(inbox)
             raise
         settings = self._settings
         went_to = 0 if upstream is None else upstream  # a chunk came: some upstream answered
         return FrameStream(self._nc, self._inboxes, inbox, frames, first, call.envelope.call_id, went_to,
-                           idle_timeout=settings.stream_idle_timeout_s, heartbeat_timeout=settings.heartbeat_timeout_s,
+                           idle_timeout=call.envelope.route.stream_idle_timeout_s or settings.stream_idle_timeout_s,
+                           heartbeat_timeout=settings.heartbeat_timeout_s,
                            lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing)
 
     async def _exchange(self, call: Call, inbox: str, frames: Frames) -> tuple[Msg, list[bytes], int | None]:
@@ -153,7 +168,7 @@ class PipelineClient:
         reply (with its parts), a first chunk, `end` or `error` (raised)."""
         worker = call.envelope.stages[0].value
         data, subject = call.encode(), call.subject()
-        deadline = time.monotonic() + self._settings.worker_timeout_s
+        deadline = time.monotonic() + call.envelope.seconds_left()  # the model's timeout, decided at admission
         while True:  # a silence without an upstream starts a new wait for a worker
             async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
                 try:
@@ -182,6 +197,8 @@ class PipelineClient:
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     continue  # answered above
+                if self._bus is not None and not self._bus.up:
+                    continue  # our own link is down, not the worker: the answer comes when it is back, or the guard cuts
                 if upstream is None:
                     raise _Resend(silent=True) from None
                 raise self._lost(call, upstream, []) from None
@@ -198,6 +215,22 @@ class PipelineClient:
             else:
                 return msg, parts, upstream
 
+    def _guarded(self, call: Call) -> AbstractContextManager[None]:
+        """A bus outage past its wait ends the call with 503 (`cut`), when a guard is given."""
+        if self._bus is None:
+            return contextlib.nullcontext()
+        return self._bus.call(lambda error: self.cut(call, error))
+
+    def cut(self, call: Call, error: GatewayError) -> None:
+        """The ingress ended the call itself (the bus away past its wait): stop it at the
+        routers once the bus is back, and record the status the client saw."""
+        publish_cancel(self._nc, call.envelope.call_id, self._closing)
+        self._correct(call, error)
+
+    def _correct(self, call: Call, error: GatewayError) -> None:
+        if self._emit is not None:
+            self._emit(usage_correction(call.envelope, status="error", error_code=error.code))
+
     def _lost(self, call: Call, upstream: int | None, relayed: list[bytes]) -> GatewayError:
         """The worker holding a call that reached an upstream went silent: charge what is
         known (the prompt, the chunks relayed), and the client's error."""
@@ -210,12 +243,15 @@ class PipelineClient:
             text, usage = relayed_text(relayed)
             targets = envelope.route.targets
             target = targets[upstream] if upstream < len(targets) else None
-            began = envelope.deadline - self._settings.worker_timeout_s
+            began = envelope.deadline - (envelope.route.timeout_s or self._settings.worker_timeout_s)
             self._emit(usage_event(
                 envelope, source="ingress", provider=target.provider if target else None,
                 deployment_model=target.model if target else None,
                 usage=usage or estimated_usage(envelope.endpoint, body if isinstance(body, dict) else {}, text),
                 usage_source="upstream" if usage else "estimated", status="error",
                 latency_ms=max(0.0, time.time() - began) * 1000, attempts=upstream + 1))
-        return ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
-                                  retry_after="1")
+        error = ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
+                                   retry_after="1")
+        if upstream is not None:  # a router only silent (the bus away) may still finish it: ours wins
+            self._correct(call, error)
+        return error

@@ -1,6 +1,8 @@
 """The ingress's one ASGI wrapper around every request: `x-request-id` on every response
 (the client's, or a new UUIDv7), Prometheus counts and time to the response head per route
-template, and a last-resort OpenAI-shaped 500 that still carries the id."""
+template, a last-resort OpenAI-shaped 500 that still carries the id, and one trailing slash
+taken off the path (`/v1/chat/completions/` is served as `/v1/chat/completions`, not
+redirected: a 307 loses the body with some clients)."""
 from __future__ import annotations
 
 import logging
@@ -36,6 +38,11 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path[:-1]}
+            if scope.get("raw_path"):
+                scope["raw_path"] = scope["raw_path"].removesuffix(b"/")
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode("latin-1"))

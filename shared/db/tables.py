@@ -51,6 +51,16 @@ spend_ledger = Table(
     Column("time", DateTime(timezone=True), nullable=False),
 )
 
+# the status the client saw of a call the ingress ended itself (`usage.corrected`): it wins
+# over the status of the call's ledger row, whichever is written first
+usage_corrections = Table(
+    "usage_corrections", metadata,
+    Column("call_id", String(40), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("error_code", String(64)),
+    Column("time", DateTime(timezone=True), nullable=False),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("event_id", String(40), primary_key=True),

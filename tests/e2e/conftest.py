@@ -66,6 +66,7 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             model("stream-no-usage", "stream-no-usage"),
             model("slow-stream", "slow-stream"),
             model("hang", "hang"),
+            model("slow", "slow"),
             model("text-embedding-3-small", "text-embedding-3-small", mode="embedding"),
             model("unreachable", "gpt-4o-mini", provider="down"),
             model("claude-sonnet", "claude-sonnet-4-5", provider="claude"),

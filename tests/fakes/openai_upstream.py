@@ -14,6 +14,7 @@ gateway config can point different deployments at different behaviours:
 - `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
+- `slow`: sleeps `SLOW_S` (1.5 s) before a normal answer; `.slow_answered` counts those sent
 - `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
   always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
   `echo-key-400` / `echo-key-500` in that error's message (and the 400's `param`),
@@ -47,6 +48,7 @@ DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 SLOW_STREAM_CHUNKS = 200
 SLOW_STREAM_DELAY_S = 0.05
 HANG_S = 30.0
+SLOW_S = 1.5
 STALL_AFTER_CHUNKS = 2
 
 _FAILURES: dict[str, tuple[int, Callable[[str], p.Json]]] = {
@@ -84,6 +86,7 @@ class FakeOpenAI:
         self._requests: list[RecordedRequest] = []
         self._flaky_seen = 0
         self._streams_aborted = 0
+        self._slow_answered = 0
         self._server: ThreadedServer | None = None
         self.port = 0
 
@@ -121,6 +124,11 @@ class FakeOpenAI:
         """Streams whose client went away before `data: [DONE]` was sent."""
         with self._lock:
             return self._streams_aborted
+
+    @property
+    def slow_answered(self) -> int:
+        with self._lock:
+            return self._slow_answered
 
     def clear(self) -> None:
         with self._lock:
@@ -191,6 +199,10 @@ class FakeOpenAI:
         model: str = body["model"]
         if model == "hang":
             await asyncio.sleep(HANG_S)
+        if model == "slow":
+            await asyncio.sleep(SLOW_S)
+            with self._lock:
+                self._slow_answered += 1
         prompt_tokens = p.count_prompt_tokens(body.get("messages"))
         if model.startswith("echo-key"):
             key = RecordedRequest("POST", "", {k.lower(): v for k, v in request.headers.items()}, None).bearer or ""

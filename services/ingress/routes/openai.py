@@ -52,10 +52,11 @@ def admit(state: IngressState, audit: RequestAudit, model: str, endpoint: Endpoi
 
 def new_call(state: IngressState, principal: Principal, request_id: str, endpoint: Endpoint, model: str,
              raw: bytes, *, stream: bool = False, include_usage: bool = False) -> Call:
+    route = state.routes[model]
     envelope = CallEnvelope(
         call_id=uuid7(), request_id=request_id, principal=principal, endpoint=endpoint, stream=stream,
-        include_usage=include_usage, deadline=time.time() + state.settings.ingress.worker_timeout_s,
-        route=state.routes[model], stages=list(state.pipelines[endpoint]))
+        include_usage=include_usage, deadline=time.time() + (route.timeout_s or state.settings.ingress.worker_timeout_s),
+        route=route, stages=list(state.pipelines[endpoint]))
     return Call(envelope, raw)
 
 

@@ -14,10 +14,10 @@ from shared.protocol import Call, CallEnvelope, Route, Target
 
 
 def make_call(stages: list[Stage], *, stream: bool = False, body: bytes = b'{"model": "m", "messages": []}',
-              principal: Principal | None = None) -> Call:
+              principal: Principal | None = None, timeout_s: float = 30.0) -> Call:
     envelope = CallEnvelope(
         call_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, principal=principal or Principal(key_id="k"),
-        endpoint=Endpoint.CHAT, stream=stream, deadline=time.time() + 30,
+        endpoint=Endpoint.CHAT, stream=stream, deadline=time.time() + timeout_s,
         route=Route(model="m", targets=[Target(provider="p", model="up")]), stages=stages)
     return Call(envelope, body)
 

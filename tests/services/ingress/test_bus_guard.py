@@ -17,9 +17,14 @@ from jetgate.embedded.children import nats_child
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.supervisor import Child, Supervisor
 from services.ingress.bus_guard import BusWatch
+from services.ingress.calls import PipelineClient
 from shared.bus import connect
-from shared.errors import BusUnavailable
-from shared.settings import BusSettings
+from shared.errors import BusUnavailable, GatewayError
+from shared.events import UsageCorrection
+from shared.pipeline import Stage
+from shared.protocol import Lease, send_reply
+from shared.settings import BusSettings, IngressSettings
+from tests.services.ingress.conftest import make_call, stand_in
 
 CALL_TIMEOUT_S = 30.0  # what a call would wait without the guard
 QUICK = BusSettings(reconnect_wait_s=0.05)
@@ -119,17 +124,91 @@ async def test_a_call_under_way_gets_its_answer_when_the_bus_returns_in_time(bus
 
 async def test_a_call_under_way_ends_with_503_when_the_bus_stays_away(bus: Bus, worker: list[Msg]) -> None:
     nc, watch = await watched(bus, 0.2)
+    told: list[GatewayError] = []
     try:
         async def call() -> bytes:
-            with watch.call():
+            with watch.call(told.append):  # told first: the ingress records what the client saw
                 return (await nc.request("work", b"question", timeout=CALL_TIMEOUT_S)).data
 
         task = asyncio.create_task(call())
         while not worker:
             await asyncio.sleep(0.01)
         bus.kill()
-        with pytest.raises(BusUnavailable):
+        with pytest.raises(BusUnavailable) as cut:
             await asyncio.wait_for(task, CALL_TIMEOUT_S / 2)  # well before the call's own timeout
         assert not task.cancelled()  # ended with the error, the task itself was not cancelled
+        assert told == [cut.value]
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+async def router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    """A stand-in router on its own connection: tells the caller each call reached the
+    upstream, then holds it (the test answers)."""
+    held: list[Msg] = []
+    nc = await connect(bus.server.url, "router-under-test", QUICK)
+    call = make_call([Stage.ROUTER])
+
+    async def reach(msg: Msg) -> None:
+        assert msg.reply
+        await Lease(nc, msg.reply).reaching(0)
+        held.append(msg)
+
+    await stand_in(nc, call.subject(), reach)
+    yield nc, held
+    await nc.close()
+
+
+async def guarded_pipeline(bus: Bus, wait_s: float) -> tuple[Client, PipelineClient, list[object]]:
+    nc, watch = await watched(bus, wait_s)
+    emitted: list[object] = []
+    return nc, PipelineClient(nc, IngressSettings(heartbeat_timeout_s=0.3), emitted.append, watch), emitted
+
+
+async def test_silence_while_the_bus_is_away_is_not_a_lost_worker_and_the_answer_comes_after(
+        bus: Bus, router: tuple[Client, list[Msg]]) -> None:
+    router_nc, held = router
+    nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
+    try:
+        call = make_call([Stage.ROUTER])
+        task = asyncio.create_task(pipeline.call(call))
+        while not held:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        await disconnected(nc)
+        await asyncio.sleep(0.6)  # twice the heartbeat timeout, with no frame: the bus is away, not the router
+        assert not task.done()
+        await bus.restart()
+        while not (nc.is_connected and router_nc.is_connected):
+            await asyncio.sleep(0.01)
+        await nc.flush()  # the inbox is subscribed again
+        await send_reply(router_nc, held[0].reply, b'{"answer": true}')
+        reply = await asyncio.wait_for(task, 10)
+        assert (reply.status, reply.body) == (200, b'{"answer": true}') and len(held) == 1  # never sent again
+        assert emitted == []  # the router records it, as it was answered
+    finally:
+        await nc.close()
+
+
+async def test_a_call_cut_by_the_guard_records_the_status_the_client_saw_and_leaves_the_tokens_to_the_router(
+        bus: Bus, router: tuple[Client, list[Msg]]) -> None:
+    held = router[1]
+    nc, pipeline, emitted = await guarded_pipeline(bus, 0.8)
+    try:
+        call = make_call([Stage.ROUTER])
+        task = asyncio.create_task(pipeline.call(call))
+        while not held:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        with pytest.raises(BusUnavailable):
+            await asyncio.wait_for(task, CALL_TIMEOUT_S / 2)
+        (correction,) = emitted  # no estimate of its own: the router, still working, publishes the usage
+        assert isinstance(correction, UsageCorrection)
+        assert (correction.data.call_id, correction.data.status, correction.data.error_code) == (
+            call.envelope.call_id, "error", "bus_unavailable")
+        await bus.restart()  # what waits in the buffer (the cancel for the routers) goes out
+        while not nc.is_connected:
+            await asyncio.sleep(0.01)
     finally:
         await nc.close()

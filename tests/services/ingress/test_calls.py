@@ -12,16 +12,17 @@ from nats.aio.msg import Msg
 
 from services.ingress.calls import PipelineClient
 from shared.bus import connect
-from shared.errors import ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
-from shared.events import UsageEvent
+from shared.errors import BusUnavailable, ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
+from shared.events import UsageCorrection, UsageEvent
 from shared.pipeline import Stage
 from shared.protocol import Call, CancelRequest, Lease, send_chunk, send_end, send_error, send_reply
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens
+from shared.usage import correction_id
 from tests.services.ingress.conftest import make_call, stand_in
 
-Watched = tuple[PipelineClient, list[UsageEvent]]
+Watched = tuple[PipelineClient, list[UsageEvent | UsageCorrection]]
 SHORT = IngressSettings(worker_timeout_s=1.0, stream_idle_timeout_s=0.5, no_responders_wait_s=0.4)
 
 
@@ -97,8 +98,9 @@ async def test_a_call_nobody_took_is_sent_again_once_a_worker_is_back(worker_nc:
     await starting
 
 
-async def test_a_worker_that_never_answers_is_a_504(worker_nc: Client, pipeline: PipelineClient) -> None:
-    call = make_call([Stage.ROUTER])
+async def test_a_worker_that_never_answers_is_a_504_at_the_calls_deadline(worker_nc: Client,
+                                                                          pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER], timeout_s=1.0)
 
     async def silent(msg: Msg) -> None:
         return None
@@ -123,6 +125,24 @@ async def test_stream_frames_arrive_in_order_until_the_end(worker_nc: Client, pi
     stream.close()
     assert [m.headers["Jetgate-Frame"] for m in frames if m.headers] == ["chunk", "chunk", "chunk", "end"]
     assert [orjson.loads(m.data)["n"] for m in frames[:3]] == [0, 1, 2]
+
+
+async def test_a_models_own_idle_timeout_lets_a_stream_pause_longer(worker_nc: Client, pipeline: PipelineClient) -> None:
+    call = make_call([Stage.ROUTER], stream=True)
+    call.envelope.route.stream_idle_timeout_s = 3.0  # SHORT's default would end it after 0.5 s
+
+    async def answer(msg: Msg) -> None:
+        assert msg.reply
+        await send_chunk(worker_nc, msg.reply, b'{"n": 0}')
+        await asyncio.sleep(0.9)
+        await send_chunk(worker_nc, msg.reply, b'{"n": 1}')
+        await send_end(worker_nc, msg.reply)
+
+    await stand_in(worker_nc, call.subject(), answer)
+    stream = await pipeline.open_stream(call)
+    frames = [msg async for msg in stream]
+    stream.close()
+    assert [m.headers["Jetgate-Frame"] for m in frames if m.headers] == ["chunk", "chunk", "end"]
 
 
 async def test_an_error_before_the_first_chunk_raises_at_open(worker_nc: Client, pipeline: PipelineClient) -> None:
@@ -182,10 +202,10 @@ BEATING = IngressSettings(worker_timeout_s=5.0, stream_idle_timeout_s=5.0, no_re
 
 
 @pytest.fixture
-async def watched(nats_url: str) -> AsyncIterator[tuple[PipelineClient, list[UsageEvent]]]:
+async def watched(nats_url: str) -> AsyncIterator[Watched]:
     """A pipeline client that notices silence quickly, and the usage events it emits itself."""
     client = await connect(nats_url, "ingress-tests-watched")
-    emitted: list[UsageEvent] = []
+    emitted: list[UsageEvent | UsageCorrection] = []
     yield PipelineClient(client, BEATING, emitted.append), emitted
     await client.close()
 
@@ -243,7 +263,9 @@ async def test_a_worker_dead_after_the_call_reached_an_upstream_is_a_503_charged
     with pytest.raises(ServiceUnavailable) as caught:
         await pipeline.call(call)
     assert caught.value.code == "worker_lost" and len(taken) == 1  # never sent again
-    (event,) = emitted
+    event, correction = emitted
+    assert isinstance(event, UsageEvent)
+    assert_corrects(correction, call, "worker_lost")
     assert (event.id, event.source, event.request_id) == (call.envelope.call_id, "ingress", call.envelope.request_id)
     assert (event.data.status, event.data.usage_source, event.data.provider) == ("error", "estimated", "p")
     assert event.data.prompt_tokens > 0 and event.data.completion_tokens == 0
@@ -269,10 +291,37 @@ async def test_a_stream_whose_router_died_mid_way_ends_in_503_charged_for_what_w
             relayed.append(msg)
     stream.close()
     assert caught.value.code == "worker_lost" and len(relayed) == 3
-    (event,) = emitted
+    event, correction = emitted
+    assert isinstance(event, UsageEvent)
+    assert_corrects(correction, call, "worker_lost")  # a router only silent must not make it "ok"
     assert (event.id, event.data.stream, event.data.status, event.data.usage_source) == (
         call.envelope.call_id, True, "error", "estimated")
     assert event.data.completion_tokens == estimate_text_tokens("hello there friend") > 0
+
+
+def assert_corrects(event: UsageEvent | UsageCorrection, call: Call, code: str) -> None:
+    """`event` is the call's correction: the status the client saw, under an id of its own."""
+    assert isinstance(event, UsageCorrection)
+    assert (event.id, event.source, event.request_id) == (
+        correction_id(call.envelope.call_id), "ingress", call.envelope.request_id)
+    assert (event.data.call_id, event.data.status, event.data.error_code) == (call.envelope.call_id, "error", code)
+
+
+async def test_a_call_cut_by_the_bus_guard_is_cancelled_at_the_routers_and_corrected(
+        worker_nc: Client, watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER])
+    cancels: asyncio.Queue[CancelRequest] = asyncio.Queue()
+
+    async def on_cancel(msg: Msg) -> None:
+        cancels.put_nowait(CancelRequest.model_validate_json(msg.data))
+
+    await worker_nc.subscribe(ROUTER_CANCEL, cb=on_cancel)
+    await worker_nc.flush()
+    pipeline.cut(call, BusUnavailable("gone"))
+    assert (await asyncio.wait_for(cancels.get(), 5)).call_id == call.envelope.call_id
+    (correction,) = emitted
+    assert_corrects(correction, call, "bus_unavailable")
 
 
 async def test_a_reply_in_parts_is_joined_whole(worker_nc: Client, pipeline: PipelineClient) -> None:

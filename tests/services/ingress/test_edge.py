@@ -53,3 +53,13 @@ async def test_an_unhandled_error_is_an_openai_shaped_500_with_the_id_and_is_cou
     assert orjson.loads(response.content)["error"]["code"] == "internal_error"
     assert count() == before + 1
     assert REGISTRY.get_sample_value("jetgate_http_requests_in_flight") == 0
+
+
+async def test_one_trailing_slash_is_served_as_the_path_without_it_not_redirected() -> None:
+    async with client() as c:
+        slashed = await c.get("/ok/", headers={"x-request-id": "req-slash"})
+        posted = await c.post("/broken/")
+        root = await c.get("/")
+    assert slashed.status_code == 200 and slashed.text == "req-slash"
+    assert posted.status_code == 500  # the route was found with its body, not a 307 without it
+    assert root.status_code == 404  # "/" stays "/"

@@ -50,6 +50,13 @@ def test_route_keeps_deployments_in_failover_order_and_prices() -> None:
     route = route_of(config().models[0])
     assert [(t.provider, t.model) for t in route.targets] == [("a", "up-1"), ("b", "up-2")]
     assert route.cost(1_000_000, 1_000_000) == Decimal("0.75")
+    assert route.timeout_s is None and route.stream_idle_timeout_s is None  # the ingress's defaults
+
+
+def test_a_models_own_timeouts_travel_in_its_route() -> None:
+    slow = config().models[0].model_copy(update={"timeout_s": 900.0, "stream_idle_timeout_s": 300.0})
+    route = route_of(slow)
+    assert (route.timeout_s, route.stream_idle_timeout_s) == (900.0, 300.0)
 
 
 def test_pipelines_follow_the_config() -> None:

@@ -119,6 +119,9 @@ class OpenAIWire(Provider[C]):
         # usage is always asked for, so every stream is charged; the router drops the
         # usage chunk when the client did not ask for it
         payload = {**self._body(call), "stream": True}
+        # asked for usage the client did not ask for, the upstream puts `"usage": null` in every
+        # chunk: taken out again, so the client's chunks are the ones OpenAI would send it
+        hide_null_usage = self._stream_usage and not (call.body.get("stream_options") or {}).get("include_usage")
         if self._stream_usage:
             payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
         else:
@@ -137,7 +140,11 @@ class OpenAIWire(Provider[C]):
                 if "error" in parsed and "choices" not in parsed:
                     raise error_mid_stream(self.name, parsed["error"])
                 usage = _usage(parsed.get("usage"))
-                yield Chunk(event.data.encode(), usage, chunk_text(parsed),
+                raw = event.data.encode()
+                if hide_null_usage and "usage" in parsed and parsed["usage"] is None:
+                    del parsed["usage"]
+                    raw = orjson.dumps(parsed)
+                yield Chunk(raw, usage, chunk_text(parsed),
                             usage_only=usage is not None and not parsed.get("choices"))
 
 

@@ -55,9 +55,18 @@ async def test_streams_always_ask_for_usage(provider, fake: FakeOpenAI) -> None:
         chunks = [chunk async for chunk in provider.chat_stream(ChatCall(body, "gpt-4o-mini"))]
         assert chunks[-1].usage_only
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == payloads.COMPLETION_TOKENS
+        # the client did not ask: its chunks carry no `"usage": null` the upstream added for us
+        assert all(b'"usage"' not in chunk.raw for chunk in chunks[:-1])
     first, second = (r.json for r in fake.requests)
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
     assert second["stream_options"] == {"include_usage": True, "include_obfuscation": False}
+
+
+async def test_a_client_that_asked_for_usage_gets_the_upstreams_null_usage_as_openai_sends_it(provider) -> None:
+    body = {"messages": MESSAGES, "stream_options": {"include_usage": True}}
+    chunks = [chunk async for chunk in provider.chat_stream(ChatCall(body, "gpt-4o-mini"))]
+    assert all(orjson.loads(chunk.raw)["usage"] is None for chunk in chunks[:-1])
+    assert orjson.loads(chunks[-1].raw)["usage"]["completion_tokens"] == payloads.COMPLETION_TOKENS
 
 
 async def test_stream_without_upstream_usage_has_no_usage_chunk(provider) -> None:

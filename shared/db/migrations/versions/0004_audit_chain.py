@@ -1,14 +1,14 @@
 """Audit log hash chain: each row's stream sequence, the hash of the previous row of its
 org (in stream order) and its own hash (services/accounting/audit_chain.py).
 
-Revision ID: 0003_audit_chain
-Revises: 0002
+Revision ID: 0004_audit_chain
+Revises: 0003_usage_corrections
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_audit_chain"
-down_revision = "0002"
+revision = "0004_audit_chain"
+down_revision = "0003_usage_corrections"
 branch_labels = None
 depends_on = None
 
