@@ -19,9 +19,10 @@ from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.usage_query import usage_report
 from shared.bus import publish_event
 from shared.db.tables import audit_log, spend_ledger
+from shared.events import CorrectionData, UsageCorrection
 from shared.protocol import UsageQuery
 from shared.settings import ReplaySettings, Settings
-from shared.subjects import AUDIT_CONSUMER, AUDIT_STREAM, USAGE_CONSUMER, USAGE_STREAM
+from shared.subjects import AUDIT_CONSUMER, AUDIT_STREAM, USAGE_CONSUMER, USAGE_STREAM, usage_subject
 from tests.services.accounting.test_audit_chain import audit_events
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -206,3 +207,39 @@ async def test_usage_replay_restores_ledger_and_clickhouse(harness, service, set
         await store.close()
     assert after.rows == before.rows
     assert raw[0][0] == 30
+
+
+async def test_usage_replay_applies_corrections_as_accounting_does(harness, service, settings, tmp_path: Path) -> None:
+    key = await harness.add_key()
+    events = [harness.usage(key, "0.001") for _ in range(4)]
+    correction = UsageCorrection(source="ingress", org_id=harness.org_id,
+                                 data=CorrectionData(call_id=events[1].id, status="cancelled"))
+    async with service():
+        await harness.publish(usage_subject(harness.org_id), correction.model_dump_json().encode())  # before its usage
+        for event in events:
+            last = await harness.publish_usage(event)
+        await harness.consumed(USAGE_STREAM.name, USAGE_CONSUMER, last)
+        before = await harness.query(org_id=harness.org_id, group_by=["status"])
+    ledger = await table_rows(harness, spend_ledger)
+    assert sorted(row.status for row in await _ledger_status(harness)) == ["cancelled", "ok", "ok", "ok"]
+
+    await wipe(harness, spend_ledger)
+    await replay(ReplayJob(selection("usage", harness.org_id), "postgres", progress=False), settings, harness.js)
+    assert await table_rows(harness, spend_ledger) == ledger
+
+    fresh = settings.model_copy(update={"clickhouse_url": f"chdb://{tmp_path / 'restored'}"})
+    await replay(ReplayJob(selection("usage", harness.org_id), "clickhouse", progress=False), small_batches(fresh, 2),
+                 harness.js)
+    store = await ClickHouseStore.open(fresh.require("clickhouse_url"))
+    try:
+        after = await usage_report(store, UsageQuery(org_id=harness.org_id, group_by=["status"]))
+    finally:
+        await store.close()
+    assert [(r.group, r.requests) for r in after.rows] == [(r.group, r.requests) for r in before.rows]
+    assert {r.group["status"] for r in after.rows} == {"cancelled", "ok"}
+
+
+async def _ledger_status(harness) -> list[Any]:  # type: ignore[no-untyped-def]
+    query = select(spend_ledger.c.status).where(spend_ledger.c.org_id == harness.org_id)
+    async with harness.engine.connect() as conn:
+        return list((await conn.execute(query)).all())
