@@ -328,7 +328,9 @@ class TenancyChanged(BaseModel):
     id: str
 
 
-UsageGroup = Literal["model", "key_id", "org_id", "provider", "day", "status"]
+# org_id and key_id: the first names of org and key, still accepted
+UsageGroup = Literal["org", "team", "user", "key", "model", "provider", "hour", "day", "status", "org_id", "key_id"]
+USAGE_GROUPS: tuple[str, ...] = UsageGroup.__args__  # type: ignore[attr-defined]
 
 
 def _default_groups() -> list[UsageGroup]:
@@ -338,8 +340,12 @@ def _default_groups() -> list[UsageGroup]:
 class UsageQuery(BaseModel):
     group_by: list[UsageGroup] = Field(default_factory=_default_groups)
     org_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
     key_id: str | None = None
     model: str | None = None
+    provider: str | None = None
+    status: Literal["ok", "error", "cancelled"] | None = None
     since: str | None = None  # ISO-8601
     until: str | None = None
 
@@ -351,8 +357,15 @@ class UsageRow(BaseModel):
     completion_tokens: int
     total_tokens: int
     cost: str  # decimal as string: never a float
+    errors: int = 0  # requests with status error
+    error_rate: float = 0.0  # errors / requests
+    # router latency of the requests (exact percentiles, linearly interpolated)
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    latency_p99_ms: float = 0.0
 
 
 class UsageReport(BaseModel):
     rows: list[UsageRow]
+    totals: UsageRow | None = None  # over every request the filters select (group empty)
     error: str | None = None

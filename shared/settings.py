@@ -170,7 +170,7 @@ class AccountingSettings(_Group):
     metrics_port: int = 9103
     metrics_host: str = "127.0.0.1"
     batch_size: int = 500
-    # once a first event is in, how long a batch may fill before it is written
+    # how long a small batch (under a tenth of batch_size once what is stored is taken) may fill
     batch_wait_s: float = 0.5
     # the longest wait for a first event; bounds how fast a stop is noticed
     idle_poll_s: float = 1.0
@@ -183,6 +183,20 @@ class AccountingSettings(_Group):
     write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often
     lag_interval_s: float = 5.0
+
+
+class ReplaySettings(_Group):
+    """`jetgate audit|usage replay` and `export` (jetgate/replay/)."""
+
+    # events asked of JetStream per pull, and the longest wait for one pull's answer
+    fetch_batch: int = Field(default=2000, ge=1)
+    fetch_timeout_s: float = 5.0
+    # events written to the sink at once (one transaction, one insert, one checkpoint)
+    write_batch: int = Field(default=2000, ge=1)
+    # the ephemeral consumer a replay reads through is removed by the server after this idle time
+    consumer_idle_s: float = 60.0
+    # the progress line on stderr is redrawn at most this often
+    progress_interval_s: float = 0.5
 
 
 class Settings(BaseSettings):
@@ -208,6 +222,7 @@ class Settings(BaseSettings):
     guardrails: GuardrailsSettings = GuardrailsSettings()
     router: RouterSettings = RouterSettings()
     accounting: AccountingSettings = AccountingSettings()
+    replay: ReplaySettings = ReplaySettings()
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

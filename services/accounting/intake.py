@@ -13,7 +13,7 @@ from services.accounting.ledger import audit_row, ledger_row, misfit
 from shared.db.tables import MONEY, audit_log, spend_ledger, usage_corrections
 from shared.events import AdminEvent, BudgetWarningEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent, parse_event
 
-# ClickHouse columns narrower than their Postgres counterparts (see clickhouse_store.DDL).
+# ClickHouse columns narrower than their Postgres counterparts (see clickhouse_migrations.py).
 UINT16_MAX = 2**16 - 1
 
 MONEY_QUANTUM = Decimal(1).scaleb(-(MONEY.scale or 0))
