@@ -1,4 +1,4 @@
-"""The `jetgate` command: up, run SERVICE, orgs, teams, users, keys, events."""
+"""The `jetgate` command: up, run SERVICE, orgs, teams, users, keys, audit, usage, events."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from pathlib import Path
 from jetgate import events_cmd, keys_cmd, tenants_cmd
 from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
+from jetgate.replay import cli as replay_cli
 from shared.service import setup_process
 from shared.settings import Settings, load_settings
 
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="HTTP port (ingress only)")
     tenants_cmd.add_parsers(sub)
     keys_cmd.add_parser(sub)
+    replay_cli.add_parsers(sub)
     events_cmd.add_parser(sub)
     return parser
 
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(events_cmd.events_command(args, settings))
     if args.command in tenants_cmd.COMMANDS:
         sys.exit(tenants_cmd.tenants_command(args, settings))
+    if args.command in ("audit", "usage"):
+        sys.exit(replay_cli.command(args, settings))
     sys.exit(keys_cmd.keys_command(args, settings))
 
 

@@ -35,6 +35,11 @@ class ProviderEntry(BaseModel):
 class Pricing(_Strict):
     input_per_million: Decimal = Decimal(0)
     output_per_million: Decimal = Decimal(0)
+    # added to the tokens' price of every answered call, and per unit of what the model's
+    # mode counts: an image (image), a character of the input (speech), a second of audio
+    # as the upstream reports it (transcription); docs/providers.md
+    per_request: Decimal = Decimal(0)
+    per_unit: Decimal = Decimal(0)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         million = Decimal(1_000_000)
@@ -48,7 +53,7 @@ class Deployment(_Strict):
 
 class ModelConfig(_Strict):
     name: str
-    mode: Literal["chat", "embedding"] = "chat"
+    mode: Literal["chat", "embedding", "completion", "moderation", "image", "transcription", "speech"] = "chat"
     deployments: list[Deployment] = Field(min_length=1)
     pricing: Pricing = Pricing()
     owned_by: str = "jetgate"

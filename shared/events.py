@@ -57,7 +57,8 @@ class UsageData(BaseModel):
     model: str
     provider: str | None = None
     deployment_model: str | None = None
-    endpoint: Literal["chat", "embeddings"] = "chat"
+    endpoint: Literal["chat", "embeddings", "passthrough", "completions", "moderations", "images", "transcriptions",
+                      "speech"] = "chat"
     stream: bool = False
     status: Literal["ok", "error", "cancelled"] = "ok"
     usage_source: Literal["upstream", "estimated", "none"] = "upstream"

@@ -42,3 +42,6 @@ CONSUMER_LAG = Gauge("jetgate_consumer_pending_events", "Events in the stream no
                      ["consumer"])
 BATCH_SIZE = Histogram("jetgate_consumer_batch_events", "Events per batch written", ["consumer"],
                        buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500))
+CONSUMER_LAG_SECONDS = Gauge("jetgate_consumer_lag_seconds",
+                             "Age of the newest event a consumer wrote, at the time it was written (stream time to durable)",
+                             ["consumer"])

@@ -13,6 +13,12 @@ from enum import StrEnum
 class Endpoint(StrEnum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
+    COMPLETIONS = "completions"  # the legacy /v1/completions
+    MODERATIONS = "moderations"
+    IMAGES = "images"  # /v1/images/generations
+    SPEECH = "speech"  # /v1/audio/speech: a binary answer
+    TRANSCRIPTIONS = "transcriptions"  # /v1/audio/transcriptions: a multipart upload
 
 
 class Stage(StrEnum):
@@ -23,6 +29,13 @@ class Stage(StrEnum):
 PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.CHAT: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.EMBEDDINGS: (Stage.GUARDRAILS, Stage.ROUTER),
+    # guardrails cannot read formats they do not know: a pass-through call skips them
+    Endpoint.PASSTHROUGH: (Stage.ROUTER,),
+    Endpoint.COMPLETIONS: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.MODERATIONS: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.IMAGES: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.SPEECH: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.TRANSCRIPTIONS: (Stage.ROUTER,),  # audio: nothing guardrails can read
 }
 
 # stages a configuration may switch off (the router never is: it is the one that answers)

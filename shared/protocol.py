@@ -12,7 +12,10 @@ Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
   `Jetgate-Usage` what the call used (below);
 - `part`: a piece of a reply too large for one message; the parts, in order, then the
   `reply` frame's own data are the whole answer (a small reply is one `reply` frame);
-- `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire;
+- `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire; for
+  a pass-through call (`native` in the envelope, shared/native.py) the upstream's bytes as
+  they came, the first (empty) chunk carrying the upstream's status (`Jetgate-Status`) and
+  the response headers the client gets (`Jetgate-Headers`, JSON);
 - `end`: the stream is complete; `Jetgate-Usage` what the call used;
 - `error`: a `WireError` (shared/errors.py); ends the call, streamed or not;
 - `heartbeat`: the stage holding the call is alive (sent every interval while it holds
@@ -41,6 +44,7 @@ from pydantic import BaseModel, Field
 
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
+from shared.native import NativeRequest
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.redact import redact_content
 from shared.tenancy import LevelKind
@@ -49,6 +53,8 @@ FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
 UPSTREAM_HEADER = "Jetgate-Upstream"
 USAGE_HEADER = "Jetgate-Usage"
+# on the first chunk of a pass-through answer: the provider's response headers the client gets (JSON)
+NATIVE_HEADERS_HEADER = "Jetgate-Headers"
 # room left in a message for the frame's headers and the protocol line
 FRAME_HEADROOM = 4096
 DEFAULT_FRAME_BYTES = 4 * 1024 * 1024
@@ -77,6 +83,8 @@ class Route(BaseModel):
     targets: list[Target]
     input_per_million: Decimal = Decimal(0)
     output_per_million: Decimal = Decimal(0)
+    per_request: Decimal = Decimal(0)  # an answered call's own price, and each unit's (Pricing in shared/config.py)
+    per_unit: Decimal = Decimal(0)
     timeout_s: float | None = None  # the model's own call timeout (None: the ingress's default)
     stream_idle_timeout_s: float | None = None
 
@@ -94,6 +102,7 @@ class CallEnvelope(BaseModel):
     deadline: float  # unix time after which nobody waits for the answer
     route: Route
     stages: list[Stage]  # the stages still ahead, the receiving one first
+    native: NativeRequest | None = None  # a pass-through call's method, path, query and headers
 
     def seconds_left(self) -> float:
         return self.deadline - time.time()
@@ -319,7 +328,9 @@ class TenancyChanged(BaseModel):
     id: str
 
 
-UsageGroup = Literal["model", "key_id", "org_id", "provider", "day", "status"]
+# org_id and key_id: the first names of org and key, still accepted
+UsageGroup = Literal["org", "team", "user", "key", "model", "provider", "hour", "day", "status", "org_id", "key_id"]
+USAGE_GROUPS: tuple[str, ...] = UsageGroup.__args__  # type: ignore[attr-defined]
 
 
 def _default_groups() -> list[UsageGroup]:
@@ -329,8 +340,12 @@ def _default_groups() -> list[UsageGroup]:
 class UsageQuery(BaseModel):
     group_by: list[UsageGroup] = Field(default_factory=_default_groups)
     org_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
     key_id: str | None = None
     model: str | None = None
+    provider: str | None = None
+    status: Literal["ok", "error", "cancelled"] | None = None
     since: str | None = None  # ISO-8601
     until: str | None = None
 
@@ -342,8 +357,15 @@ class UsageRow(BaseModel):
     completion_tokens: int
     total_tokens: int
     cost: str  # decimal as string: never a float
+    errors: int = 0  # requests with status error
+    error_rate: float = 0.0  # errors / requests
+    # router latency of the requests (exact percentiles, linearly interpolated)
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    latency_p99_ms: float = 0.0
 
 
 class UsageReport(BaseModel):
     rows: list[UsageRow]
+    totals: UsageRow | None = None  # over every request the filters select (group empty)
     error: str | None = None

@@ -172,7 +172,7 @@ class AccountingSettings(_Group):
     metrics_port: int = 9103
     metrics_host: str = "127.0.0.1"
     batch_size: int = 500
-    # once a first event is in, how long a batch may fill before it is written
+    # how long a small batch (under a tenth of batch_size once what is stored is taken) may fill
     batch_wait_s: float = 0.5
     # the longest wait for a first event; bounds how fast a stop is noticed
     idle_poll_s: float = 1.0
@@ -215,6 +215,20 @@ class EventFeedSettings(_Group):
     credential_consumers: int = Field(default=4, ge=1, le=64)
 
 
+class ReplaySettings(_Group):
+    """`jetgate audit|usage replay` and `export` (jetgate/replay/)."""
+
+    # events asked of JetStream per pull, and the longest wait for one pull's answer
+    fetch_batch: int = Field(default=2000, ge=1)
+    fetch_timeout_s: float = 5.0
+    # events written to the sink at once (one transaction, one insert, one checkpoint)
+    write_batch: int = Field(default=2000, ge=1)
+    # the ephemeral consumer a replay reads through is removed by the server after this idle time
+    consumer_idle_s: float = 60.0
+    # the progress line on stderr is redrawn at most this often
+    progress_interval_s: float = 0.5
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JETGATE_", env_nested_delimiter="__", extra="ignore",
                                       frozen=True)
@@ -242,6 +256,7 @@ class Settings(BaseSettings):
     audit_stream: StreamLimits = StreamLimits(max_age_s=30 * 86400)
     dlq_stream: StreamLimits = StreamLimits(max_age_s=30 * 86400, max_bytes=1024**3)
     event_feed: EventFeedSettings = EventFeedSettings()
+    replay: ReplaySettings = ReplaySettings()
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

@@ -16,6 +16,7 @@ one row that status, whichever of the two it stores first (services/accounting/c
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
@@ -47,17 +48,21 @@ def usage_correction(envelope: CallEnvelope, *, status: Literal["error", "cancel
 
 def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, deployment_model: str | None,
                 usage: Usage | None, usage_source: UsageSource, status: Status, latency_ms: float,
-                attempts: int) -> UsageEvent:
+                attempts: int, units: Decimal = Decimal(0)) -> UsageEvent:
+    """`units`: what the model's mode counts beyond tokens (images, characters, seconds),
+    priced with the route's `per_unit`; an answered call also costs `per_request`."""
     usage = usage or Usage()
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
     total = usage.total_tokens or prompt + completion
+    route = envelope.route
+    extra = route.per_request + route.per_unit * units if status == "ok" else Decimal(0)
     return UsageEvent(
         id=envelope.call_id, source=source, **envelope_ids(envelope.principal, envelope.request_id),
         data=UsageData(
             model=envelope.route.model, provider=provider, deployment_model=deployment_model,
             endpoint=envelope.endpoint.value, stream=envelope.stream, status=status, usage_source=usage_source,
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-            cost=envelope.route.cost(prompt, completion),
+            cost=route.cost(prompt, completion) + extra,
             latency_ms=round(latency_ms, 3), attempts=attempts,
         ),
     )
@@ -71,8 +76,10 @@ def call_usage(event: UsageEvent) -> CallUsage:
 
 def estimated_usage(endpoint: Endpoint, body: dict[str, Any], completion_text: str = "") -> Usage:
     """Tokens counted from the request (and the text relayed so far) when no upstream said."""
-    if endpoint is Endpoint.EMBEDDINGS:
+    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.SPEECH):
         prompt = estimate_input_tokens(body.get("input"))
+    elif endpoint is Endpoint.COMPLETIONS:
+        prompt = estimate_input_tokens(body.get("prompt"))
     else:
         prompt = estimate_prompt_tokens(body.get("messages") or [])
     completion = estimate_text_tokens(completion_text)

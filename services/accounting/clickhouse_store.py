@@ -5,6 +5,7 @@ path) and a ClickHouse server (`http://host:8123[/db]`). clickhouse-connect's cl
 synchronous and chDB is not safe for concurrent use, so every call runs on one dedicated
 thread, one at a time.
 
+The schema is numbered migrations (clickhouse_migrations.py), applied at open.
 Duplicates (redelivery, replay) collapse: ReplacingMergeTree keyed on the event id, and
 every query reads with FINAL.
 """
@@ -18,42 +19,15 @@ from typing import Any, TypeVar
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from services.accounting.clickhouse_migrations import TABLE, apply_migrations
 from shared.events import UsageEvent
+
+__all__ = ["COLUMNS", "TABLE", "ClickHouseStore", "usage_row"]
 
 R = TypeVar("R")
 
-TABLE = "usage_events"
-
-DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    event_id String,
-    time DateTime64(3, 'UTC'),
-    org_id LowCardinality(String),
-    team_id String,
-    key_id String,
-    request_id String,
-    model LowCardinality(String),
-    provider LowCardinality(String),
-    deployment_model LowCardinality(String),
-    endpoint LowCardinality(String),
-    stream Bool,
-    status LowCardinality(String),
-    usage_source LowCardinality(String),
-    prompt_tokens UInt32,
-    completion_tokens UInt32,
-    total_tokens UInt32,
-    cost Decimal(38, 12),
-    latency_ms Float64,
-    attempts UInt16,
-    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(time)
-ORDER BY (org_id, toDate(time), key_id, model, event_id)
-"""
-
 COLUMNS = (
-    "event_id", "time", "org_id", "team_id", "key_id", "request_id", "model", "provider",
+    "event_id", "time", "org_id", "team_id", "user_id", "key_id", "request_id", "model", "provider",
     "deployment_model", "endpoint", "stream", "status", "usage_source", "prompt_tokens",
     "completion_tokens", "total_tokens", "cost", "latency_ms", "attempts",
 )
@@ -62,7 +36,7 @@ COLUMNS = (
 def usage_row(event: UsageEvent) -> list[Any]:
     data = event.data
     return [
-        event.id, event.time, event.org_id, event.team_id or "", event.key_id or "",
+        event.id, event.time, event.org_id, event.team_id or "", getattr(event, "user_id", None) or "", event.key_id or "",
         event.request_id or "", data.model, data.provider or "", data.deployment_model or "",
         data.endpoint, data.stream, data.status, data.usage_source, data.prompt_tokens,
         data.completion_tokens, data.total_tokens, data.cost, data.latency_ms, data.attempts,
@@ -76,12 +50,12 @@ class ClickHouseStore:
 
     @classmethod
     async def open(cls, url: str) -> ClickHouseStore:
-        """Connect and create the table if it is missing."""
+        """Connect and bring the schema up to date (services/accounting/clickhouse_migrations.py)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
         def connect() -> Client:
             client = clickhouse_connect.get_client(dsn=url)
-            client.command(DDL)
+            apply_migrations(client)
             return client
 
         try:

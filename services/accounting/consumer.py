@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from nats.aio.msg import Msg
@@ -23,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.accounting.failures import is_permanent
-from shared.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED
+from shared.metrics import BATCH_SIZE, CONSUMER_LAG, CONSUMER_LAG_SECONDS, DEAD_LETTERS, EVENTS_CONSUMED
 from shared.settings import AccountingSettings
 from shared.subjects import StreamSpec, dlq_subject
 
@@ -38,6 +39,7 @@ DLQ_SEQUENCE = "Jetgate-Dlq-Stream-Seq"
 DLQ_MSG_ID = "Jetgate-Dlq-Msg-Id"
 
 FILL_TIMEOUT_S = 0.05  # a pull for what is already stored answers at once
+TRICKLE_SHARE = 10  # a batch under 1/10 of batch_size once what is stored is taken: wait for it to fill
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,17 @@ def nak_delay(msg: Msg, longest: float) -> float:
 
 
 class BatchConsumer(Generic[T]):
-    def __init__(self, js: JetStreamContext, spec: ConsumerSpec, parse: Callable[[bytes], T],
-                 write: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, js: JetStreamContext, spec: ConsumerSpec, parse: Callable[[bytes], T] | None,
+                 write: Callable[[list[T]], Awaitable[None]],
+                 parse_msg: Callable[[Msg], T] | None = None) -> None:
         self._js = js
         self._spec = spec
-        self._parse = parse
+        # parse_msg (instead of parse) sees the whole message: the audit writer needs its stream sequence
+        if parse_msg is None:
+            assert parse is not None, "parse or parse_msg"
+            body_parse = parse
+            parse_msg = lambda msg: body_parse(msg.data)  # noqa: E731
+        self._parse: Callable[[Msg], T] = parse_msg
         self._write = write
         self._sub: JetStreamContext.PullSubscription | None = None
 
@@ -130,8 +138,9 @@ class BatchConsumer(Generic[T]):
             return None
 
     async def _collect(self) -> list[Msg]:
-        """Up to batch_size messages: once the first arrives, let the batch fill for
-        batch_wait_s, then take what is there in one pull (few round trips, big inserts)."""
+        """Up to batch_size messages: once the first arrives, take what is stored; a batch
+        that stays small (a trickle, not a backlog) may fill for batch_wait_s, then takes
+        what is there (few round trips, big inserts)."""
         assert self._sub is not None
         spec = self._spec
         try:
@@ -139,23 +148,32 @@ class BatchConsumer(Generic[T]):
             msgs = await self._sub.fetch(1, timeout=spec.idle_poll_s)
         except TimeoutError:
             return []
-        await asyncio.sleep(spec.batch_wait_s)
-        while len(msgs) < spec.batch_size:
+        msgs += await self._drain(spec.batch_size - len(msgs))
+        if len(msgs) < max(1, spec.batch_size // TRICKLE_SHARE):  # a backlog never waits
+            await asyncio.sleep(spec.batch_wait_s)
+            msgs += await self._drain(spec.batch_size - len(msgs))
+        return msgs
+
+    async def _drain(self, count: int) -> list[Msg]:
+        """Up to `count` of the messages already stored, pull after pull until none is left."""
+        assert self._sub is not None
+        taken: list[Msg] = []
+        while len(taken) < count:
             try:
-                more = await self._sub.fetch(spec.batch_size - len(msgs), timeout=FILL_TIMEOUT_S)
+                more = await self._sub.fetch(count - len(taken), timeout=FILL_TIMEOUT_S)
             except TimeoutError:
                 break
-            msgs += more
             if not more:
                 break
-        return msgs
+            taken += more
+        return taken
 
     async def handle(self, msgs: list[Msg]) -> bool:
         """Settle every message of one batch. False when the store failed (retry later)."""
         parsed: list[tuple[Msg, T]] = []
         for msg in msgs:
             try:
-                parsed.append((msg, self._parse(msg.data)))
+                parsed.append((msg, self._parse(msg)))
             except Exception as exc:
                 await self.dead_letter(msg, f"invalid event: {exc}")
         return await self._settle(parsed) if parsed else True
@@ -182,6 +200,7 @@ class BatchConsumer(Generic[T]):
             await msg.ack()
         EVENTS_CONSUMED.labels(name, "written").inc(len(items))
         BATCH_SIZE.labels(name).observe(len(items))
+        _observe_lag_seconds(name, items[-1][0])
         return True
 
     async def sample_lag(self) -> None:
@@ -216,6 +235,16 @@ class BatchConsumer(Generic[T]):
         DEAD_LETTERS.labels(name).inc()
         EVENTS_CONSUMED.labels(name, "dead_lettered").inc()
         await msg.term()
+
+
+def _observe_lag_seconds(name: str, msg: Msg) -> None:
+    """How long the newest event written waited between the stream and the store."""
+    try:
+        stored = msg.metadata.timestamp
+    except Exception:
+        return
+    if stored is not None:
+        CONSUMER_LAG_SECONDS.labels(name).set(max(0.0, (datetime.now(UTC) - stored).total_seconds()))
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

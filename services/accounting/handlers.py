@@ -1,7 +1,7 @@
 """Wiring: the two durable consumers and the usage-query responder.
 
 usage  (JETGATE_USAGE, durable `accounting-usage`) → ClickHouse + Postgres spend ledger
-audit  (JETGATE_AUDIT, durable `accounting-audit`) → Postgres audit log
+audit  (JETGATE_AUDIT, durable `accounting-audit`) → Postgres audit log, hash-chained per org
 query  (`jetgate.rpc.accounting.usage`, queue `accounting`) → UsageReport from ClickHouse
 """
 from __future__ import annotations
@@ -14,16 +14,17 @@ from typing import Any
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.accounting.audit_chain import Sequenced, parse_audit_msg, record_chained_audit
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.consumer import BatchConsumer, ConsumerSpec
 from services.accounting.corrections import reconcile
-from services.accounting.intake import parse_audit, parse_usage
-from services.accounting.ledger import record_audit, record_spend
+from services.accounting.intake import parse_usage
+from services.accounting.ledger import record_spend
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
-from shared.events import AdminEvent, BudgetWarningEvent, GuardrailEvent, KeyEvent, RequestEvent, UsageCorrection, UsageEvent
+from shared.events import UsageCorrection, UsageEvent
 from shared.metrics_server import start_metrics_server
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
@@ -67,9 +68,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
 
-        async def write_audit(
-                events: Sequence[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent]) -> None:
-            await bounded(record_audit(engine, events), settings.accounting.write_timeout_s, "The audit log")
+        async def write_audit(items: Sequence[Sequenced]) -> None:
+            await bounded(record_chained_audit(engine, items), settings.accounting.write_timeout_s, "The audit log")
 
         async def on_query(msg: Msg) -> None:
             if msg.reply:
@@ -79,7 +79,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             BatchConsumer(js, ConsumerSpec.from_settings(USAGE_CONSUMER, USAGE_STREAM, settings.accounting),
                           parse_usage, lambda events: write_usage(ch, engine, events, settings.accounting.write_timeout_s)),
             BatchConsumer(js, ConsumerSpec.from_settings(AUDIT_CONSUMER, AUDIT_STREAM, settings.accounting),
-                          parse_audit, write_audit),
+                          None, write_audit, parse_msg=parse_audit_msg),
         ]
         for consumer in consumers:
             await consumer.subscribe()

@@ -22,7 +22,7 @@ from shared.events import (
     parse_event,
 )
 
-# ClickHouse columns narrower than their Postgres counterparts (see clickhouse_store.DDL).
+# ClickHouse columns narrower than their Postgres counterparts (see clickhouse_migrations.py).
 UINT16_MAX = 2**16 - 1
 
 MONEY_QUANTUM = Decimal(1).scaleb(-(MONEY.scale or 0))

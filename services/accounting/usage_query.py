@@ -1,6 +1,7 @@
 """The usage query answered over NATS (`ACCOUNTING_USAGE_QUERY`): UsageQuery → UsageReport.
 
-Aggregates come from ClickHouse with FINAL (so duplicates count once). Grouping columns
+Aggregates come from ClickHouse with FINAL (so duplicates count once): per group and in
+total, requests, tokens, cost, errors and their rate, latency p50/p95/p99. Grouping columns
 come from a fixed whitelist and every user value is a bound parameter; nothing a caller
 sends is spliced into SQL. `since` is inclusive, `until` exclusive; a time without a zone
 is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never silence.
@@ -20,15 +21,26 @@ from shared.protocol import UsageQuery, UsageReport, UsageRow
 log = logging.getLogger(__name__)
 
 GROUPS: dict[str, str] = {
+    "org": "org_id",
+    "team": "team_id",
+    "user": "user_id",
+    "key": "key_id",
     "model": "model",
-    "key_id": "key_id",
-    "org_id": "org_id",
     "provider": "provider",
+    "hour": "formatDateTime(toStartOfHour(time), '%Y-%m-%dT%H:00:00Z')",
     "day": "toString(toDate(time))",
     "status": "status",
+    "org_id": "org_id",
+    "key_id": "key_id",
 }
-FILTERS = ("org_id", "key_id", "model")
+FILTERS = ("org_id", "team_id", "user_id", "key_id", "model", "provider", "status")
 MAX_ROWS = 10_000
+# exact, linearly interpolated between the two nearest latencies (as numpy's default)
+PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
+AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
+              "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
+# every event has one time, so its duplicates share a partition: FINAL need not merge across them
+SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
 
 def parse_time(name: str, value: str) -> int:
@@ -43,11 +55,15 @@ def parse_time(name: str, value: str) -> int:
 
 
 def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
-    """SQL, the group names in select order, and the bound parameters."""
+    """SQL, the group names in select order, and the bound parameters.
+
+    Grouped, the totals come from the same scan (`GROUPING SETS` with the empty set; its
+    row is last and flagged by `grouping()`); ungrouped, the one row is the totals."""
     groups: list[str] = list(dict.fromkeys(query.group_by))
-    select = [f"{GROUPS[name]} AS g_{name}" for name in groups]
-    select += ["count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)",
-               "sum(total_tokens)", "toString(sum(cost))"]
+    keys = [f"g_{name}" for name in groups]
+    select = [f"{GROUPS[name]} AS g_{name}" for name in groups] + list(AGGREGATES)
+    if groups:
+        select.append(f"grouping({', '.join(keys)}) != 0 AS is_total")
     where: list[str] = []
     params: dict[str, Any] = {}
     for name in FILTERS:
@@ -65,9 +81,8 @@ def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
     if where:
         sql += " WHERE " + " AND ".join(where)
     if groups:
-        keys = ", ".join(f"g_{name}" for name in groups)
-        sql += f" GROUP BY {keys} ORDER BY {keys}"
-    sql += f" LIMIT {MAX_ROWS + 1}"
+        sql += f" GROUP BY GROUPING SETS (({', '.join(keys)}), ()) ORDER BY is_total, {', '.join(keys)}"
+    sql += f" LIMIT {MAX_ROWS + 2}" + SETTINGS
     return sql, groups, params
 
 
@@ -77,24 +92,36 @@ def money(text: str) -> str:
     return format(value, "f") if value else "0"
 
 
-def to_rows(groups: list[str], records: list[tuple[Any, ...]]) -> list[UsageRow]:
-    rows = []
+def _row(group: dict[str, str], values: tuple[Any, ...]) -> UsageRow:
+    requests, prompt, completion, total, cost, errors, (p50, p95, p99) = values
+    return UsageRow(group=group, requests=requests, prompt_tokens=prompt, completion_tokens=completion,
+                    total_tokens=total, cost=money(cost), errors=errors, error_rate=errors / requests,
+                    latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
+
+
+def to_report(groups: list[str], records: list[tuple[Any, ...]]) -> UsageReport:
+    rows: list[UsageRow] = []
+    totals: UsageRow | None = None
+    width = len(AGGREGATES)
     for record in records:
-        group = {name: str(value) for name, value in zip(groups, record, strict=False)}
-        requests, prompt, completion, total, cost = record[len(groups):]
-        if requests == 0:  # an ungrouped aggregate over nothing
+        values = record[len(groups):len(groups) + width]
+        if values[0] == 0:  # an aggregate over nothing
             continue
-        rows.append(UsageRow(group=group, requests=requests, prompt_tokens=prompt,
-                             completion_tokens=completion, total_tokens=total, cost=money(cost)))
-    return rows
+        if not groups or record[-1]:
+            totals = _row({}, values)
+            continue
+        rows.append(_row({name: str(value) for name, value in zip(groups, record, strict=False)}, values))
+    if not groups and totals is not None:
+        rows = [totals]
+    return UsageReport(rows=rows, totals=totals)
 
 
 async def usage_report(store: ClickHouseStore, query: UsageQuery) -> UsageReport:
     sql, groups, params = build_sql(query)
     records = await store.query(sql, params)
-    if len(records) > MAX_ROWS:
+    if len(records) > MAX_ROWS + 1:
         return UsageReport(rows=[], error=f"more than {MAX_ROWS} rows: narrow the query")
-    return UsageReport(rows=to_rows(groups, records))
+    return to_report(groups, records)
 
 
 async def answer(store: ClickHouseStore, raw: bytes, max_payload: int) -> bytes:

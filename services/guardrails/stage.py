@@ -25,6 +25,10 @@ from shared.protocol import Call
 CHECKED: dict[Endpoint, tuple[str, Walk]] = {
     Endpoint.CHAT: ("messages", walk_messages),
     Endpoint.EMBEDDINGS: ("input", walk_input),
+    Endpoint.COMPLETIONS: ("prompt", walk_input),
+    Endpoint.MODERATIONS: ("input", walk_input),  # strings; image parts are not text
+    Endpoint.IMAGES: ("prompt", walk_input),
+    Endpoint.SPEECH: ("input", walk_input),
 }
 
 

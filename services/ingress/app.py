@@ -25,12 +25,16 @@ from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
 from services.ingress.responses_api.request import ResponsesRequest
-from services.ingress.routes import admin, admin_tenants, anthropic, health, openai, responses
+from services.ingress.routes import admin, admin_tenants, anthropic, health, openai, openai_endpoints, passthrough, responses
 from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.db.engine import make_engine
+from shared.openai_audio import SpeechRequest
+from shared.openai_completions import CompletionsRequest
+from shared.openai_images import ImagesRequest
+from shared.openai_moderations import ModerationsRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked, TenancyChanged
 from shared.publisher import EventPublisher
@@ -111,12 +115,15 @@ def create_app(settings: Settings) -> FastAPI:
     install_cors(app, settings.ingress)  # inside the edge: preflights get a request id and are counted
     app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)
+    app.include_router(openai_endpoints.router)
     app.include_router(responses.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(admin_tenants.router)
     app.include_router(event_routes.router)
+    app.include_router(passthrough.router)
     app.include_router(health.router)
-    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest, MessagesRequest,
+    install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, ModerationsRequest,
+                          ImagesRequest, SpeechRequest, ResponsesRequest, MessagesRequest,
                           CountTokensRequest, *admin.BODIES, *admin_tenants.BODIES])
     return app

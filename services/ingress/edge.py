@@ -2,7 +2,7 @@
 (the client's, or a new UUIDv7), Prometheus counts and time to the response head per route
 template, a last-resort OpenAI-shaped 500 that still carries the id, and one trailing slash
 taken off the path (`/v1/chat/completions/` is served as `/v1/chat/completions`, not
-redirected: a 307 loses the body with some clients)."""
+redirected: a 307 loses the body with some clients), except on pass-through paths."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +17,7 @@ from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 log = logging.getLogger(__name__)
 
 _MAX_ID_LEN = 64
+NATIVE_PREFIX = "/p/"  # pass-through paths reach the provider exactly as sent
 
 
 def _request_id(scope: Scope) -> str:
@@ -39,7 +40,7 @@ class EdgeMiddleware:
             return
         began = time.perf_counter()
         path: str = scope["path"]
-        if len(path) > 1 and path.endswith("/"):
+        if len(path) > 1 and path.endswith("/") and not path.startswith(NATIVE_PREFIX):
             scope = {**scope, "path": path[:-1]}
             if scope.get("raw_path"):
                 scope["raw_path"] = scope["raw_path"].removesuffix(b"/")

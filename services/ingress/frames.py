@@ -122,6 +122,11 @@ class FrameStream:
         self._closed = False
         self.started = False
 
+    @property
+    def first(self) -> Msg:
+        """The stream's first content frame (a pass-through answer's head rides on it)."""
+        return self._first
+
     async def __aiter__(self) -> AsyncIterator[Msg]:
         self.started = True
         msg = self._first

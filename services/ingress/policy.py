@@ -11,7 +11,9 @@ from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stages_for
 from shared.protocol import Route, Target
 
-MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding"}
+MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
+           Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image",
+           Endpoint.SPEECH: "speech", Endpoint.TRANSCRIPTIONS: "transcription"}
 
 
 def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoint: Endpoint) -> ModelConfig:
@@ -31,6 +33,7 @@ def route_of(model: ModelConfig) -> Route:
     return Route(model=model.name, targets=[Target(provider=d.provider, model=d.model) for d in model.deployments],
                  input_per_million=model.pricing.input_per_million,
                  output_per_million=model.pricing.output_per_million,
+                 per_request=model.pricing.per_request, per_unit=model.pricing.per_unit,
                  timeout_s=model.timeout_s, stream_idle_timeout_s=model.stream_idle_timeout_s)
 
 

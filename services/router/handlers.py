@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
 from services.router.http_client import UpstreamHttp
+from services.router.openai_endpoints import ENDPOINTS
+from services.router.passthrough import serve_passthrough
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
 from services.router.registry import ProviderRegistry, Target
 from services.router.relay import CallCancel, relay_stream
@@ -52,8 +55,9 @@ def _body(call: Call) -> dict[str, Any]:
 
 class RouterWorker:
     def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher,
-                 frame_bytes: int = DEFAULT_FRAME_BYTES) -> None:
+                 frame_bytes: int = DEFAULT_FRAME_BYTES, http: UpstreamHttp | None = None) -> None:
         self._nc = nc
+        self._http = http or UpstreamHttp()
         self._registry = registry
         self._publisher = publisher
         self._frame_bytes = frame_bytes
@@ -75,16 +79,52 @@ class RouterWorker:
             self._cancels.pop(envelope.call_id, None)
         self._publisher.emit(event)
 
+    async def on_endpoint(self, msg: Msg, call: Call) -> None:
+        """One of OpenAI's other endpoints (services/router/openai_endpoints.py)."""
+        envelope = call.envelope
+        spec = ENDPOINTS[envelope.endpoint]
+        body = {} if spec.multipart else _body(call)
+        targets = self._registry.targets(envelope.route)
+        if not envelope.stream:
+            await self._complete(msg, call, targets, body)
+            return
+        assert msg.reply
+        cancelled = CallCancel()
+        self._cancels[envelope.call_id] = cancelled
+        try:
+            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled,
+                                       lambda target: target.provider.endpoint_stream(
+                                           spec.request(call, body, target.model)))
+        finally:
+            self._cancels.pop(envelope.call_id, None)
+        self._publisher.emit(event)
+
     async def on_embeddings(self, msg: Msg, call: Call) -> None:
         await self._complete(msg, call, self._registry.targets(call.envelope.route), _body(call))
+
+    async def on_passthrough(self, msg: Msg, call: Call) -> None:
+        """A provider's native API, its answer relayed as it comes (services/router/passthrough.py)."""
+        assert msg.reply
+        envelope = call.envelope
+        provider = self._registry.provider(envelope.route.targets[0].provider)
+        cancel = CallCancel(asyncio.current_task())
+        self._cancels[envelope.call_id] = cancel
+        try:
+            await serve_passthrough(self._nc, msg.reply, call, Target(provider, envelope.route.targets[0].model),
+                                    self._http, cancel, self._publisher.emit)
+        finally:
+            self._cancels.pop(envelope.call_id, None)
 
     async def _complete(self, msg: Msg, call: Call, targets: tuple[Target, ...], body: dict[str, Any]) -> None:
         assert msg.reply
         envelope = call.envelope
         started = time.perf_counter()
         embeddings = envelope.endpoint is Endpoint.EMBEDDINGS
+        spec = ENDPOINTS.get(envelope.endpoint)
 
         async def attempt(target: Target) -> Completion:
+            if spec is not None:
+                return await target.provider.endpoint_call(spec.request(call, body, target.model))
             if embeddings:
                 return await target.provider.embeddings(EmbeddingsCall(body, target.model))
             return await target.provider.chat(ChatCall(body, target.model))
@@ -121,7 +161,8 @@ class RouterWorker:
         event = usage_event(
             envelope, target=answer.target, usage=usage or estimated_usage(envelope.endpoint, body),
             usage_source="upstream" if usage else "estimated", status="ok",
-            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts)
+            latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts,
+            units=spec.units(body, usage) if spec is not None else Decimal(0))
         await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes,
                          usage=call_usage(event))
         self._publisher.emit(event)
@@ -145,8 +186,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
-    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes)
-    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings},
+    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http)
+    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings,
+                                            Endpoint.PASSTHROUGH: worker.on_passthrough,
+                                            **dict.fromkeys(ENDPOINTS, worker.on_endpoint)},
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)

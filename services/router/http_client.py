@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from shared.errors import GatewayError, UpstreamError, UpstreamTimeout
 
@@ -114,6 +115,22 @@ class UpstreamHttp:
             yield UpstreamStream(provider, response)
         finally:
             response.close()  # an unfinished stream is not returned to the pool
+
+    @asynccontextmanager
+    async def open(self, provider: str, method: str, url: URL, content: bytes | None, headers: Mapping[str, str],
+                   timeouts: UpstreamTimeouts) -> AsyncIterator[UpstreamStream]:
+        """Any method, the URL sent as built (no re-encoding), redirects never followed (a
+        3xx is the answer): pass-through calls. Read like `stream`."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect_s, sock_read=timeouts.total_s)
+        try:
+            response = await self._client().request(method, url, data=content, headers=headers, timeout=timeout,
+                                                     allow_redirects=False)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(provider, exc) from None
+        try:
+            yield UpstreamStream(provider, response)
+        finally:
+            response.close()
 
     async def close(self) -> None:
         if self._session is not None:

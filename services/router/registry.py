@@ -29,6 +29,14 @@ class ProviderRegistry:
     def __len__(self) -> int:
         return len(self._providers)
 
+    def provider(self, name: str) -> Provider[Any]:
+        """The adapter of one provider (a pass-through call names it)."""
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise GatewayError(f"This router does not know the provider `{name}`.", status=502,
+                               code="router_config_mismatch") from None
+
     def targets(self, route: Route) -> tuple[Target, ...]:
         try:
             return tuple(Target(self._providers[t.provider], t.model) for t in route.targets)

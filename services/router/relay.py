@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +21,15 @@ from services.router.usage import Status, UsageSource, usage_event
 from shared.errors import GatewayError
 from shared.events import UsageEvent
 from shared.openai_types import Usage
+from shared.pipeline import Endpoint
 from shared.protocol import Call, send_chunk, send_end, send_error
-from shared.tokens import estimate_prompt_tokens, estimate_text_tokens
-from shared.usage import call_usage
+from shared.usage import call_usage, estimated_usage
 
 
 @dataclass
 class StreamTally:
     body: dict[str, Any]
+    endpoint: Endpoint = Endpoint.CHAT
     usage: Usage | None = None
     text: list[str] = field(default_factory=list)
 
@@ -41,9 +42,7 @@ class StreamTally:
     def final(self) -> tuple[Usage, UsageSource]:
         if self.usage is not None:
             return self.usage, "upstream"
-        prompt = estimate_prompt_tokens(self.body.get("messages") or [])
-        completion = estimate_text_tokens("".join(self.text))
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion), "estimated"
+        return estimated_usage(self.endpoint, self.body, "".join(self.text)), "estimated"
 
 
 class CallCancel:
@@ -95,11 +94,15 @@ async def _next_chunk(rest: AsyncGenerator[Chunk, None], cancel: CallCancel) -> 
         cancel.waiting = None
 
 
+Opener = Callable[[Target], AsyncGenerator[Chunk, None]]
+
+
 async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target, ...],
-                       body: dict[str, Any], cancelled: CallCancel) -> UsageEvent:
+                       body: dict[str, Any], cancelled: CallCancel, open_: Opener | None = None) -> UsageEvent:
+    """`open_`: how a target's stream is opened (its chat stream unless told)."""
     envelope = call.envelope
     started = time.perf_counter()
-    tally = StreamTally(body)
+    tally = StreamTally(body, envelope.endpoint)
 
     def charge(target: Target | None, status: Status, attempts: int, usage: Usage | None = None,
                source: UsageSource = "none") -> UsageEvent:
@@ -108,7 +111,7 @@ async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target
 
     try:
         opened: OpenStream = await open_stream_with_failover(
-            targets, lambda target: target.provider.chat_stream(ChatCall(body, target.model)),
+            targets, open_ or (lambda target: target.provider.chat_stream(ChatCall(body, target.model))),
             call.lease.reaching if call.lease else None)
     except RouteFailure as failure:
         await send_error(nc, inbox, failure.error)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
                         JSON,
+                        BigInteger,
                         Column,
                         DateTime,
                         ForeignKey,
@@ -121,6 +122,10 @@ audit_log = Table(
     Column("key_id", String(40)),
     Column("request_id", String(64)),
     Column("data", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    # the hash chain per org, in stream order (services/accounting/audit_chain.py)
+    Column("stream_seq", BigInteger),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
 )
 
 # Responses API answers kept for `GET /v1/responses/{id}` and `previous_response_id`, per org

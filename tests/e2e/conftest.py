@@ -25,6 +25,7 @@ from tests.e2e.gateway import Gateway, gateway_env, wait_for
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.redirect_upstream import FakeRedirector
 
 UPSTREAM_KEY = "sk-upstream-" + secrets.token_hex(8)
 # the key of an upstream that echoes it (tests/fakes/openai_upstream.py `echo-key*`): shaped
@@ -36,7 +37,7 @@ PRICE_OUT = Decimal("0.60")
 
 
 def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini,
-            service_account: Path) -> dict[str, Any]:
+            service_account: Path, redirector: FakeRedirector) -> dict[str, Any]:
     pricing = {"input_per_million": str(PRICE_IN), "output_per_million": str(PRICE_OUT)}
 
     def model(name: str, *upstreams: str, provider: str = "fake", mode: str = "chat") -> dict[str, Any]:
@@ -55,6 +56,9 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
                 "project": "fake-project", "location": "us-central1", "credentials": f"file:{service_account}",
                 "token_url": gemini.token_url, "base_url": gemini.vertex_base_url}},
             {"name": "echo", "type": "openai", "base_url": echo.base_url, "api_key": "env:ECHO_UPSTREAM_KEY"},
+            # pass-through: an upstream that redirects elsewhere; a type that takes no pass-through
+            {"name": "redirector", "type": "openai", "base_url": redirector.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
+            {"name": "local-mock", "type": "mock"},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -75,6 +79,18 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             model("claude-embeddings", "claude-sonnet-4-5", provider="claude", mode="embedding"),  # Anthropic has none
             {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers
              "deployments": [{"provider": "claude", "model": "fail-529"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
+            model("gpt-3.5-turbo-instruct", "gpt-3.5-turbo-instruct", mode="completion"),
+            {"name": "gpt-image-1", "mode": "image", "deployments": [{"provider": "fake", "model": "gpt-image-1"}],
+             "pricing": {**pricing, "per_unit": "0.011"}},  # tokens, and 1.1 cents an image
+            {"name": "dall-e-3", "mode": "image", "deployments": [{"provider": "fake", "model": "dall-e-3"}],
+             "pricing": {"per_unit": "0.04"}},  # 4 cents an image
+            {"name": "tts-1", "mode": "speech", "deployments": [{"provider": "fake", "model": "tts-1"}],
+             "pricing": {"per_unit": "0.000015"}},  # $15 per million characters
+            {"name": "whisper", "mode": "transcription", "deployments": [{"provider": "fake", "model": "whisper-1"}],
+             "pricing": {"per_unit": "0.0001"}},  # a cent a minute
+            model("gpt-4o-transcribe", "gpt-4o-transcribe", mode="transcription"),
+            model("omni-moderation-latest", "omni-moderation-latest", mode="moderation"),
+            model("claude-completion", "claude-sonnet-4-5", provider="claude", mode="completion"),  # Anthropic has none
             model("gemini-flash", "gemini-2.5-flash", provider="gemini"),
             model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),
             model("gemini-embedding", "gemini-embedding-001", provider="gemini", mode="embedding"),
@@ -110,14 +126,28 @@ def fake_gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="session")
+def redirect_target() -> Iterator[FakeOpenAI]:
+    """The other host the redirector points at: it must never be called."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def redirector(redirect_target: FakeOpenAI) -> Iterator[FakeRedirector]:
+    with FakeRedirector(f"http://127.0.0.1:{redirect_target.port}") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def gateway_config(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI, echo_upstream: FakeOpenAI,
-                   fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini) -> Path:
+                   fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini, redirector: FakeRedirector) -> Path:
     """The e2e gateways' jetgate.yaml: every fake upstream, the models the tests name."""
     root = tmp_path_factory.mktemp("config")
     service_account = root / "vertex-sa.json"
     service_account.write_text(json.dumps(fake_gemini.service_account()))
     config = root / "jetgate.yaml"
-    config.write_text(yaml.safe_dump(_config(fake_openai, echo_upstream, fake_anthropic, fake_gemini, service_account)))
+    config.write_text(yaml.safe_dump(_config(fake_openai, echo_upstream, fake_anthropic, fake_gemini, service_account,
+                                              redirector)))
     return config
 
 

@@ -15,6 +15,15 @@ gateway config can point different deployments at different behaviours:
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `slow`: sleeps `SLOW_S` (1.5 s) before a normal answer; `.slow_answered` counts those sent
+- `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
+  usage when asked for)
+- `POST /v1/audio/transcriptions`: a multipart upload (`.uploads`), its transcript (text,
+  srt, vtt, json or verbose_json; usage by duration for `whisper-1`, else by tokens)
+- `POST /v1/audio/speech`: bytes of the asked format (`tests.fakes` digest of the input) in
+  its media type
+- `POST /v1/images/generations`: n images (base64, with token usage, for `gpt-image-*`;
+  URLs or base64 as asked for others)
+- `POST /v1/moderations`: a result per input, flagged for violence when it says "attack"
 - `echo-key*`: an upstream that echoes the key it was sent (`Authorization: Bearer <key>`),
   always in an `x-echoed-key` response header, and: `echo-key` in the answer's content,
   `echo-key-400` / `echo-key-500` in that error's message (and the 400's `param`),
@@ -28,11 +37,13 @@ what the gateway sent. Token counts are deterministic: see `tests.fakes.payloads
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from email.parser import BytesParser
 from typing import Any
 
 import orjson
@@ -41,7 +52,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
+from shared.openai_audio import SPEECH_MEDIA_TYPES
 from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
@@ -87,6 +100,7 @@ class FakeOpenAI:
         self._flaky_seen = 0
         self._streams_aborted = 0
         self._slow_answered = 0
+        self._uploads: list[dict[str, bytes]] = []
         self._server: ThreadedServer | None = None
         self.port = 0
 
@@ -130,6 +144,12 @@ class FakeOpenAI:
         with self._lock:
             return self._slow_answered
 
+    @property
+    def uploads(self) -> list[dict[str, bytes]]:
+        """Every multipart upload received (its fields, files too, by name), oldest first."""
+        with self._lock:
+            return list(self._uploads)
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -147,6 +167,11 @@ class FakeOpenAI:
         return Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/completions", self._completions, methods=["POST"]),
+            Route("/v1/moderations", self._moderations, methods=["POST"]),
+            Route("/v1/images/generations", self._images, methods=["POST"]),
+            Route("/v1/audio/speech", self._speech, methods=["POST"]),
+            Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
             Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -277,6 +302,63 @@ class FakeOpenAI:
         answer = orjson.dumps(p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
         return Response(answer, media_type="application/json", headers=_openai_headers())
 
+    async def _completions(self, request: Request) -> Response:
+        """The legacy completions endpoint (a `prompt`, `text_completion` answers)."""
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if "prompt" not in body:
+            return _json(400, p.invalid_request("you must provide a prompt parameter", "prompt"))
+        model, prompt_tokens = body["model"], ep.count_prompt_tokens(body["prompt"])
+        if body.get("stream") is not True:
+            return _json(200, ep.text_completion(model, prompt_tokens))
+        asked = (body.get("stream_options") or {}).get("include_usage") is True
+        return StreamingResponse(self._events(ep.text_completion_stream(model, prompt_tokens, asked), 0.0),
+                                 media_type="text/event-stream", headers=_openai_headers())
+
+    async def _moderations(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not body.get("input"):
+            return _json(400, p.invalid_request("'input' is a required property", "input"))
+        return _json(200, ep.moderation(body["model"], body["input"]))
+
+    async def _images(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            return _json(400, p.invalid_request("'prompt' is a required property", "prompt"))
+        return _json(200, ep.image_generation(body["model"], body["prompt"], int(body.get("n") or 1),
+                                              body.get("response_format")))
+
+    async def _speech(self, request: Request) -> Response:
+        body, early = await self._receive_model_request(request)
+        if early is not None:
+            return early
+        if not isinstance(body.get("input"), str) or not body.get("voice"):
+            return _json(400, p.invalid_request("'input' and 'voice' are required properties", "input"))
+        audio_format = body.get("response_format") or "mp3"
+        return Response(ep.speech_audio(body["input"], audio_format), media_type=SPEECH_MEDIA_TYPES[audio_format],
+                        headers=_openai_headers())
+
+    async def _transcriptions(self, request: Request) -> Response:
+        """A multipart upload (read with the standard library's MIME parser)."""
+        _, early = await self._receive(request)
+        if early is not None:
+            return early
+        form = _form(await request.body(), request.headers.get("content-type", ""))
+        if form is None or "file" not in form or not form.get("model"):
+            return _json(400, p.invalid_request("'file' and 'model' are required", "file"))
+        with self._lock:
+            self._uploads.append(form)
+        response_format = form.get("response_format", b"json").decode()
+        answer = ep.transcription(form["model"].decode(), len(form["file"]), response_format)
+        if isinstance(answer, str):
+            return Response(answer, media_type="text/plain", headers=_openai_headers())
+        return _json(200, answer)
+
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(200, p.models_list(self.models))
@@ -293,6 +375,23 @@ class FakeOpenAI:
     async def _not_found(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(404, p.invalid_url(request.method, request.url.path))
+
+
+def _form(raw: bytes, content_type: str) -> dict[str, bytes] | None:
+    """A multipart/form-data body's fields (files too) by name; None when it is not one."""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + raw)
+    if not message.is_multipart():
+        return None
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload
+    return fields
 
 
 def _answers_tool_result(body: p.Json) -> bool:

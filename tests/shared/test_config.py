@@ -70,7 +70,7 @@ def test_duplicate_model_names_are_rejected() -> None:
 
 @pytest.mark.parametrize("data", [
     config([openai("up")], [{"name": "m", "deployments": []}]),  # a model needs a deployment
-    config([openai("up")], [{**model("m", "up"), "mode": "image"}]),
+    config([openai("up")], [{**model("m", "up"), "mode": "video"}]),
     {"guardrails": {"rules": [{"name": "r", "pattern": "x", "action": "warn"}]}},
 ])
 def test_malformed_configs_are_rejected(data: dict[str, Any]) -> None:

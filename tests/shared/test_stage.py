@@ -13,7 +13,7 @@ from nats.errors import NoRespondersError
 from shared.bus import connect
 from shared.errors import RateLimited
 from shared.events import Principal
-from shared.pipeline import Endpoint, Stage
+from shared.pipeline import Endpoint, Stage, served_by
 from shared.protocol import Call, CallEnvelope, Frame, Route, Target, error_of, frame_of, no_responders, send_reply, status_of
 from shared.stage import StageServer
 
@@ -45,7 +45,7 @@ async def stage_nc(nats_url: str) -> AsyncIterator[Client]:
 
 
 async def serve(nc: Client, handler: object, *, concurrent: bool = True) -> StageServer:
-    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: handler, Endpoint.EMBEDDINGS: handler},  # type: ignore[dict-item]
+    server = StageServer(nc, Stage.ROUTER, {endpoint: handler for endpoint in served_by(Stage.ROUTER)},  # type: ignore[misc]
                          concurrent=concurrent)
     await server.start()
     return server
@@ -118,7 +118,7 @@ async def test_a_held_call_hears_heartbeats_and_a_quick_one_none(stage_nc: Clien
             await release.wait()
         await send_reply(stage_nc, msg.reply, b"{}")
 
-    server = StageServer(nc=stage_nc, stage=Stage.ROUTER, handlers={Endpoint.CHAT: held, Endpoint.EMBEDDINGS: held},
+    server = StageServer(nc=stage_nc, stage=Stage.ROUTER, handlers=dict.fromkeys(served_by(Stage.ROUTER), held),
                          concurrent=True, heartbeat_s=0.05)
     await server.start()
     inbox = nc.new_inbox()
@@ -154,7 +154,7 @@ async def test_a_call_waiting_its_turn_is_held_and_heard(stage_nc: Client, nc: C
         assert msg.reply
         await send_reply(stage_nc, msg.reply, b"{}")
 
-    server = StageServer(nc=stage_nc, stage=Stage.ROUTER, handlers={Endpoint.CHAT: in_turn, Endpoint.EMBEDDINGS: in_turn},
+    server = StageServer(nc=stage_nc, stage=Stage.ROUTER, handlers=dict.fromkeys(served_by(Stage.ROUTER), in_turn),
                          concurrent=False, heartbeat_s=0.05)
     await server.start()
     await ask(nc, "jetgate.rpc.router.embeddings", call("warm-up"))  # routable from here on

@@ -6,7 +6,7 @@ database gets 503 `key_store_unavailable`, never a hang. Every action is an audi
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,7 @@ from services.ingress.state import IngressState, State
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, get_key, list_keys, revoke_key, rotate_key, update_key
-from shared.protocol import KeyRevoked, UsageQuery, UsageReport
+from shared.protocol import USAGE_GROUPS, KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
 from shared.tenancy import LevelKind, Limits, Role, Slug, budget_period
 from shared.tenants.spend import spend_in_period
@@ -192,10 +192,14 @@ async def revoke(key_id: KeyId, caller: KeyWriter, state: State) -> KeyRevoked:
 
 @router.get("/usage")
 async def usage(caller: UsageReader, state: State,
-                group_by: Annotated[str, Query()] = "model,key_id",
+                group_by: Annotated[str, Query(description="comma-separated: " + ", ".join(USAGE_GROUPS))] = "model,key_id",
                 org_id: Annotated[Text | None, Query(max_length=100)] = None,
+                team_id: Annotated[Text | None, Query(max_length=100)] = None,
+                user_id: Annotated[Text | None, Query(max_length=100)] = None,
                 key_id: Annotated[Text | None, Query(max_length=40)] = None,
                 model: Annotated[Text | None, Query(max_length=200)] = None,
+                provider: Annotated[Text | None, Query(max_length=200)] = None,
+                status: Annotated[Literal["ok", "error", "cancelled"] | None, Query()] = None,
                 since: Annotated[datetime | None, Query(description="ISO-8601 time or date, inclusive")] = None,
                 until: Annotated[datetime | None, Query(description="ISO-8601 time or date, exclusive")] = None,
                 ) -> UsageReport:
@@ -207,10 +211,11 @@ async def usage(caller: UsageReader, state: State,
         raise NotFound(f"No org with id {org_id}.", code="org_not_found", param="org_id")
     try:
         query = UsageQuery.model_validate({"group_by": [g for g in group_by.split(",") if g],
-                                           "org_id": org_id or caller.org, "key_id": key_id, "model": model,
+                                           "org_id": org_id or caller.org, "team_id": team_id, "user_id": user_id,
+                                           "key_id": key_id, "model": model, "provider": provider, "status": status,
                                            "since": since and since.isoformat(), "until": until and until.isoformat()})
     except ValueError:
-        raise InvalidRequest("group_by takes model, key_id, org_id, provider, day, status", param="group_by") from None
+        raise InvalidRequest(f"group_by takes {', '.join(USAGE_GROUPS)}", param="group_by") from None
     report = await state.pipeline.usage(query)
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")

@@ -13,13 +13,14 @@ tests answer with. It is registered once, in `services/router/providers/__init__
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from services.router.http_client import UpstreamHttp
+from services.router.http_client import UpstreamHttp, UpstreamTimeouts
+from shared.errors import InvalidRequest
 from shared.openai_types import Usage
 
 
@@ -45,6 +46,20 @@ class ChatCall:
 class EmbeddingsCall:
     body: dict[str, Any]
     model: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCall:
+    """A call to one of OpenAI's other endpoints (`/completions`, `/moderations`,
+    `/images/generations`, `/audio/speech`, `/audio/transcriptions`): the path under the
+    provider's base URL, the client's body (`body` parsed when JSON, else None: `raw` is a
+    multipart form, with its `content_type`), and the upstream's model name."""
+
+    path: str
+    body: dict[str, Any] | None
+    raw: bytes
+    model: str
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +95,25 @@ def usage_json(fresh_input: int, output: int, cache_read: int, cache_write: int)
             "prompt_tokens_details": {"cached_tokens": cache_read, "cache_creation_tokens": cache_write}}
 
 
+@dataclass(frozen=True, slots=True)
+class NativeAccess:
+    """How a pass-through call (`/p/{provider}/...`) reaches this provider's own API: the
+    root its native paths are appended to, the credential headers that always go (they
+    win over anything the client sent), headers that go unless the client sent its own
+    (`anthropic-version`), and the provider's timeouts."""
+
+    base_url: str
+    credentials: Mapping[str, str]
+    timeouts: UpstreamTimeouts
+    defaults: Mapping[str, str] = field(default_factory=dict)
+
+
 C = TypeVar("C", bound=ProviderConfig)
+
+
+def unsupported_endpoint(provider: Provider[Any], path: str) -> InvalidRequest:
+    return InvalidRequest(f"The provider {provider.name} (type {provider.config.type}) has no /v1{path} endpoint; "
+                          "route this model to a provider that offers it.", param="model", code="unsupported_endpoint")
 
 
 class Provider(ABC, Generic[C]):
@@ -103,3 +136,18 @@ class Provider(ABC, Generic[C]):
 
     @abstractmethod
     async def embeddings(self, call: EmbeddingsCall) -> Completion: ...
+
+    async def endpoint_call(self, call: EndpointCall) -> Completion:
+        """One of OpenAI's other endpoints; a provider type that does not offer it answers 400."""
+        raise unsupported_endpoint(self, call.path)
+
+    async def endpoint_stream(self, call: EndpointCall) -> AsyncGenerator[Chunk, None]:
+        """A streamed call of one of those (`/completions`); 400 (at the first chunk) where not offered."""
+        raise unsupported_endpoint(self, call.path)
+        yield  # an async generator, as the streams that do exist
+
+    async def native_access(self) -> NativeAccess:
+        """Where and how pass-through calls reach this provider's native API; a provider
+        type without one (or one that signs each request, as Bedrock's SigV4) refuses them."""
+        raise InvalidRequest(f"The provider {self.name} (type {self.config.type}) does not take pass-through calls.",
+                             param="provider", code="passthrough_unsupported")

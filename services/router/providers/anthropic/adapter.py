@@ -14,7 +14,7 @@ from services.router.providers.anthropic.errors import error_from_response
 from services.router.providers.anthropic.request import RequestTranslator
 from services.router.providers.anthropic.response import chat_completion
 from services.router.providers.anthropic.stream import StreamTranslator
-from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, NativeAccess, Provider
 from services.router.sse import read_sse
 from shared.errors import GatewayError, UpstreamError
 from shared.secrets import resolve_secret
@@ -31,8 +31,13 @@ class AnthropicProvider(Provider[AnthropicConfig]):
         self._headers = {"content-type": "application/json", "anthropic-version": config.anthropic_version,
                          **config.headers}
         secret = resolve_secret(config.api_key)
-        if secret is not None:
-            self._headers["x-api-key"] = secret.get_secret_value()
+        self._credentials = {"x-api-key": secret.get_secret_value()} if secret is not None else {}
+        self._headers.update(self._credentials)
+
+    async def native_access(self) -> NativeAccess:
+        # the client's own anthropic-version (and beta headers) win: its SDK knows what it speaks
+        return NativeAccess(self.config.base_url.rstrip("/"), self._credentials, self._timeouts,
+                            defaults={"anthropic-version": self.config.anthropic_version, **self.config.headers})
 
     def _payload(self, call: ChatCall, *, stream: bool) -> bytes:
         return orjson.dumps(self._requests.translate(call.body, call.model, stream=stream))

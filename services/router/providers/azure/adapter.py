@@ -32,6 +32,9 @@ class AzureProvider(OpenAIWire[AzureConfig]):
         return (f"{self._endpoint}/openai/deployments/{quote(model, safe='')}{path}"
                 f"?api-version={quote(self.config.api_version, safe='')}")
 
+    def native_base(self) -> str:
+        return self._endpoint  # Azure's own paths: /openai/deployments/{name}/...?api-version=, /openai/v1/...
+
     async def auth_headers(self) -> Mapping[str, str]:
         if self._token is None:
             return self._headers

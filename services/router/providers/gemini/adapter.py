@@ -11,7 +11,8 @@ from urllib.parse import quote
 import orjson
 
 from services.router.http_client import UpstreamHttp, UpstreamTimeouts
-from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.native_url import without_version
+from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, NativeAccess, Provider
 from services.router.providers.gemini.auth import VertexTokens
 from services.router.providers.gemini.config import GeminiConfig
 from services.router.providers.gemini.embeddings import batch_embed_request, embeddings_list, predict_request
@@ -38,12 +39,18 @@ class GeminiProvider(Provider[GeminiConfig]):
             self._base = (f"{vertex.api_base()}/projects/{quote(vertex.project, safe='')}"
                           f"/locations/{quote(vertex.location, safe='')}/publishers/google")
             self._tokens = VertexTokens(config.name, vertex, http, self._timeouts)
+            self._native_base = without_version(vertex.api_base())
         else:
             self._base = config.base_url.rstrip("/")
+            self._native_base = without_version(self._base)
             secret = resolve_secret(config.api_key)
             if secret is not None:
                 self._key = secret.get_secret_value()
                 self._headers["x-goog-api-key"] = self._key
+
+    async def native_access(self) -> NativeAccess:
+        headers = {k: v for k, v in (await self._request_headers()).items() if k != "content-type"}
+        return NativeAccess(self._native_base, headers, self._timeouts)
 
     def _url(self, model: str, method: str) -> str:
         name = model.removeprefix("models/")

@@ -3,15 +3,26 @@ deployment's model name), the answer comes back as is; only usage is read from i
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
 
 from services.router.http_client import UpstreamHttp, UpstreamTimeouts
-from services.router.providers.base import C, ChatCall, Chunk, Completion, EmbeddingsCall, Provider
+from services.router.native_url import without_version
+from services.router.providers.base import (
+    C,
+    ChatCall,
+    Chunk,
+    Completion,
+    EmbeddingsCall,
+    EndpointCall,
+    NativeAccess,
+    Provider,
+)
 from services.router.providers.openai.config import OpenAIConfig
 from services.router.providers.openai.errors import error_from_response, error_mid_stream
+from services.router.providers.openai.multipart import with_field
 from services.router.sse import read_sse
 from shared.errors import UpstreamError
 from shared.openai_types import Usage
@@ -24,7 +35,13 @@ _USAGE_KEY = b'"usage"'
 
 
 def _usage(value: Any) -> Usage | None:
-    return Usage.model_validate(value) if isinstance(value, dict) else None
+    """OpenAI's usage object; the newer endpoints' `input_tokens` / `output_tokens` (images,
+    transcriptions) read as prompt and completion. Other fields stay (a transcription's `seconds`)."""
+    if not isinstance(value, dict):
+        return None
+    if "prompt_tokens" not in value and ("input_tokens" in value or "output_tokens" in value):
+        value = {**value, "prompt_tokens": value.get("input_tokens"), "completion_tokens": value.get("output_tokens")}
+    return Usage.model_validate(value)
 
 
 def tail_usage(content: bytes) -> Usage | None:
@@ -45,6 +62,11 @@ def tail_usage(content: bytes) -> Usage | None:
             except (orjson.JSONDecodeError, ValueError):
                 return None
     return None
+
+
+def completion_text(chunk: dict[str, Any]) -> str:
+    """The text one legacy `text_completion` chunk carries."""
+    return "".join(c["text"] for c in chunk.get("choices") or () if isinstance(c, dict) and isinstance(c.get("text"), str))
 
 
 def chunk_text(chunk: dict[str, Any]) -> str:
@@ -84,11 +106,23 @@ class OpenAIWire(Provider[C]):
         """Headers of every call: the static ones, credentials included, unless overridden."""
         return self._headers
 
+    @abstractmethod
+    def native_base(self) -> str:
+        """The root pass-through paths are appended to (the client's own paths say `/v1/...`)."""
+
+    async def native_access(self) -> NativeAccess:
+        credentials = {k: v for k, v in (await self.auth_headers()).items() if k != "content-type"}
+        return NativeAccess(self.native_base(), credentials, self._timeouts)
+
     async def _post(self, path: str, payload: dict[str, Any], model: str) -> Completion:
-        response = await self.http.post(self.name, self.url(path, model), orjson.dumps(payload),
-                                        await self.auth_headers(), self._timeouts)
+        return await self._send(path, orjson.dumps(payload), model, await self.auth_headers())
+
+    async def _send(self, path: str, content: bytes, model: str, headers: Mapping[str, str]) -> Completion:
+        response = await self.http.post(self.name, self.url(path, model), content, headers, self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
+        if not response.headers.get("content-type", "application/json").startswith("application/json"):
+            return Completion(response.content, None)  # audio, a transcript as text: relayed, no usage in it
         if len(response.content) > WHOLE_PARSE_BYTES:
             return Completion(response.content, tail_usage(response.content))
         try:
@@ -115,18 +149,35 @@ class OpenAIWire(Provider[C]):
     async def embeddings(self, call: EmbeddingsCall) -> Completion:
         return await self._post("/embeddings", {**call.body, "model": call.model}, call.model)
 
-    async def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
-        # usage is always asked for, so every stream is charged; the router drops the
-        # usage chunk when the client did not ask for it
-        payload = {**self._body(call), "stream": True}
+    async def endpoint_call(self, call: EndpointCall) -> Completion:
+        headers = await self.auth_headers()
+        if call.body is not None:
+            return await self._send(call.path, orjson.dumps({**call.body, "model": call.model}), call.model, headers)
+        # a multipart form (audio uploads): as sent, the deployment's model name in its `model` field
+        return await self._send(call.path, with_field(call.raw, call.content_type, "model", call.model), call.model,
+                                {**headers, "content-type": call.content_type})
+
+    def endpoint_stream(self, call: EndpointCall) -> AsyncGenerator[Chunk, None]:
+        return self._stream(call.path, {**(call.body or {}), "model": call.model}, call.body or {}, call.model,
+                            completion_text)
+
+    def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
+        return self._stream("/chat/completions", self._body(call), call.body, call.model, chunk_text)
+
+    async def _stream(self, path: str, body: dict[str, Any], call_body: dict[str, Any], model: str,
+                      text_of: Callable[[dict[str, Any]], str]) -> AsyncGenerator[Chunk, None]:
+        """`body`: what goes out (before `stream`); `call_body`: the client's, as it asked.
+        Usage is always asked for, so every stream is charged; the router drops the usage
+        chunk when the client did not ask for it."""
+        payload = {**body, "stream": True}
         # asked for usage the client did not ask for, the upstream puts `"usage": null` in every
         # chunk: taken out again, so the client's chunks are the ones OpenAI would send it
-        hide_null_usage = self._stream_usage and not (call.body.get("stream_options") or {}).get("include_usage")
+        hide_null_usage = self._stream_usage and not (call_body.get("stream_options") or {}).get("include_usage")
         if self._stream_usage:
-            payload["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
+            payload["stream_options"] = {**(call_body.get("stream_options") or {}), "include_usage": True}
         else:
             payload.pop("stream_options", None)
-        async with self.http.stream(self.name, self.url("/chat/completions", call.model), orjson.dumps(payload),
+        async with self.http.stream(self.name, self.url(path, model), orjson.dumps(payload),
                                     await self.auth_headers(), self._timeouts) as response:
             if response.status >= 400:
                 raise error_from_response(self.name, response.status, await response.read(), response.headers)
@@ -144,7 +195,7 @@ class OpenAIWire(Provider[C]):
                 if hide_null_usage and "usage" in parsed and parsed["usage"] is None:
                     del parsed["usage"]
                     raw = orjson.dumps(parsed)
-                yield Chunk(raw, usage, chunk_text(parsed),
+                yield Chunk(raw, usage, text_of(parsed),
                             usage_only=usage is not None and not parsed.get("choices"))
 
 
@@ -165,3 +216,6 @@ class OpenAIProvider(OpenAIWire[OpenAIConfig]):
 
     def url(self, path: str, model: str) -> str:
         return self._base + path
+
+    def native_base(self) -> str:
+        return without_version(self._base)

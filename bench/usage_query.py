@@ -1,0 +1,89 @@
+"""The grouped usage query (`GET /admin/usage`'s SQL, services/accounting/usage_query.py)
+over N synthetic rows in embedded chDB.
+
+    nice -n 10 python -m bench.usage_query [--rows 10000000] [--runs 5]
+
+Fills a temporary chDB with `--rows` usage rows (20 orgs, 500 keys, 8 models, 4
+providers, 60 days, 2 % errors) through the store's own schema, then times each query
+shape `--runs` times through `usage_report` (FINAL, totals, exact percentiles included).
+Prints one line per shape: median and slowest, in ms. The directory is removed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from services.accounting.clickhouse_migrations import TABLE
+from services.accounting.clickhouse_store import ClickHouseStore
+from services.accounting.usage_query import usage_report
+from shared.protocol import UsageQuery
+
+FILL = f"""
+INSERT INTO {TABLE} (event_id, time, org_id, team_id, user_id, key_id, request_id, model, provider,
+                     deployment_model, endpoint, stream, status, usage_source, prompt_tokens,
+                     completion_tokens, total_tokens, cost, latency_ms, attempts)
+SELECT toString(generateUUIDv4()),
+       toDateTime64('2026-10-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(intHash64(number) % (60 * 86400000)),
+       concat('org-', toString(number % 20)), concat('team-', toString(number % 60)), concat('user-', toString(number % 2000)),
+       concat('key_', toString(number % 500)), '', ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet', 'claude-haiku',
+       'gemini-pro', 'gemini-flash', 'llama', 'mistral'][number % 8 + 1],
+       ['openai', 'anthropic', 'gemini', 'bedrock'][number % 4 + 1],
+       '', 'chat', number % 3 = 0, if(number % 50 = 0, 'error', 'ok'), 'upstream', number % 900, number % 300,
+       number % 900 + number % 300, toDecimal128((number % 1000) / 1000000, 12), (intHash32(number) % 20000) / 10, 1
+FROM numbers({{start:UInt64}}, {{count:UInt64}})
+"""
+
+SHAPES: dict[str, UsageQuery] = {
+    "all rows, by model and day": UsageQuery(group_by=["model", "day"]),
+    "all rows, by provider and hour": UsageQuery(group_by=["provider", "hour"]),
+    "one org, by key, 7 days": UsageQuery(group_by=["key"], org_id="org-3", since="2026-11-01", until="2026-11-08"),
+    "one org, by user": UsageQuery(group_by=["user"], org_id="org-7"),
+    "all rows, totals only": UsageQuery(group_by=[]),
+}
+
+
+async def run(rows: int, runs: int, workdir: Path) -> None:
+    store = await ClickHouseStore.open(f"chdb://{workdir / 'chdb'}")
+    try:
+        started = time.monotonic()
+        chunk = 1_000_000
+        for start in range(0, rows, chunk):
+            await store.query(FILL, {"start": start, "count": min(chunk, rows - start)})
+        await store.query(f"OPTIMIZE TABLE {TABLE} FINAL", {})
+        print(f"filled {rows:,} rows in {time.monotonic() - started:.1f} s (merged)")
+        for name, query in SHAPES.items():
+            times = []
+            groups = 0
+            for _ in range(runs):
+                begun = time.perf_counter()
+                report = await usage_report(store, query)
+                times.append((time.perf_counter() - begun) * 1000)
+                assert report.error is None, report.error
+                groups = len(report.rows)
+            print(f"{name}: median {statistics.median(times):.0f} ms, slowest {max(times):.0f} ms "
+                  f"({groups} groups, {report.totals.requests if report.totals else 0:,} requests)")
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    if not (1 <= args.rows <= 100_000_000 and 1 <= args.runs <= 100):
+        parser.error("out of range")
+    workdir = Path(tempfile.mkdtemp(prefix="jetgate-usage-query-"))
+    try:
+        asyncio.run(run(args.rows, args.runs, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

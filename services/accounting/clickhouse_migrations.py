@@ -1,0 +1,92 @@
+"""The ClickHouse schema, as numbered migrations recorded in `schema_migrations`.
+
+`apply_migrations` runs at every start (accounting, a replay into ClickHouse): it creates
+`schema_migrations` if missing, then applies, in order, each migration not recorded
+there, and records it. Every statement is idempotent (`IF NOT EXISTS`), so two processes
+starting at once against one ClickHouse server at worst both apply and record one, and a
+database that predates this table (it has `usage_events`) is adopted by migration 1
+doing nothing.
+
+Rollups: none. Duplicates (redelivery, replay) collapse only when ReplacingMergeTree
+merges or a query reads FINAL; a materialised view fires on every insert, so a rollup fed
+from it would count a redelivered event twice. The grouped query over the raw table with
+FINAL meets its target (docs/benchmarks.md), so exactness is kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+TABLE = "usage_events"
+MIGRATIONS_TABLE = "schema_migrations"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "usage_events", (f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    event_id String,
+    time DateTime64(3, 'UTC'),
+    org_id LowCardinality(String),
+    team_id String,
+    key_id String,
+    request_id String,
+    model LowCardinality(String),
+    provider LowCardinality(String),
+    deployment_model LowCardinality(String),
+    endpoint LowCardinality(String),
+    stream Bool,
+    status LowCardinality(String),
+    usage_source LowCardinality(String),
+    prompt_tokens UInt32,
+    completion_tokens UInt32,
+    total_tokens UInt32,
+    cost Decimal(38, 12),
+    latency_ms Float64,
+    attempts UInt16,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (org_id, toDate(time), key_id, model, event_id)
+""",)),
+    # filled once events carry the user (tenancy); '' until then, like team_id without a team
+    Migration(2, "usage_events.user_id",
+              (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER team_id",)),
+)
+
+SCHEMA_MIGRATIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+
+def applied_versions(client: Client) -> set[int]:
+    return {int(row[0]) for row in client.query(f"SELECT DISTINCT version FROM {MIGRATIONS_TABLE}").result_rows}
+
+
+def apply_migrations(client: Client, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply what is missing, in order; returns the versions applied now."""
+    client.command(SCHEMA_MIGRATIONS_DDL)
+    done = applied_versions(client)
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement)
+        client.insert(MIGRATIONS_TABLE, [[migration.version, migration.name]], column_names=("version", "name"))
+        applied.append(migration.version)
+    return applied
