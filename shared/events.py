@@ -167,7 +167,7 @@ class GuardrailFinding(BaseModel):
 class GuardrailData(BaseModel):
     """What the guardrails found in one call: rules and counts, never the text that matched."""
 
-    endpoint: Literal["chat", "embeddings"]
+    endpoint: str  # the pipeline endpoint (shared/pipeline.py Endpoint): chat, embeddings, completions, ...
     model: str | None = None
     verdict: Literal["block", "modify"]
     findings: list[GuardrailFinding]
