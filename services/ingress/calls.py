@@ -175,7 +175,7 @@ class PipelineClient:
                            idle_timeout=call.envelope.route.stream_idle_timeout_s or settings.stream_idle_timeout_s,
                            heartbeat_timeout=settings.heartbeat_timeout_s,
                            lost=lambda upstream, relayed: self._lost(call, upstream, relayed), closing=self._closing,
-                           settle=settle)
+                           settle=settle, timed_out=lambda error: self._correct(call, error))
 
     async def _exchange(self, call: Call, inbox: str, frames: Frames,
                         settle: Settle | None = None) -> tuple[Msg, list[bytes], int | None]:
@@ -209,7 +209,9 @@ class PipelineClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 publish_cancel(self._nc, call.envelope.call_id, self._closing)
-                raise UpstreamTimeout(f"The {call.envelope.stages[0]} worker did not answer in time.")
+                timeout = UpstreamTimeout(f"The {call.envelope.stages[0]} worker did not answer in time.")
+                self._correct(call, timeout)  # the routers charge it `cancelled`; the client saw 504
+                raise timeout
             try:
                 msg = await next_frame(frames, min(left, self._settings.heartbeat_timeout_s))
             except TimeoutError:

@@ -104,7 +104,7 @@ class FrameStream:
     def __init__(self, nc: Client, inboxes: Inboxes, inbox: str, frames: Frames, first: Msg, call_id: str,
                  upstream: int | None, *,
                  idle_timeout: float, heartbeat_timeout: float, lost: Lost, closing: set[asyncio.Task[None]],
-                 settle: Settle | None = None) -> None:
+                 settle: Settle | None = None, timed_out: Callable[[GatewayError], None] | None = None) -> None:
         self._nc = nc
         self._inboxes = inboxes
         self._inbox = inbox
@@ -114,6 +114,7 @@ class FrameStream:
         self._idle_timeout = idle_timeout
         self._heartbeat_timeout = heartbeat_timeout
         self._lost = lost
+        self._timed_out = timed_out  # records the status the client saw (shared/usage.py usage_correction)
         self._closing = closing
         self._settle = once(settle)
         self._relayed: list[bytes] = []  # chunk data, read again only if the router is lost
@@ -149,18 +150,25 @@ class FrameStream:
         while True:
             left = idle_until - time.monotonic()
             if left <= 0:
-                raise UpstreamTimeout("The router sent nothing in time.")
+                raise self._idle()
             try:
                 msg = await next_frame(self._frames, min(left, self._heartbeat_timeout))
             except TimeoutError:
                 if time.monotonic() >= idle_until:
-                    raise UpstreamTimeout("The router sent nothing in time.") from None
+                    raise self._idle() from None
                 raise self._lost(self._upstream, self._relayed) from None
             if msg is None:
                 continue
             if frame_of(msg) != Frame.HEARTBEAT.value:
                 return msg
             self._upstream = upstream_of(msg, self._upstream)
+
+    def _idle(self) -> GatewayError:
+        """The stream went silent past its idle timeout: the client's 504, and its record."""
+        error = UpstreamTimeout("The router sent nothing in time.")
+        if self._timed_out is not None:
+            self._timed_out(error)
+        return error
 
     def _relayed_tokens(self) -> int:
         return estimate_text_tokens(relayed_text(self._relayed)[0]) if self._relayed else 0

@@ -452,3 +452,48 @@ async def test_a_stream_settles_at_its_end_and_a_cut_one_with_what_was_relayed(
         break  # the client leaves after the first chunk
     stream.close()
     assert seen_cut == [(None, estimate_text_tokens(text))]
+
+
+async def test_a_call_past_its_deadline_is_a_504_and_recorded_as_the_client_saw_it(worker_nc: Client,
+                                                                                  watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER], timeout_s=0.8)
+
+    async def working(msg: Msg) -> None:  # alive and at the upstream, but never done in time
+        assert msg.reply
+        lease = Lease(worker_nc, msg.reply)
+        await lease.reaching(0)
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+            await lease.beat()
+
+    await stand_in(worker_nc, call.subject(), working)
+    with pytest.raises(UpstreamTimeout):
+        await pipeline.call(call)
+    (correction,) = emitted  # the routers charge it `cancelled`; the record says what the client got
+    assert_corrects(correction, call, "upstream_timeout")
+
+
+async def test_a_stream_silent_past_its_idle_timeout_is_recorded_as_the_client_saw_it(worker_nc: Client,
+                                                                                    watched: Watched) -> None:
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER], stream=True)
+    call.envelope.route.stream_idle_timeout_s = 0.6
+
+    async def stalls(msg: Msg) -> None:  # one chunk, then only heartbeats
+        assert msg.reply
+        lease = Lease(worker_nc, msg.reply)
+        await lease.reaching(0)
+        await send_chunk(worker_nc, msg.reply, b'{"n": 0}')
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+            await lease.beat()
+
+    await stand_in(worker_nc, call.subject(), stalls)
+    stream = await pipeline.open_stream(call)
+    with pytest.raises(UpstreamTimeout):
+        async for _ in stream:
+            pass
+    stream.close()
+    (correction,) = emitted
+    assert_corrects(correction, call, "upstream_timeout")
