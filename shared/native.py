@@ -12,6 +12,7 @@ the provider's configured base URL, and must never reach another host or path ab
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
@@ -95,6 +96,17 @@ def model_in_path(path: str) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+UPSTREAM_INFO_HEADERS = ("openai-processing-ms",)
+
+
+def upstream_info_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """What a translated answer (chat, embeddings, ...) passes on of the provider's response
+    headers: its rate limits and processing time (names lower-case). The gateway's own
+    x-ratelimit-* (its limits on the key's path) replace the provider's where both are set."""
+    return {name: value for name, value in headers.items()
+            if name in UPSTREAM_INFO_HEADERS or name.startswith(FORWARDED_RESPONSE_PREFIXES)}
 
 
 def forwarded_response_headers(headers: dict[str, str]) -> dict[str, str]:

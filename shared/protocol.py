@@ -15,7 +15,9 @@ Everything sent to the inbox is a frame, named by the `Jetgate-Frame` header:
 - `chunk`: one stream chunk, exactly the JSON that follows `data: ` on the SSE wire; for
   a pass-through call (`native` in the envelope, shared/native.py) the upstream's bytes as
   they came, the first (empty) chunk carrying the upstream's status (`Jetgate-Status`) and
-  the response headers the client gets (`Jetgate-Headers`, JSON);
+  the response headers the client gets (`Jetgate-Headers`, JSON); for any other streamed
+  call the first chunk may carry `Jetgate-Headers` too (the upstream's rate-limit and
+  processing-time headers, shared/native.py `upstream_info_headers`), as a `reply` may;
 - `end`: the stream is complete; `Jetgate-Usage` what the call used;
 - `error`: a `WireError` (shared/errors.py); ends the call, streamed or not;
 - `heartbeat`: the stage holding the call is alive (sent every interval while it holds
@@ -33,10 +35,12 @@ Replies to anything else on the bus (usage queries) are plain typed messages bel
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
@@ -191,11 +195,30 @@ def usage_of(msg: Msg) -> CallUsage | None:
     return CallUsage(prompt_tokens=int(fields[0]), completion_tokens=int(fields[1]), cost=cost)
 
 
-def reply_headers(status: int = 200, usage: CallUsage | None = None) -> dict[str, str]:
+def reply_headers(status: int = 200, usage: CallUsage | None = None,
+                  client: Mapping[str, str] | None = None) -> dict[str, str]:
     headers = {FRAME_HEADER: Frame.REPLY.value, STATUS_HEADER: str(status)}
     if usage is not None:
         headers[USAGE_HEADER] = usage.header()
+    if client:
+        headers[NATIVE_HEADERS_HEADER] = _client_headers_value(client)
     return headers
+
+
+def _client_headers_value(client: Mapping[str, str]) -> str:
+    return redact_content(orjson.dumps(dict(client))).decode()
+
+
+def client_headers(msg: Msg) -> dict[str, str]:
+    """The upstream's response headers a frame says the client gets (`Jetgate-Headers`)."""
+    raw = msg.headers.get(NATIVE_HEADERS_HEADER) if msg.headers else None
+    if not raw:
+        return {}
+    try:
+        headers = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
 
 def error_payload(error: GatewayError) -> bytes:
@@ -213,23 +236,26 @@ def frame_size(nc: Client, frame_bytes: int = DEFAULT_FRAME_BYTES) -> int:
 
 
 async def send_reply(nc: Client, inbox: str, body: bytes, status: int = 200, *,
-                     frame_bytes: int = DEFAULT_FRAME_BYTES, usage: CallUsage | None = None) -> None:
+                     frame_bytes: int = DEFAULT_FRAME_BYTES, usage: CallUsage | None = None,
+                     client: Mapping[str, str] | None = None) -> None:
     """A whole answer: one `reply` frame, or `part` frames then a `reply` frame when it is
     larger than one frame carries (frames from one connection arrive in order)."""
     body = redact_content(body)  # an echoed key stops here
     size = frame_size(nc, frame_bytes)
     if len(body) <= size:  # the hot path: one message, as ever
-        await nc.publish(inbox, body, headers=reply_headers(status, usage))
+        await nc.publish(inbox, body, headers=reply_headers(status, usage, client))
         return
     view = memoryview(body)
     last = (len(body) - 1) // size * size
     for start in range(0, last, size):
         await nc.publish(inbox, bytes(view[start:start + size]), headers=_PART_HEADERS)
-    await nc.publish(inbox, bytes(view[last:]), headers=reply_headers(status, usage))
+    await nc.publish(inbox, bytes(view[last:]), headers=reply_headers(status, usage, client))
 
 
-async def send_chunk(nc: Client, inbox: str, chunk: bytes) -> None:
-    await nc.publish(inbox, redact_content(chunk), headers=CHUNK_HEADERS)
+async def send_chunk(nc: Client, inbox: str, chunk: bytes, client: Mapping[str, str] | None = None) -> None:
+    """`client`: on a stream's first chunk, the upstream's headers the client gets."""
+    headers = {**CHUNK_HEADERS, NATIVE_HEADERS_HEADER: _client_headers_value(client)} if client else CHUNK_HEADERS
+    await nc.publish(inbox, redact_content(chunk), headers=headers)
 
 
 async def send_end(nc: Client, inbox: str, usage: CallUsage | None = None) -> None:

@@ -25,7 +25,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,6 +45,7 @@ from shared.protocol import (
     Frame,
     UsageQuery,
     UsageReport,
+    client_headers,
     error_of,
     frame_of,
     joined,
@@ -66,6 +67,7 @@ NOTHING_USED = CallUsage()
 class Reply:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # the upstream's that the client gets
 
 
 class _Resend(Exception):
@@ -154,7 +156,7 @@ class PipelineClient:
             self._inboxes.close(inbox)
             if watch is not None:
                 watch.cancel()
-        return Reply(status_of(msg), joined(parts, msg.data))
+        return Reply(status_of(msg), joined(parts, msg.data), client_headers(msg))
 
     async def open_stream(self, call: Call, settle: Settle | None = None) -> FrameStream:
         """Start a streamed call; returns once the first content frame is in (errors raise here).

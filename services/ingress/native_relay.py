@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import orjson
 from fastapi.responses import StreamingResponse
 from nats.aio.msg import Msg
 from starlette.types import Receive, Scope, Send
@@ -17,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from services.ingress.audit import RequestAudit
 from services.ingress.frames import FrameStream
 from shared.errors import ClientClosed, GatewayError
-from shared.protocol import NATIVE_HEADERS_HEADER, Frame, error_of, frame_of, status_of
+from shared.protocol import Frame, client_headers, error_of, frame_of, status_of
 
 
 def _client_closed() -> GatewayError:
@@ -26,13 +25,7 @@ def _client_closed() -> GatewayError:
 
 def head_of(first: Msg) -> tuple[int, dict[str, str]]:
     """The upstream's status and the response headers the client gets, from the first frame."""
-    raw = first.headers.get(NATIVE_HEADERS_HEADER) if first.headers else None
-    try:
-        headers = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError:
-        headers = {}
-    clean = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
-    return status_of(first), clean
+    return status_of(first), client_headers(first)
 
 
 async def native_bytes(stream: FrameStream, audit: RequestAudit, status: int) -> AsyncIterator[bytes]:

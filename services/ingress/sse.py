@@ -10,7 +10,7 @@ from starlette.types import Receive, Scope, Send
 from services.ingress.audit import RequestAudit
 from services.ingress.frames import FrameStream
 from shared.errors import ClientClosed, GatewayError
-from shared.protocol import Frame, error_of, frame_of
+from shared.protocol import Frame, client_headers, error_of, frame_of
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -53,7 +53,9 @@ class SseResponse(StreamingResponse):
     first byte was sent (then the body generator never starts and its clean-up never runs)."""
 
     def __init__(self, stream: FrameStream, audit: RequestAudit) -> None:
-        super().__init__(sse_events(stream, audit), media_type="text/event-stream", headers=SSE_HEADERS)
+        # the upstream's rate-limit and processing headers, from the stream's first chunk
+        super().__init__(sse_events(stream, audit), media_type="text/event-stream",
+                         headers={**client_headers(stream.first), **SSE_HEADERS})
         self._stream = stream
         self._audit = audit
 

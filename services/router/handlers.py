@@ -164,6 +164,7 @@ class RouterWorker:
             latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts,
             units=spec.units(body, usage) if spec is not None else Decimal(0))
         await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes,
+                         client=answer.completion.headers,
                          usage=call_usage(event))
         self._publisher.emit(event)
 

@@ -123,7 +123,7 @@ async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target
         while True:
             tally.add(chunk)
             if envelope.include_usage or not chunk.usage_only:
-                await send_chunk(nc, inbox, chunk.raw)
+                await send_chunk(nc, inbox, chunk.raw, chunk.headers)
             following = await _next_chunk(opened.rest, cancelled)
             if following is None:
                 break

@@ -400,8 +400,16 @@ def _answers_tool_result(body: p.Json) -> bool:
         and messages[-1].get("role") == "tool"
 
 
+RATE_LIMIT_HEADERS = {  # as OpenAI sends them (API reference, "Rate limits")
+    "x-ratelimit-limit-requests": "10000", "x-ratelimit-limit-tokens": "30000000",
+    "x-ratelimit-remaining-requests": "9999", "x-ratelimit-remaining-tokens": "29999945",
+    "x-ratelimit-reset-requests": "6ms", "x-ratelimit-reset-tokens": "0s",
+}
+
+
 def _openai_headers() -> dict[str, str]:
-    return {"x-request-id": p.request_id(), "openai-processing-ms": "1", "openai-version": "2020-10-01"}
+    return {"x-request-id": p.request_id(), "openai-processing-ms": "1", "openai-version": "2020-10-01",
+            **RATE_LIMIT_HEADERS}
 
 
 def _json(status: int, body: p.Json, extra_headers: dict[str, str] | None = None) -> JSONResponse:

@@ -151,7 +151,7 @@ async def chat_completions(request: Request, principal: ChatKey, state: State) -
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
+    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)
 
 
 @router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
@@ -168,7 +168,7 @@ async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
+    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)
 
 
 def _model_object(name: str, owned_by: str, created: int) -> dict[str, object]:

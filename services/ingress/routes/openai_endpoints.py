@@ -48,7 +48,7 @@ async def answered(request: Request, state: IngressState, audit: RequestAudit, e
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type=media_type), ticket)
+    return limited(Response(reply.body, status_code=reply.status, media_type=media_type, headers=reply.headers), ticket)
 
 
 def default_model(state: IngressState, principal: Principal, mode: str, param: str = "model") -> str:
@@ -135,4 +135,4 @@ async def completions(request: Request, principal: ChatKey, state: State) -> Res
         ended(audit, error)
         raise
     audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
+    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)

@@ -80,7 +80,8 @@ async def create_response(request: Request, principal: ChatKey, state: State) ->
         reply = await state.pipeline.call(call, settle=ticket.settle)
         if reply.status != 200:
             audit.completed(reply.status)
-            return limited(Response(reply.body, status_code=reply.status, media_type="application/json"), ticket)
+            return limited(Response(reply.body, status_code=reply.status, media_type="application/json",
+                                    headers=reply.headers), ticket)
         response = response_of(base, reply.body)
     except GatewayError as error:
         if error.code in DENIALS:

@@ -68,6 +68,8 @@ class Completion:
 
     raw: bytes
     usage: Usage | None
+    # the upstream's response headers the client gets (rate limits, processing time)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class Chunk:
     usage: Usage | None = None
     text: str = ""
     usage_only: bool = False
+    headers: Mapping[str, str] | None = None  # on a stream's first chunk: as Completion.headers
 
 
 def count_of(usage: dict[str, Any], name: str) -> int:

@@ -3,7 +3,8 @@ client's OpenAI body is translated (request.py), the answer and its stream event
 translated back (response.py, stream.py), failures are mapped (errors.py)."""
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from services.router.providers.anthropic.stream import StreamTranslator
 from services.router.providers.base import ChatCall, Chunk, Completion, EmbeddingsCall, NativeAccess, Provider
 from services.router.sse import read_sse
 from shared.errors import GatewayError, UpstreamError
+from shared.native import upstream_info_headers
 from shared.secrets import resolve_secret
 
 
@@ -49,7 +51,7 @@ class AnthropicProvider(Provider[AnthropicConfig]):
             raise error_from_response(self.name, response.status, response.content, response.headers)
         message = self._parse(response.content)
         raw, usage = chat_completion(message, call.model)
-        return Completion(raw, usage)
+        return Completion(raw, usage, upstream_info_headers(response.headers))
 
     async def chat_stream(self, call: ChatCall) -> AsyncGenerator[Chunk, None]:
         payload = self._payload(call, stream=True)
@@ -57,8 +59,11 @@ class AnthropicProvider(Provider[AnthropicConfig]):
         async with self.http.stream(self.name, self._url, payload, self._headers, self._timeouts) as response:
             if response.status >= 400:
                 raise error_from_response(self.name, response.status, await response.read(), response.headers)
+            info: Mapping[str, str] | None = upstream_info_headers(response.headers)
             async for event in read_sse(response.lines()):
                 for chunk in translator.feed(self._parse(event.data.encode())):
+                    if info is not None:  # the first chunk carries the upstream's rate limits
+                        chunk, info = replace(chunk, headers=info), None
                     yield chunk
                 if translator.done:
                     return

@@ -25,6 +25,7 @@ from services.router.providers.openai.errors import error_from_response, error_m
 from services.router.providers.openai.multipart import with_field
 from services.router.sse import read_sse
 from shared.errors import UpstreamError
+from shared.native import upstream_info_headers
 from shared.openai_types import Usage
 from shared.secrets import resolve_secret
 
@@ -121,16 +122,17 @@ class OpenAIWire(Provider[C]):
         response = await self.http.post(self.name, self.url(path, model), content, headers, self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
+        info = upstream_info_headers(response.headers)
         if not response.headers.get("content-type", "application/json").startswith("application/json"):
-            return Completion(response.content, None)  # audio, a transcript as text: relayed, no usage in it
+            return Completion(response.content, None, info)  # audio, a transcript as text: relayed, no usage in it
         if len(response.content) > WHOLE_PARSE_BYTES:
-            return Completion(response.content, tail_usage(response.content))
+            return Completion(response.content, tail_usage(response.content), info)
         try:
             answer = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"provider {self.name} returned a body that is not JSON", retryable=True) from None
         usage = answer.get("usage") if isinstance(answer, dict) else None
-        return Completion(response.content, _usage(usage))
+        return Completion(response.content, _usage(usage), info)
 
     def _body(self, call: ChatCall) -> dict[str, Any]:
         """The client's body for this upstream: the deployment's model name, and without the
@@ -181,6 +183,7 @@ class OpenAIWire(Provider[C]):
                                     await self.auth_headers(), self._timeouts) as response:
             if response.status >= 400:
                 raise error_from_response(self.name, response.status, await response.read(), response.headers)
+            info: Mapping[str, str] | None = upstream_info_headers(response.headers)
             async for event in read_sse(response.lines()):
                 if event.data == "[DONE]":
                     return
@@ -196,7 +199,8 @@ class OpenAIWire(Provider[C]):
                     del parsed["usage"]
                     raw = orjson.dumps(parsed)
                 yield Chunk(raw, usage, text_of(parsed),
-                            usage_only=usage is not None and not parsed.get("choices"))
+                            usage_only=usage is not None and not parsed.get("choices"), headers=info)
+                info = None  # the first chunk carries them
 
 
 class OpenAIProvider(OpenAIWire[OpenAIConfig]):

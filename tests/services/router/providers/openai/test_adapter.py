@@ -13,7 +13,7 @@ from services.router.http_client import UpstreamHttp
 from services.router.providers.base import ChatCall, EmbeddingsCall
 from services.router.providers.openai import OpenAIConfig, OpenAIProvider, payloads
 from shared.errors import GatewayError
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import RATE_LIMIT_HEADERS, FakeOpenAI
 
 KEY = "sk-router-adapter-test-key-0123456789"
 KEY_ENV = "JETGATE_TEST_ROUTER_UPSTREAM_KEY"
@@ -171,3 +171,13 @@ async def test_hanging_upstream_times_out_as_504(provider, fake: FakeOpenAI, htt
     ):
         error = await _error(call)
         assert (error.status, error.retryable, error.code) == (504, True, "upstream_timeout")
+
+
+async def test_the_upstreams_rate_limit_and_processing_headers_come_with_the_answer(provider) -> None:
+    done = await provider.chat(ChatCall({"messages": MESSAGES}, "gpt-4o-mini"))
+    assert done.headers["x-ratelimit-remaining-requests"] == RATE_LIMIT_HEADERS["x-ratelimit-remaining-requests"]
+    assert done.headers["openai-processing-ms"] == "1"
+    assert "x-request-id" not in done.headers and "openai-version" not in done.headers  # the gateway's own answer
+    chunks = [chunk async for chunk in provider.chat_stream(ChatCall({"messages": MESSAGES}, "gpt-4o-mini"))]
+    assert chunks[0].headers is not None and chunks[0].headers["x-ratelimit-limit-tokens"] == "30000000"
+    assert all(chunk.headers is None for chunk in chunks[1:])  # once, with the first chunk
