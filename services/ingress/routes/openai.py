@@ -132,6 +132,22 @@ def ended(audit: RequestAudit, error: BaseException) -> None:
         audit.failed(error)
 
 
+async def served(request: Request, state: IngressState, audit: RequestAudit, call: Call, ticket: Ticket,
+                 media_type: str = "application/json") -> Response:
+    """An admitted call through the pipeline, as SSE when it streams, else as one answer;
+    recorded, its limits settled (a bus outage past its wait is cut by the pipeline client)."""
+    try:
+        if call.envelope.stream:
+            return limited(SseResponse(await state.pipeline.open_stream(call, ticket.settle), audit), ticket)
+        reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
+    except Exception as error:
+        ended(audit, error)
+        raise
+    audit.completed(reply.status)
+    return limited(Response(reply.body, status_code=reply.status, media_type=media_type, headers=reply.headers),
+                   ticket)
+
+
 @router.post("/chat/completions", openapi_extra=body_of(ChatCompletionRequest))
 async def chat_completions(request: Request, principal: ChatKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
@@ -142,16 +158,7 @@ async def chat_completions(request: Request, principal: ChatKey, state: State) -
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     call = new_call(state, principal, audit.request_id, Endpoint.CHAT, parsed.model, raw, stream=stream,
                     include_usage=include_usage)
-    try:
-        with state.bus.call():  # a bus outage past its wait ends the call with 503
-            if stream:
-                return limited(SseResponse(await state.pipeline.open_stream(call, ticket.settle), audit), ticket)
-            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
-    except Exception as error:
-        ended(audit, error)
-        raise
-    audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)
+    return await served(request, state, audit, call, ticket)
 
 
 @router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
@@ -161,14 +168,7 @@ async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -
     audit.model = parsed.model
     ticket = await admit(state, audit, parsed.model, Endpoint.EMBEDDINGS, json_of(raw))
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
-    try:
-        with state.bus.call():
-            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
-    except Exception as error:
-        ended(audit, error)
-        raise
-    audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)
+    return await served(request, state, audit, call, ticket)
 
 
 def _model_object(name: str, owned_by: str, created: int) -> dict[str, object]:

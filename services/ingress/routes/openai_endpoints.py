@@ -16,8 +16,7 @@ from services.ingress.body import read_body
 from services.ingress.multipart_form import read_form
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import MODE_OF, visible_models
-from services.ingress.routes.openai import admit, client_gone, ended, json_of, limited, new_call, read_validated
-from services.ingress.sse import SseResponse
+from services.ingress.routes.openai import admit, json_of, new_call, read_validated, served
 from services.ingress.state import IngressState, State, request_id_of
 from services.ingress.validation_errors import invalid_request
 from shared.errors import GatewayError, InvalidRequest
@@ -41,14 +40,7 @@ async def answered(request: Request, state: IngressState, audit: RequestAudit, e
     ticket = await admit(state, audit, model, endpoint, json_of(raw) if native is None else dict)
     call = new_call(state, audit.principal, audit.request_id, endpoint, model, raw)
     call.envelope.native = native
-    try:
-        with state.bus.call():
-            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
-    except Exception as error:
-        ended(audit, error)
-        raise
-    audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type=media_type, headers=reply.headers), ticket)
+    return await served(request, state, audit, call, ticket, media_type)
 
 
 def default_model(state: IngressState, principal: Principal, mode: str, param: str = "model") -> str:
@@ -126,13 +118,4 @@ async def completions(request: Request, principal: ChatKey, state: State) -> Res
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
     call = new_call(state, principal, audit.request_id, Endpoint.COMPLETIONS, parsed.model, raw, stream=stream,
                     include_usage=include_usage)
-    try:
-        with state.bus.call():
-            if stream:
-                return limited(SseResponse(await state.pipeline.open_stream(call, ticket.settle), audit), ticket)
-            reply = await state.pipeline.call(call, client_gone(request), ticket.settle)
-    except Exception as error:
-        ended(audit, error)
-        raise
-    audit.completed(reply.status)
-    return limited(Response(reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers), ticket)
+    return await served(request, state, audit, call, ticket)

@@ -106,8 +106,7 @@ async def passthrough(provider: str, request: Request, principal: PassthroughKey
         stages=list(state.pipelines[Endpoint.PASSTHROUGH]),
         native=NativeRequest(method=request.method, path=path, query=query, headers=headers))
     try:
-        with state.bus.call():
-            stream = await state.pipeline.open_stream(Call(envelope, raw), ticket.settle)
+        stream = await state.pipeline.open_stream(Call(envelope, raw), ticket.settle)
     except Exception as error:
         ended(audit, error)
         raise
