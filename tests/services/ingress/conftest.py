@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from shared.bus import connect
 from shared.events import Principal
 from shared.pipeline import Endpoint, Stage
 from shared.protocol import Call, CallEnvelope, Route, Target
@@ -28,3 +30,11 @@ async def stand_in(nc: Client, subject: str, answer: Callable[[Msg], Awaitable[N
 
     await nc.subscribe(subject, cb=on_msg)
     await nc.flush()
+
+
+@pytest.fixture
+async def worker_nc(nats_url: str) -> AsyncIterator[Client]:
+    """The stand-in stage's own connection: its subscriptions end with the test."""
+    client = await connect(nats_url, "ingress-tests-worker")
+    yield client
+    await client.close()
