@@ -37,13 +37,11 @@ what the gateway sent. Token counts are deterministic: see `tests.fakes.payloads
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from email.parser import BytesParser
 from typing import Any
 
 import orjson
@@ -55,6 +53,7 @@ from starlette.routing import Route
 from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
 from shared.openai_audio import SPEECH_MEDIA_TYPES
+from tests.fakes.multipart import form_fields
 from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
@@ -348,7 +347,7 @@ class FakeOpenAI:
         _, early = await self._receive(request)
         if early is not None:
             return early
-        form = _form(await request.body(), request.headers.get("content-type", ""))
+        form = form_fields(await request.body(), request.headers.get("content-type", ""))
         if form is None or "file" not in form or not form.get("model"):
             return _json(400, p.invalid_request("'file' and 'model' are required", "file"))
         with self._lock:
@@ -375,23 +374,6 @@ class FakeOpenAI:
     async def _not_found(self, request: Request) -> Response:
         _, early = await self._receive(request)
         return early or _json(404, p.invalid_url(request.method, request.url.path))
-
-
-def _form(raw: bytes, content_type: str) -> dict[str, bytes] | None:
-    """A multipart/form-data body's fields (files too) by name; None when it is not one."""
-    if not content_type.startswith("multipart/form-data"):
-        return None
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + raw)
-    if not message.is_multipart():
-        return None
-    fields: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = payload
-    return fields
 
 
 def _answers_tool_result(body: p.Json) -> bool:
