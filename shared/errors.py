@@ -51,12 +51,15 @@ class GatewayError(Exception):
 
     def __init__(self, message: str, *, status: int | None = None, type: str | None = None,
                  code: str | None = None, param: str | None = None, retryable: bool | None = None,
-                 retry_after: str | None = None) -> None:
+                 retry_after: str | None = None, headers: dict[str, str] | None = None) -> None:
         message = redact_secrets(message)
         super().__init__(message)
         self.message = message
         self.param = _redacted(param)
         self.retry_after = retry_after
+        # response headers the client gets with this error at the ingress (e.g. a refusal's
+        # x-ratelimit-*); they do not travel in error frames
+        self.headers = headers or {}
         if status is not None:
             self.status = status
         if type is not None:

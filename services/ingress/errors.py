@@ -1,5 +1,6 @@
 """Where a GatewayError becomes HTTP: every error leaves the ingress in OpenAI's shape,
-with its status and, for 429 and 503, `Retry-After`."""
+with its status, its own headers (a rate-limit refusal's `x-ratelimit-*`) and, for 429
+and 503, `Retry-After`."""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,10 @@ DEFAULT_RETRY_AFTER = {429: "1"}
 
 def error_headers(error: GatewayError) -> dict[str, str]:
     retry_after = error.retry_after or DEFAULT_RETRY_AFTER.get(error.status)
-    return {"retry-after": retry_after} if retry_after else {}
+    headers = dict(error.headers)
+    if retry_after:
+        headers["retry-after"] = retry_after
+    return headers
 
 
 def error_response(error: GatewayError) -> Response:

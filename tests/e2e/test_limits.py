@@ -97,6 +97,8 @@ def test_rpm_holds_across_four_replicas(gateway: Gateway, replicas: list[str]) -
     error = refused[0].json()["error"]
     assert error["code"] == "rate_limit_exceeded" and "requests per min" in error["message"]
     assert 1 <= int(refused[0].headers["retry-after"]) <= 60
+    assert refused[0].headers["x-ratelimit-limit-requests"] == "100"
+    assert refused[0].headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def _remaining_tokens(response: httpx.Response) -> int:
@@ -202,7 +204,7 @@ def test_messages_and_responses_pass_the_same_admission(gateway: Gateway) -> Non
     assert message.status_code == 200 and message.headers["x-ratelimit-remaining-requests"] == "1"
     assert response.status_code == 200 and response.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"  # Anthropic's shape
-    assert refused.headers["retry-after"]
+    assert refused.headers["retry-after"] and refused.headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def test_a_budget_set_later_counts_what_was_spent_before(gateway: Gateway) -> None:

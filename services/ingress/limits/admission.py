@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.ingress.limits.allowance import Allowance, Refusal, Seed, calendar_period, rate_period
-from services.ingress.limits.headers import BUDGET_WARNING_HEADER, rate_headers, retry_after
+from services.ingress.limits.headers import BUDGET_WARNING_HEADER, rate_headers, refusal_headers, retry_after
 from services.ingress.limits.store import LimitStore, StoreUnavailable, key_token
 from services.ingress.limits.windows import FOREVER
 from shared.errors import InsufficientQuota, LimitsUnavailable, RateLimited
@@ -345,8 +345,11 @@ def _refused(need: Need, refusal: Refusal) -> RateLimited | InsufficientQuota:
             f"You exceeded your current quota: the budget of {level} (${need.level.limits.max_budget}) "
             f"has ${max(Decimal(0), Decimal(refusal.limit) / UNITS_PER_USD - spent):.6f} left, and this request "
             f"may cost up to ${Decimal(need.units) / UNITS_PER_USD:.6f}.", retry_after=wait)
-    unit = "requests per min (RPM)" if need.metric is Metric.REQUESTS else "tokens per min (TPM)"
+    requests = need.metric is Metric.REQUESTS
+    unit = "requests per min (RPM)" if requests else "tokens per min (TPM)"
     return RateLimited(
         f"Rate limit reached for {level} on {unit}: Limit {refusal.limit}, Used {refusal.used}, "
-        f"Requested {need.units}. Please try again in {wait}s.", retry_after=wait)
+        f"Requested {need.units}. Please try again in {wait}s.", retry_after=wait,
+        headers=refusal_headers("requests" if requests else "tokens", refusal.limit, refusal.used,
+                                refusal.retry_after_s))
 

@@ -4,7 +4,8 @@
 `-tokens`, for the level on the request's path with the least left (the one that refuses
 first); `remaining` is what this replica can see (the shared remainder and its own
 allowance), `reset` the time until that level's window ends. Absent when no level sets
-that limit. `x-jetgate-budget-warning` names the levels past their warning share
+that limit. A refusal (429 `rate_limit_exceeded`) carries them for the level that
+refused (`refusal_headers`). `x-jetgate-budget-warning` names the levels past their warning share
 (`org:acme, key:k1`).
 """
 from __future__ import annotations
@@ -29,6 +30,13 @@ def rate_headers(kind: str, allowances: list[Allowance], now: float) -> dict[str
         names[1]: str(tightest.remaining()),
         names[2]: reset_text(end - now if end != math.inf else math.inf),
     }
+
+
+def refusal_headers(kind: str, limit: int, used: int, reset_s: float) -> dict[str, str]:
+    """The same headers on a 429: the refusing level's limit, what it has left (less than
+    the request needed) and the time until its window ends."""
+    names = _NAMES[kind]
+    return {names[0]: str(limit), names[1]: str(max(0, limit - used)), names[2]: reset_text(reset_s)}
 
 
 def retry_after(seconds: float) -> str:

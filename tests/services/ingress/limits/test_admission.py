@@ -58,6 +58,10 @@ async def test_the_tightest_level_decides_and_every_level_counts(replicas: list[
     assert refused.value.status == 429 and refused.value.code == "rate_limit_exceeded"
     assert refused.value.retry_after is not None and 1 <= int(refused.value.retry_after) <= 60
     assert "org" in refused.value.message
+    # the refusal names the level that refused (the org's 3), with nothing left
+    assert refused.value.headers["x-ratelimit-limit-requests"] == "3"
+    assert refused.value.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.value.headers["x-ratelimit-reset-requests"].endswith("s")
     # the key's own limit saw the three requests admitted, not the refused one
     key_counter = next(a for key, a in lim._allowances.items() if key.startswith("rpm.key."))
     assert key_counter.granted - key_counter.local == 3

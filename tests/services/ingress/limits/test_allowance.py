@@ -19,7 +19,9 @@ async def _taker(allowance: Allowance, store: LimitStore, limit: int, need: int,
             taken.append(need)
             return
         refusal = await allowance.lease(store, need, limit, 0.1)
-        if isinstance(refusal, Refusal):
+        # a refusal for what is left is final; one for losing every compare-and-set race
+        # (the limit had room) is asked again, as admission's rounds do
+        if isinstance(refusal, Refusal) and refusal.used + need - allowance.local > refusal.limit:
             return
 
 
