@@ -23,12 +23,16 @@ def has_scope(principal: Principal, scope: Scope) -> bool:
     return scope in effective_scopes(principal.role, principal.scopes)
 
 
+def check_scope(principal: Principal, scope: Scope) -> Principal:
+    if not has_scope(principal, scope):
+        raise PermissionDenied(f"This API key lacks the `{scope.value}` scope this endpoint needs.",
+                               code="scope_required")
+    return principal
+
+
 def requires_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     async def scoped(principal: CurrentKey) -> Principal:
-        if not has_scope(principal, scope):
-            raise PermissionDenied(f"This API key lacks the `{scope.value}` scope this endpoint needs.",
-                                   code="scope_required")
-        return principal
+        return check_scope(principal, scope)
 
     return scoped
 

@@ -17,6 +17,7 @@ from services.ingress.cors import install_cors
 from services.ingress.edge import EdgeMiddleware
 from services.ingress.errors import install_error_handlers
 from services.ingress.event_feed.hub import EventFeeds
+from services.ingress.hot_lane import HotLane
 from services.ingress.keycache import KeyCache
 from services.ingress.last_used import LastUsed
 from services.ingress.limits.admission import Limiter
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(HotLane, lanes=openai.LANES)  # innermost: inside CORS and the edge
     install_cors(app, settings.ingress)  # inside the edge: preflights get a request id and are counted
     app.add_middleware(EdgeMiddleware)
     app.include_router(openai.router)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from services.ingress.access import ChatKey, EmbeddingsKey
 from services.ingress.audit import RequestAudit
 from services.ingress.body import parse_body, read_body
+from services.ingress.hot_lane import Lane
 from services.ingress.limits.admission import Ticket
 from services.ingress.openapi import V1_ERRORS, body_of, errors
 from services.ingress.policy import resolve_model, visible_models
@@ -35,8 +36,10 @@ from shared.ids import uuid7
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.pipeline import Endpoint
 from shared.protocol import Call, CallEnvelope
+from shared.tenancy import Scope
 
 router = APIRouter(prefix="/v1", responses=errors(*V1_ERRORS))
+CHAT_PATH, EMBEDDINGS_PATH = "/chat/completions", "/embeddings"
 
 DENIALS = ("guardrail_blocked",)  # pipeline refusals recorded as `request.denied`, not failures
 
@@ -148,7 +151,7 @@ async def served(request: Request, state: IngressState, audit: RequestAudit, cal
                    ticket)
 
 
-@router.post("/chat/completions", openapi_extra=body_of(ChatCompletionRequest))
+@router.post(CHAT_PATH, openapi_extra=body_of(ChatCompletionRequest))
 async def chat_completions(request: Request, principal: ChatKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, ChatCompletionRequest, audit)
@@ -161,7 +164,7 @@ async def chat_completions(request: Request, principal: ChatKey, state: State) -
     return await served(request, state, audit, call, ticket)
 
 
-@router.post("/embeddings", openapi_extra=body_of(EmbeddingsRequest))
+@router.post(EMBEDDINGS_PATH, openapi_extra=body_of(EmbeddingsRequest))
 async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -> Response:
     audit = RequestAudit(state.events, principal, request_id_of(request), request.url.path)
     raw, parsed = await read_validated(request, state, EmbeddingsRequest, audit)
@@ -169,6 +172,11 @@ async def embeddings(request: Request, principal: EmbeddingsKey, state: State) -
     ticket = await admit(state, audit, parsed.model, Endpoint.EMBEDDINGS, json_of(raw))
     call = new_call(state, principal, audit.request_id, Endpoint.EMBEDDINGS, parsed.model, raw)
     return await served(request, state, audit, call, ticket)
+
+
+# the two calls that carry the traffic, served past FastAPI's routing (services/ingress/hot_lane.py)
+LANES = (Lane(router.prefix + CHAT_PATH, Scope.CHAT, chat_completions),
+         Lane(router.prefix + EMBEDDINGS_PATH, Scope.EMBEDDINGS, embeddings))
 
 
 def _model_object(name: str, owned_by: str, created: int) -> dict[str, object]:
