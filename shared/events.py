@@ -57,8 +57,8 @@ class UsageData(BaseModel):
     model: str
     provider: str | None = None
     deployment_model: str | None = None
-    endpoint: Literal["chat", "embeddings", "passthrough", "completions", "moderations", "images", "transcriptions",
-                      "speech"] = "chat"
+    endpoint: Literal["chat", "responses", "embeddings", "passthrough", "completions", "moderations", "images",
+                      "transcriptions", "speech"] = "chat"
     stream: bool = False
     status: Literal["ok", "error", "cancelled"] = "ok"
     usage_source: Literal["upstream", "estimated", "none"] = "upstream"

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 class Endpoint(StrEnum):
     CHAT = "chat"
+    RESPONSES = "responses"  # /v1/responses: natively where the provider has it, else translated to chat
     EMBEDDINGS = "embeddings"
     PASSTHROUGH = "passthrough"  # /p/{provider}/...: the provider's native API (shared/native.py)
     COMPLETIONS = "completions"  # the legacy /v1/completions
@@ -28,6 +29,7 @@ class Stage(StrEnum):
 
 PIPELINES: dict[Endpoint, tuple[Stage, ...]] = {
     Endpoint.CHAT: (Stage.GUARDRAILS, Stage.ROUTER),
+    Endpoint.RESPONSES: (Stage.GUARDRAILS, Stage.ROUTER),
     Endpoint.EMBEDDINGS: (Stage.GUARDRAILS, Stage.ROUTER),
     # guardrails cannot read formats they do not know: a pass-through call skips them
     Endpoint.PASSTHROUGH: (Stage.ROUTER,),

@@ -23,6 +23,18 @@ def estimate_prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
     return sum(3 + estimate_text_tokens(_content_text(m.get("content"))) for m in messages) + 3
 
 
+def estimate_responses_tokens(instructions: Any, items: Any) -> int:
+    """A Responses API request's input: `instructions`, then `input` (a string, or items:
+    messages by their content, function calls by their arguments, results by their output)."""
+    messages: list[dict[str, Any]] = [{"content": instructions}] if isinstance(instructions, str) else []
+    if isinstance(items, str):
+        messages.append({"content": items})
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            messages.append({"content": item.get("content", item.get("arguments", item.get("output")))})
+    return estimate_prompt_tokens(messages)
+
+
 def estimate_input_tokens(value: Any) -> int:
     if isinstance(value, str):
         return estimate_text_tokens(value)

@@ -25,7 +25,12 @@ from shared.events import CorrectionData, UsageCorrection, UsageData, UsageEvent
 from shared.openai_types import Usage
 from shared.pipeline import Endpoint
 from shared.protocol import CallEnvelope, CallUsage
-from shared.tokens import estimate_input_tokens, estimate_prompt_tokens, estimate_text_tokens
+from shared.tokens import (
+    estimate_input_tokens,
+    estimate_prompt_tokens,
+    estimate_responses_tokens,
+    estimate_text_tokens,
+)
 
 Status = Literal["ok", "error", "cancelled"]
 UsageSource = Literal["upstream", "estimated", "none"]
@@ -80,6 +85,8 @@ def estimated_usage(endpoint: Endpoint, body: dict[str, Any], completion_text: s
         prompt = estimate_input_tokens(body.get("input"))
     elif endpoint is Endpoint.COMPLETIONS:
         prompt = estimate_input_tokens(body.get("prompt"))
+    elif endpoint is Endpoint.RESPONSES:
+        prompt = estimate_responses_tokens(body.get("instructions"), body.get("input"))
     else:
         prompt = estimate_prompt_tokens(body.get("messages") or [])
     completion = estimate_text_tokens(completion_text)

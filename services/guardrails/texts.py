@@ -11,6 +11,11 @@ assistant `tool_calls[].function` name and arguments, and the older `function_ca
 Images, audio and files are not text and pass untouched.
 
 Embeddings (`input`): a string or a list of strings; token arrays are not text.
+
+Responses (the whole body): `instructions`, and `input` (a string, or items: a message's
+string content or the text of its `input_text` / `output_text` / `refusal` parts; a
+`function_call`'s name and arguments; a `function_call_output`'s output, string or parts).
+Items of other types (reasoning, references, built-in tools' calls) hold no text to check.
 """
 from __future__ import annotations
 
@@ -20,8 +25,8 @@ from typing import Any
 Change = Callable[[str], str]
 Walk = Callable[[Any, Change], Any]
 
-# content part type -> the field holding its text
-_TEXT_PARTS = {"text": "text", "refusal": "refusal"}
+# content part type -> the field holding its text (chat's parts, then the Responses API's)
+_TEXT_PARTS = {"text": "text", "refusal": "refusal", "input_text": "text", "output_text": "text"}
 _MESSAGE_TEXTS = ("name", "refusal")
 _FUNCTION_TEXTS = ("name", "arguments")
 
@@ -96,6 +101,43 @@ def walk_input(value: Any, change: Change) -> Any:
     if isinstance(value, list):
         return _list(value, lambda item: change(item) if isinstance(item, str) else item)
     return value
+
+
+def _content(holder: dict[str, Any], name: str, change: Change) -> dict[str, Any]:
+    """`holder` with its `name` (a string, or a list of content parts) changed."""
+    value = holder.get(name)
+    if isinstance(value, str):
+        return _fields(holder, (name,), change)
+    if isinstance(value, list):
+        parts = _list(value, lambda part: _part(part, change))
+        return holder if parts is value else {**holder, name: parts}
+    return holder
+
+
+def _response_item(item: Any, change: Change) -> Any:
+    if not isinstance(item, dict):
+        return item
+    kind = item.get("type", "message")
+    if kind == "message":
+        return _content(item, "content", change)
+    if kind == "function_call":
+        return _fields(item, _FUNCTION_TEXTS, change)
+    if kind == "function_call_output":
+        return _content(item, "output", change)
+    return item
+
+
+def walk_responses(body: Any, change: Change) -> Any:
+    """A Responses API body with the texts of its `instructions` and `input` changed."""
+    if not isinstance(body, dict):
+        return body
+    updated = _fields(body, ("instructions", "input"), change)
+    items = body.get("input")
+    if isinstance(items, list):
+        changed = _list(items, lambda item: _response_item(item, change))
+        if changed is not items:
+            updated = {**updated, "input": changed}
+    return updated
 
 
 def texts(document: Any, walk: Walk) -> list[str]:

@@ -25,7 +25,6 @@ from services.ingress.limits.spend import ledger_spend
 from services.ingress.limits.store import LimitStore, open_bucket
 from services.ingress.openapi import install_openapi
 from services.ingress.policy import pipelines_of, route_of
-from services.ingress.responses_api.request import ResponsesRequest
 from services.ingress.routes import admin, admin_tenants, anthropic, health, openai, openai_endpoints, passthrough, responses
 from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
@@ -36,6 +35,7 @@ from shared.openai_audio import SpeechRequest
 from shared.openai_completions import CompletionsRequest
 from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
+from shared.openai_responses import ResponsesRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
 from shared.protocol import KeyRevoked, TenancyChanged
 from shared.publisher import EventPublisher

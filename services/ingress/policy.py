@@ -11,8 +11,8 @@ from shared.events import Principal
 from shared.pipeline import Endpoint, Stage, stages_for
 from shared.protocol import Route, Target
 
-MODE_OF = {Endpoint.CHAT: "chat", Endpoint.EMBEDDINGS: "embedding", Endpoint.COMPLETIONS: "completion",
-           Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image",
+MODE_OF = {Endpoint.CHAT: "chat", Endpoint.RESPONSES: "chat", Endpoint.EMBEDDINGS: "embedding",
+           Endpoint.COMPLETIONS: "completion", Endpoint.MODERATIONS: "moderation", Endpoint.IMAGES: "image",
            Endpoint.SPEECH: "speech", Endpoint.TRANSCRIPTIONS: "transcription"}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,8 @@ from services.router.openai_endpoints import ENDPOINTS
 from services.router.passthrough import serve_passthrough
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
 from services.router.registry import ProviderRegistry, Target
-from services.router.relay import CallCancel, relay_stream
+from services.router.relay import CallCancel, Opener, relay_stream
+from services.router.responses.serve import events_from, response_from
 from services.router.usage import usage_event
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
@@ -41,6 +43,8 @@ from shared.subjects import ROUTER_CANCEL
 from shared.usage import call_usage, estimated_usage
 
 log = logging.getLogger(__name__)
+
+Attempt = Callable[[Target], Awaitable[Completion]]
 
 
 def _body(call: Call) -> dict[str, Any]:
@@ -70,11 +74,25 @@ class RouterWorker:
         if not envelope.stream:
             await self._complete(msg, call, targets, body)
             return
+        await self._relay(msg, call, targets, body)
+
+    async def on_responses(self, msg: Msg, call: Call) -> None:
+        """`/v1/responses`: each deployment natively or translated (services/router/responses/serve.py)."""
+        targets = self._registry.targets(call.envelope.route)
+        body = _body(call)
+        if not call.envelope.stream:
+            await self._complete(msg, call, targets, body, lambda target: response_from(target, body))
+            return
+        await self._relay(msg, call, targets, body, lambda target: events_from(target, body))
+
+    async def _relay(self, msg: Msg, call: Call, targets: tuple[Target, ...], body: dict[str, Any],
+                     open_: Opener | None = None) -> None:
         assert msg.reply
+        envelope = call.envelope
         cancelled = CallCancel()
         self._cancels[envelope.call_id] = cancelled
         try:
-            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled)
+            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled, open_)
         finally:
             self._cancels.pop(envelope.call_id, None)
         self._publisher.emit(event)
@@ -88,16 +106,8 @@ class RouterWorker:
         if not envelope.stream:
             await self._complete(msg, call, targets, body)
             return
-        assert msg.reply
-        cancelled = CallCancel()
-        self._cancels[envelope.call_id] = cancelled
-        try:
-            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled,
-                                       lambda target: target.provider.endpoint_stream(
-                                           spec.request(call, body, target.model)))
-        finally:
-            self._cancels.pop(envelope.call_id, None)
-        self._publisher.emit(event)
+        await self._relay(msg, call, targets, body,
+                          lambda target: target.provider.endpoint_stream(spec.request(call, body, target.model)))
 
     async def on_embeddings(self, msg: Msg, call: Call) -> None:
         await self._complete(msg, call, self._registry.targets(call.envelope.route), _body(call))
@@ -115,14 +125,16 @@ class RouterWorker:
         finally:
             self._cancels.pop(envelope.call_id, None)
 
-    async def _complete(self, msg: Msg, call: Call, targets: tuple[Target, ...], body: dict[str, Any]) -> None:
+    async def _complete(self, msg: Msg, call: Call, targets: tuple[Target, ...], body: dict[str, Any],
+                        attempt: Attempt | None = None) -> None:
+        """`attempt`: how one deployment is asked (by the call's endpoint unless told)."""
         assert msg.reply
         envelope = call.envelope
         started = time.perf_counter()
         embeddings = envelope.endpoint is Endpoint.EMBEDDINGS
         spec = ENDPOINTS.get(envelope.endpoint)
 
-        async def attempt(target: Target) -> Completion:
+        async def by_endpoint(target: Target) -> Completion:
             if spec is not None:
                 return await target.provider.endpoint_call(spec.request(call, body, target.model))
             if embeddings:
@@ -139,7 +151,7 @@ class RouterWorker:
         cancel = CallCancel(asyncio.current_task())
         self._cancels[envelope.call_id] = cancel
         try:
-            answer = await call_with_failover(targets, envelope.endpoint.value, attempt, before)
+            answer = await call_with_failover(targets, envelope.endpoint.value, attempt or by_endpoint, before)
         except RouteFailure as failure:
             self._publisher.emit(usage_event(
                 envelope, target=failure.target, usage=None, usage_source="none", status="error",
@@ -188,7 +200,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
     worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http)
-    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.EMBEDDINGS: worker.on_embeddings,
+    server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.RESPONSES: worker.on_responses,
+                                            Endpoint.EMBEDDINGS: worker.on_embeddings,
                                             Endpoint.PASSTHROUGH: worker.on_passthrough,
                                             **dict.fromkeys(ENDPOINTS, worker.on_endpoint)},
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)

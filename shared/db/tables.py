@@ -136,7 +136,10 @@ responses = Table(
     Column("key_id", String(40)),
     Column("model", String(200), nullable=False),
     Column("response", JSON().with_variant(JSONB, "postgresql"), nullable=False),
-    # the conversation without `instructions`, the answer included: the next turn's history
+    # the conversation without `instructions`, the answer included, as Responses API items:
+    # the next turn's history (services/ingress/responses_api/conversation.py)
+    Column("conversation", JSON().with_variant(JSONB, "postgresql")),
+    # rows from before 0006 hold it as chat messages here instead (newer ones: [])
     Column("messages", JSON().with_variant(JSONB, "postgresql"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -59,6 +59,9 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             # pass-through: an upstream that redirects elsewhere; a type that takes no pass-through
             {"name": "redirector", "type": "openai", "base_url": redirector.base_url, "api_key": "env:FAKE_UPSTREAM_KEY"},
             {"name": "local-mock", "type": "mock"},
+            # the same fake, said to serve the Responses API itself: /v1/responses goes there as sent
+            {"name": "native", "type": "openai", "base_url": fake.base_url, "api_key": "env:FAKE_UPSTREAM_KEY",
+             "native_responses": True},
         ],
         "models": [
             model("gpt-4o-mini", "gpt-4o-mini"),
@@ -95,6 +98,12 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             model("gemini-vertex", "gemini-2.5-pro", provider="vertex"),
             model("gemini-embedding", "gemini-embedding-001", provider="gemini", mode="embedding"),
             *(model(name, name, provider="echo") for name in ECHO_MODELS),
+            model("gpt-4o-native", "gpt-4o", provider="native"),
+            model("o4-native", "o4-mini", provider="native"),
+            model("native-stream-error", "stream-error", provider="native"),
+            model("native-failover", "fail-500", "gpt-4o", provider="native"),
+            {"name": "native-then-chat", "pricing": pricing,  # a native deployment fails: the next is translated
+             "deployments": [{"provider": "native", "model": "fail-503"}, {"provider": "fake", "model": "gpt-4o-mini"}]},
         ],
         "guardrails": {"enabled": True, "pii": {"email": "redact", "card": "redact"},
                        "rules": [{"name": "no-top-secret", "pattern": "(?i)top secret", "action": "block"}]},

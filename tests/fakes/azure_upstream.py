@@ -5,7 +5,9 @@ Azure's data plane is OpenAI's: the same bodies, at deployment URLs
 (`/openai/deployments/{deployment}/chat/completions?api-version=...`) or at `/openai/v1/...`,
 authenticated by an `api-key` header or an Entra ID bearer token. The answers are the fake
 OpenAI's (`FakeOpenAI`); this server adds the routes, the version check, the two ways to
-authenticate, and `POST /entra/token` (client credentials, form-encoded).
+authenticate, and `POST /entra/token` (client credentials, form-encoded). Its Responses
+API is not per deployment: `/openai/v1/responses`, or `/openai/responses?api-version=` from
+`RESPONSES_API_VERSION` (a preview) on, the deployment named in the body's `model`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from starlette.routing import Route
 from tests.fakes.openai_upstream import FakeOpenAI
 
 API_VERSION = "2024-10-21"
+RESPONSES_API_VERSION = "2025-04-01-preview"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -52,6 +55,8 @@ class FakeAzure(FakeOpenAI):
                   methods=["POST"]),
             Route("/openai/v1/chat/completions", self._v1_call(self._chat), methods=["POST"]),
             Route("/openai/v1/embeddings", self._v1_call(self._embeddings), methods=["POST"]),
+            Route("/openai/v1/responses", self._v1_call(self._responses), methods=["POST"]),
+            Route("/openai/responses", self._versioned_call(self._responses), methods=["POST"]),
             Route("/entra/token", self._token, methods=["POST"]),
         ])
 
@@ -73,6 +78,19 @@ class FakeAzure(FakeOpenAI):
                                                "endpoint. Make sure to provide a valid key for an active "
                                                "subscription and use a correct regional API endpoint for your "
                                                "resource.")
+            return await answer(request)
+
+        return call
+
+    def _versioned_call(self, answer: Handler) -> Handler:
+        """A route outside the deployments (`/openai/responses`), from a preview version on."""
+        async def call(request: Request) -> Response:
+            version = request.query_params.get("api-version")
+            self.api_versions.append(version)
+            if version != RESPONSES_API_VERSION:
+                return azure_error(404, "404", "Resource not found")
+            if not self._authorized(request):
+                return azure_error(401, "401", "Access denied due to invalid subscription key.")
             return await answer(request)
 
         return call

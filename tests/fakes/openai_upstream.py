@@ -15,6 +15,7 @@ gateway config can point different deployments at different behaviours:
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `slow`: sleeps `SLOW_S` (1.5 s) before a normal answer; `.slow_answered` counts those sent
+- `POST /v1/responses`: the Responses API (tests/fakes/openai_responses.py)
 - `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
   usage when asked for)
 - `POST /v1/audio/transcriptions`: a multipart upload (`.uploads`), its transcript (text,
@@ -54,6 +55,7 @@ from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
 from shared.openai_audio import SPEECH_MEDIA_TYPES
 from tests.fakes.multipart import form_fields
+from tests.fakes.openai_responses import ResponsesEndpoint
 from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
@@ -86,7 +88,7 @@ class RecordedRequest:
         return auth[7:] if auth.lower().startswith("bearer ") else None
 
 
-class FakeOpenAI:
+class FakeOpenAI(ResponsesEndpoint):
     """Start with `start()` (or `with FakeOpenAI() as fake:`); point clients at `.base_url`."""
 
     def __init__(self, *, expected_api_key: str | None = None, models: Sequence[str] = DEFAULT_MODELS,
@@ -165,6 +167,7 @@ class FakeOpenAI:
     def _app(self) -> Starlette:
         return Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/responses", self._responses, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             Route("/v1/completions", self._completions, methods=["POST"]),
             Route("/v1/moderations", self._moderations, methods=["POST"]),

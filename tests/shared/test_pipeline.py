@@ -19,7 +19,7 @@ def test_subjects_and_what_each_stage_serves() -> None:
     assert stage_subject(Stage.ROUTER, Endpoint.EMBEDDINGS) == "jetgate.rpc.router.embeddings"
     assert served_by(Stage.ROUTER) == tuple(Endpoint)
     # every text the upstream reads, but pass-through calls (formats guardrails do not know)
-    assert served_by(Stage.GUARDRAILS) == (Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COMPLETIONS,
-                                                 Endpoint.MODERATIONS, Endpoint.IMAGES, Endpoint.SPEECH)
+    assert served_by(Stage.GUARDRAILS) == (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.EMBEDDINGS,
+                                           Endpoint.COMPLETIONS, Endpoint.MODERATIONS, Endpoint.IMAGES, Endpoint.SPEECH)
     assert stages_for(Endpoint.PASSTHROUGH) == stages_for(Endpoint.TRANSCRIPTIONS) == (Stage.ROUTER,)
     assert stages_for(Endpoint.EMBEDDINGS) == (Stage.GUARDRAILS, Stage.ROUTER)

@@ -112,7 +112,7 @@ NO_LIMITS = Ticket(settled=True)
 
 
 def _output_bound(body: dict[str, Any], model_limit: int | None, default: int) -> int:
-    for name in ("max_completion_tokens", "max_tokens"):
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value

@@ -49,6 +49,16 @@ class EmbeddingsCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesCall:
+    """A Responses API call (`POST /responses`): the body as the ingress sent it (the client's,
+    earlier turns of `previous_response_id` expanded into `input`; fields the gateway does
+    not read pass through), and the upstream's model name."""
+
+    body: dict[str, Any]
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointCall:
     """A call to one of OpenAI's other endpoints (`/completions`, `/moderations`,
     `/images/generations`, `/audio/speech`, `/audio/transcriptions`): the path under the
@@ -148,6 +158,22 @@ class Provider(ABC, Generic[C]):
         """A streamed call of one of those (`/completions`); 400 (at the first chunk) where not offered."""
         raise unsupported_endpoint(self, call.path)
         yield  # an async generator, as the streams that do exist
+
+    def serves_responses(self) -> bool:
+        """Whether this upstream serves OpenAI's Responses API itself (`responses`,
+        `responses_stream`); for every other the router translates to and from `chat`
+        (services/router/responses/)."""
+        return False
+
+    async def responses(self, call: ResponsesCall) -> Completion:
+        """A whole `response` object from the upstream's own Responses API, usage read from it."""
+        raise unsupported_endpoint(self, "/responses")
+
+    async def responses_stream(self, call: ResponsesCall) -> AsyncGenerator[Chunk, None]:
+        """The upstream's typed stream events, one chunk each (its JSON, as sent); raises
+        GatewayError before the first one if the call fails."""
+        raise unsupported_endpoint(self, "/responses")
+        yield
 
     async def native_access(self) -> NativeAccess:
         """Where and how pass-through calls reach this provider's native API; a provider

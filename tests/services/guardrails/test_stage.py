@@ -101,3 +101,36 @@ def test_embeddings_input_is_refused_or_redacted_naming_input() -> None:
 def test_embeddings_token_arrays_and_clean_input_go_on_untouched() -> None:
     assert checked_body(POLICY, embeddings_call([[101, 2023], [102]])) is None
     assert checked_body(POLICY, embeddings_call("hello")) is None
+
+
+def responses_call(**body: object) -> Call:
+    envelope = CallEnvelope(call_id="c2", request_id="r2", principal=Principal(key_id="k"),
+                            endpoint=Endpoint.RESPONSES, deadline=time.time() + 5,
+                            route=Route(model="m", targets=[Target(provider="p", model="u")]),
+                            stages=[Stage.GUARDRAILS, Stage.ROUTER])
+    return Call(envelope, orjson.dumps({"model": "m", **body}))
+
+
+@pytest.mark.parametrize("body", [
+    {"input": "this is TOP SECRET"},
+    {"input": "hi", "instructions": "keep it top secret"},
+    {"input": [{"role": "user", "content": [{"type": "input_text", "text": "top secret"}]}]},
+    {"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": '{"q": "top secret"}'}]},
+    {"input": [{"type": "function_call_output", "call_id": "c", "output": "TOP SECRET result"}]},
+])
+def test_a_responses_body_is_checked_in_its_instructions_and_items(body: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        checked_body(POLICY, responses_call(**body))
+    assert (caught.value.code, caught.value.param) == ("guardrail_blocked", "input")
+
+
+def test_a_responses_body_is_redacted_and_keeps_what_the_gateway_does_not_read() -> None:
+    items = [{"type": "reasoning", "id": "rs_1", "encrypted_content": "jane@example.com"},
+             {"role": "user", "content": [{"type": "input_text", "text": "mail jane@example.com"},
+                                          {"type": "input_file", "file_id": "file-1"}]}]
+    body = checked_body(POLICY, responses_call(input=items, include=["reasoning.encrypted_content"]))
+    assert body is not None
+    sent = orjson.loads(body)
+    assert sent["input"][0] == items[0] and sent["include"] == ["reasoning.encrypted_content"]
+    assert sent["input"][1]["content"] == [{"type": "input_text", "text": "mail [EMAIL]"}, items[1]["content"][1]]  # type: ignore[index]
+    assert checked_body(POLICY, responses_call(input="all clear")) is None

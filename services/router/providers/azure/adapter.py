@@ -1,6 +1,8 @@
 """Azure OpenAI: the OpenAI wire protocol at deployment URLs (`/openai/deployments/{name}/...
 ?api-version=`) or Azure's v1 API (`/openai/v1/...`), with the `api-key` header or an Entra
-ID bearer token."""
+ID bearer token. Its Responses API is not per deployment: `/openai/v1/responses`, or
+`/openai/responses?api-version=` for a dated version, the deployment named in the body's
+`model`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,7 +24,7 @@ class AzureProvider(OpenAIWire[AzureConfig]):
         secret = resolve_secret(config.api_key)
         if secret is not None:
             headers["api-key"] = secret.get_secret_value()
-        super().__init__(config, http, timeouts=timeouts, headers=headers)
+        super().__init__(config, http, timeouts=timeouts, headers=headers, native_responses=config.serves_responses)
         self._endpoint = config.endpoint.rstrip("/")
         self._token = EntraToken(config.name, config.entra, http, timeouts) if config.entra else None
 
@@ -31,6 +33,11 @@ class AzureProvider(OpenAIWire[AzureConfig]):
             return f"{self._endpoint}/openai/v1{path}"
         return (f"{self._endpoint}/openai/deployments/{quote(model, safe='')}{path}"
                 f"?api-version={quote(self.config.api_version, safe='')}")
+
+    def responses_url(self, model: str) -> str:
+        if self.config.api_version == "v1":
+            return f"{self._endpoint}/openai/v1/responses"
+        return f"{self._endpoint}/openai/responses?api-version={quote(self.config.api_version, safe='')}"
 
     def native_base(self) -> str:
         return self._endpoint  # Azure's own paths: /openai/deployments/{name}/...?api-version=, /openai/v1/...

@@ -11,6 +11,7 @@ from services.router.providers.base import ProviderConfig
 from shared.secrets import SecretRef
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+RESPONSES_SINCE = "2025-03-01-preview"  # the first dated API version with the Responses API
 
 
 class EntraApp(BaseModel):
@@ -39,6 +40,17 @@ class AzureConfig(ProviderConfig):
     timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
     headers: dict[str, str] = Field(default_factory=dict)
+    # `/v1/responses` sent to Azure's Responses API (else translated to chat completions); by
+    # default where the API version has it: "v1" (`/openai/v1/responses`), "preview" and the
+    # dated previews from 2025-03-01-preview on (`/openai/responses?api-version=`)
+    native_responses: bool | None = None
+
+    @property
+    def serves_responses(self) -> bool:
+        if self.native_responses is not None:
+            return self.native_responses
+        version = self.api_version
+        return version in ("v1", "preview") or (version.endswith("-preview") and version >= RESPONSES_SINCE)
 
     @model_validator(mode="after")
     def _one_credential(self) -> AzureConfig:

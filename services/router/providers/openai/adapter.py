@@ -1,5 +1,7 @@
 """The adapter for OpenAI-compatible upstreams: the client's body goes out as is (with the
-deployment's model name), the answer comes back as is; only usage is read from it."""
+deployment's model name), the answer comes back as is; only usage is read from it. An
+upstream configured to serve the Responses API (`native_responses`) gets `/responses`
+calls the same way; for the others the router translates them to chat completions."""
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -19,10 +21,12 @@ from services.router.providers.base import (
     EndpointCall,
     NativeAccess,
     Provider,
+    ResponsesCall,
 )
 from services.router.providers.openai.config import OpenAIConfig
 from services.router.providers.openai.errors import error_from_response, error_mid_stream
 from services.router.providers.openai.multipart import with_field
+from services.router.providers.openai.responses import event_chunk, responses_usage
 from services.router.sse import read_sse
 from shared.errors import UpstreamError
 from shared.native import upstream_info_headers
@@ -41,7 +45,7 @@ def _usage(value: Any) -> Usage | None:
     if not isinstance(value, dict):
         return None
     if "prompt_tokens" not in value and ("input_tokens" in value or "output_tokens" in value):
-        value = {**value, "prompt_tokens": value.get("input_tokens"), "completion_tokens": value.get("output_tokens")}
+        return responses_usage(value)
     return Usage.model_validate(value)
 
 
@@ -91,13 +95,14 @@ class OpenAIWire(Provider[C]):
 
     def __init__(self, config: C, http: UpstreamHttp, *, timeouts: UpstreamTimeouts, headers: dict[str, str],
                  stream_usage: bool = True, drop_fields: frozenset[str] | None = None,
-                 drop_message_fields: frozenset[str] | None = None) -> None:
+                 drop_message_fields: frozenset[str] | None = None, native_responses: bool = False) -> None:
         super().__init__(config, http)
         self._timeouts = timeouts
         self._headers = {"content-type": "application/json", **headers}
         self._stream_usage = stream_usage
         self._drop_fields = tuple(drop_fields or ())
         self._drop_message_fields = frozenset(drop_message_fields or ())
+        self._native_responses = native_responses
 
     @abstractmethod
     def url(self, path: str, model: str) -> str:
@@ -115,11 +120,18 @@ class OpenAIWire(Provider[C]):
         credentials = {k: v for k, v in (await self.auth_headers()).items() if k != "content-type"}
         return NativeAccess(self.native_base(), credentials, self._timeouts)
 
-    async def _post(self, path: str, payload: dict[str, Any], model: str) -> Completion:
-        return await self._send(path, orjson.dumps(payload), model, await self.auth_headers())
+    def responses_url(self, model: str) -> str:
+        """Where a Responses API call to `model` goes (its model is named in the body too)."""
+        return self.url("/responses", model)
 
-    async def _send(self, path: str, content: bytes, model: str, headers: Mapping[str, str]) -> Completion:
-        response = await self.http.post(self.name, self.url(path, model), content, headers, self._timeouts)
+    def serves_responses(self) -> bool:
+        return self._native_responses
+
+    async def _post(self, path: str, payload: dict[str, Any], model: str) -> Completion:
+        return await self._send(self.url(path, model), orjson.dumps(payload), await self.auth_headers())
+
+    async def _send(self, url: str, content: bytes, headers: Mapping[str, str]) -> Completion:
+        response = await self.http.post(self.name, url, content, headers, self._timeouts)
         if response.status >= 400:
             raise error_from_response(self.name, response.status, response.content, response.headers)
         info = upstream_info_headers(response.headers)
@@ -153,11 +165,28 @@ class OpenAIWire(Provider[C]):
 
     async def endpoint_call(self, call: EndpointCall) -> Completion:
         headers = await self.auth_headers()
+        url = self.url(call.path, call.model)
         if call.body is not None:
-            return await self._send(call.path, orjson.dumps({**call.body, "model": call.model}), call.model, headers)
+            return await self._send(url, orjson.dumps({**call.body, "model": call.model}), headers)
         # a multipart form (audio uploads): as sent, the deployment's model name in its `model` field
-        return await self._send(call.path, with_field(call.raw, call.content_type, "model", call.model), call.model,
+        return await self._send(url, with_field(call.raw, call.content_type, "model", call.model),
                                 {**headers, "content-type": call.content_type})
+
+    async def responses(self, call: ResponsesCall) -> Completion:
+        payload = {**call.body, "model": call.model}
+        payload.pop("stream", None)
+        return await self._send(self.responses_url(call.model), orjson.dumps(payload), await self.auth_headers())
+
+    async def responses_stream(self, call: ResponsesCall) -> AsyncGenerator[Chunk, None]:
+        payload = orjson.dumps({**call.body, "model": call.model, "stream": True})
+        async with self.http.stream(self.name, self.responses_url(call.model), payload, await self.auth_headers(),
+                                    self._timeouts) as response:
+            if response.status >= 400:
+                raise error_from_response(self.name, response.status, await response.read(), response.headers)
+            info: Mapping[str, str] | None = upstream_info_headers(response.headers)
+            async for event in read_sse(response.lines()):
+                yield event_chunk(self.name, event.data, info)
+                info = None  # the first chunk carries them
 
     def endpoint_stream(self, call: EndpointCall) -> AsyncGenerator[Chunk, None]:
         return self._stream(call.path, {**(call.body or {}), "model": call.model}, call.body or {}, call.model,
@@ -215,7 +244,8 @@ class OpenAIProvider(OpenAIWire[OpenAIConfig]):
             headers["authorization"] = f"Bearer {secret.get_secret_value()}"
         super().__init__(config, http, timeouts=UpstreamTimeouts(config.timeout_s, config.connect_timeout_s),
                          headers=headers, stream_usage=bool(config.stream_usage), drop_fields=config.drop_fields,
-                         drop_message_fields=config.drop_message_fields)
+                         drop_message_fields=config.drop_message_fields,
+                         native_responses=bool(config.native_responses))
         self._base = config.base_url.rstrip("/")
 
     def url(self, path: str, model: str) -> str:

@@ -21,6 +21,9 @@ class OpenAIConfig(ProviderConfig):
     stream_usage: bool | None = None  # the preset's when not set
     drop_fields: frozenset[str] | None = None
     drop_message_fields: frozenset[str] | None = None
+    # `/v1/responses` sent to the upstream's own `/responses` (else translated to chat
+    # completions); by default only for a preset that has it, at the preset's base URL
+    native_responses: bool | None = None
 
     @field_validator("type")
     @classmethod
@@ -39,7 +42,11 @@ class OpenAIConfig(ProviderConfig):
             return data  # the type's validator names the problem
         defaults = {"base_url": preset.base_url, "stream_usage": preset.stream_usage,
                     "drop_fields": preset.drop_fields, "drop_message_fields": preset.drop_message_fields}
-        return {**defaults, **{k: v for k, v in data.items() if v is not None}}
+        merged = {**defaults, **{k: v for k, v in data.items() if v is not None}}
+        if merged.get("native_responses") is None:
+            merged["native_responses"] = preset.native_responses and \
+                str(merged.get("base_url") or "").rstrip("/") == preset.base_url
+        return merged
 
     @model_validator(mode="after")
     def _key_for_hosted(self) -> OpenAIConfig:

@@ -17,10 +17,13 @@ class Preset:
     drop_fields: frozenset[str] = frozenset()
     # fields of each message it refuses
     drop_message_fields: frozenset[str] = frozenset()
+    # whether the upstream at the preset's own base URL serves the Responses API (`/responses`);
+    # an entry with another base URL (a proxy, a local server) says so itself (`native_responses`)
+    native_responses: bool = False
 
 
 PRESETS: dict[str, Preset] = {
-    "openai": Preset("https://api.openai.com/v1"),
+    "openai": Preset("https://api.openai.com/v1", native_responses=True),
     # console.groq.com/docs/openai: logprobs, logit_bias, top_logprobs, messages[].name → 400
     "groq": Preset("https://api.groq.com/openai/v1", drop_fields=frozenset({"logprobs", "logit_bias", "top_logprobs"}),
                    drop_message_fields=frozenset({"name"})),

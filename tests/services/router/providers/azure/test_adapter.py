@@ -12,10 +12,10 @@ import pytest
 from services.router.http_client import UpstreamHttp
 from services.router.providers import parse_provider
 from services.router.providers.azure import AzureConfig, AzureProvider
-from services.router.providers.base import ChatCall, EmbeddingsCall
+from services.router.providers.base import ChatCall, EmbeddingsCall, ResponsesCall
 from shared.config import ProviderEntry
 from shared.errors import GatewayError
-from tests.fakes.azure_upstream import API_VERSION, FakeAzure
+from tests.fakes.azure_upstream import API_VERSION, RESPONSES_API_VERSION, FakeAzure
 
 KEY = "azure-key-0123456789abcdef"
 CLIENT_SECRET = "entra-secret-~0123456789"
@@ -119,3 +119,31 @@ def test_exactly_one_credential(azure: FakeAzure) -> None:
         config(azure)
     with pytest.raises(ValueError, match="exactly one of api_key or entra"):
         config(azure, api_key="env:AZURE_TEST_KEY", entra=entra(azure))
+
+
+@pytest.mark.parametrize(("version", "path", "native"), [
+    ("v1", "/openai/v1/responses", True),
+    (RESPONSES_API_VERSION, "/openai/responses", True),
+    (API_VERSION, None, False),  # a dated GA version before the Responses API: translated to chat
+])
+async def test_the_responses_api_where_the_version_has_it(azure: FakeAzure, http: UpstreamHttp, version: str,
+                                                          path: str | None, native: bool) -> None:
+    adapter = AzureProvider(config(azure, api_key="env:AZURE_TEST_KEY", api_version=version), http)
+    assert adapter.serves_responses() is native
+    if path is None:
+        return
+    done = await adapter.responses(ResponsesCall({"model": "gw", "input": "Say hello.", "store": False}, "dep-5"))
+    answer = orjson.loads(done.raw)
+    assert answer["object"] == "response" and answer["model"] == "dep-5"  # the deployment, named in the body
+    assert done.usage is not None and done.usage.completion_tokens == 10
+    sent = azure.requests[-1]
+    assert sent.path == path and sent.json["model"] == "dep-5" and sent.json["store"] is False
+    events = [c async for c in adapter.responses_stream(ResponsesCall({"model": "gw", "input": "Hi"}, "dep-5"))]
+    assert orjson.loads(events[0].raw)["type"] == "response.created" and events[-1].usage is not None
+
+
+def test_native_responses_can_be_said_either_way(azure: FakeAzure) -> None:
+    assert config(azure, api_key="env:AZURE_TEST_KEY", native_responses=True).serves_responses
+    assert not config(azure, api_key="env:AZURE_TEST_KEY", api_version="v1", native_responses=False).serves_responses
+    assert config(azure, api_key="env:AZURE_TEST_KEY", api_version="preview").serves_responses
+    assert not config(azure, api_key="env:AZURE_TEST_KEY", api_version="2024-12-01-preview").serves_responses

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from services.ingress.responses_api.request import ResponsesRequest
-from services.ingress.responses_api.to_chat import chat_body
+from services.router.responses.to_chat import chat_body
 from shared.errors import InvalidRequest
+from shared.openai_responses import ResponsesRequest
 from shared.openai_types import ChatCompletionRequest
 
 

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from services.ingress.body import parse_body
-from services.ingress.responses_api.request import FunctionCallOutputItem, MessageItem, ResponsesRequest
 from shared.errors import InvalidRequest
+from shared.openai_responses import FunctionCallOutputItem, MessageItem, OtherItem, OtherPart, ResponsesRequest
 
 
 def read(**fields: Any) -> ResponsesRequest:
@@ -29,6 +29,16 @@ def test_strings_are_read_as_one_text_item() -> None:
     assert output[0].output[0].model_dump() == {"type": "input_text", "text": "42"}
 
 
+def test_items_and_parts_of_other_types_are_kept_as_sent() -> None:
+    request = read(input=[{"type": "item_reference", "id": "msg_1"},
+                          {"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}])
+    assert request.input is not None
+    reference, message = request.input
+    assert isinstance(reference, OtherItem) and reference.model_dump() == {"type": "item_reference", "id": "msg_1"}
+    assert isinstance(message, MessageItem) and isinstance(message.content[0], OtherPart)
+    assert message.content[0].model_dump() == {"type": "input_file", "file_id": "file-1"}
+
+
 def test_tool_choices() -> None:
     assert read(input="x", tool_choice="required").tool_choice_of() == "required"
     named = read(input="x", tool_choice={"type": "function", "name": "f"}).tool_choice_of()
@@ -37,9 +47,8 @@ def test_tool_choices() -> None:
 
 @pytest.mark.parametrize(("fields", "param"), [
     ({"input": 5}, "input"),
-    ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
     ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
-    ({"input": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "input[0].content[0].type"),
+    ({"input": [{"type": 5}]}, "input[0].type"),
     ({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input[0].call_id"),
     ({"input": "x", "tool_choice": "maybe"}, "tool_choice"),
     ({"input": "x", "tool_choice": {"type": "function"}}, "tool_choice.name"),

@@ -7,9 +7,9 @@ import orjson
 import pytest
 from openai.types.responses import Response
 
-from services.ingress.responses_api.from_chat import assistant_message, response_of, skeleton
-from services.ingress.responses_api.request import ResponsesRequest
+from services.router.responses.from_chat import assistant_message, response_of, skeleton
 from shared.errors import UpstreamError
+from shared.openai_responses import ResponsesRequest
 
 
 def completion(message: dict[str, Any], finish_reason: str = "stop", **usage: Any) -> bytes:

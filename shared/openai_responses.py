@@ -5,6 +5,9 @@ message `{"role", "content"}`). A string where a list is allowed (`input`, a mes
 `content`, a tool output) is read as that list's one text item, so a bad value gets one
 clear error rather than one per alternative. Tools and tool choices are read loosely here
 and checked by the translator, so an unsupported tool type gets a clear error naming it.
+Items and content parts of other types (`item_reference`, `input_file`, a built-in tool's
+call) are kept as sent (`OtherItem`, `OtherPart`): a provider that serves the Responses API
+itself gets them untouched; the translator to chat completions refuses them, naming them.
 """
 from __future__ import annotations
 
@@ -41,7 +44,26 @@ class RefusalPart(_Open):
     refusal: str
 
 
-ContentPart = Annotated[InputText | InputImage | OutputText | RefusalPart, Field(discriminator="type")]
+class OtherPart(_Open):
+    """A part of a type the gateway does not translate (`input_file`, `input_audio`, ...): kept
+    as sent for a provider that serves the Responses API itself; refused by the translator."""
+
+    type: str
+
+
+_PART_TYPES = frozenset({"input_text", "input_image", "output_text", "refusal"})
+
+
+def _part_type(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _PART_TYPES else "other"
+
+
+ContentPart = Annotated[
+    Annotated[InputText, Tag("input_text")] | Annotated[InputImage, Tag("input_image")]
+    | Annotated[OutputText, Tag("output_text")] | Annotated[RefusalPart, Tag("refusal")]
+    | Annotated[OtherPart, Tag("other")],
+    Discriminator(_part_type)]
 
 
 def _text_as_part(value: Any) -> Any:
@@ -80,15 +102,26 @@ class ReasoningItem(_Open):
     type: Literal["reasoning"]
 
 
+class OtherItem(_Open):
+    """An item of a type the gateway does not translate (`item_reference`, a built-in tool's
+    call, ...): kept as sent for a provider that serves the Responses API itself; refused
+    by the translator."""
+
+    type: str
+
+
+_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+
+
 def _item_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("type", "message"))
-    return str(getattr(value, "type", "message"))
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
+    return kind if kind in _ITEM_TYPES else "other"
 
 
 InputItem = Annotated[
     Annotated[MessageItem, Tag("message")] | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")] | Annotated[ReasoningItem, Tag("reasoning")],
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")] | Annotated[ReasoningItem, Tag("reasoning")]
+    | Annotated[OtherItem, Tag("other")],
     Discriminator(_item_type)]
 
 

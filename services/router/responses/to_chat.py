@@ -9,6 +9,7 @@
 | `function_call` items (after an assistant text) | one assistant message with `tool_calls`               |
 | `function_call_output`                          | `tool` message with `tool_call_id`                    |
 | `reasoning` items                               | left out (chat models have no place for them)         |
+| other items and parts (`item_reference`, files) | refused (400 naming them)                             |
 | function tools, `tool_choice` `{type, name}`    | `tools[].function`, `tool_choice.function.name`       |
 | `max_output_tokens`                             | `max_completion_tokens`                               |
 | `text.format` json_schema / json_object         | `response_format`                                     |
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingress.responses_api.request import (
+from shared.errors import InvalidRequest
+from shared.openai_responses import (
     ContentPart,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -32,7 +34,6 @@ from services.ingress.responses_api.request import (
     ResponsesRequest,
     TextFormat,
 )
-from shared.errors import InvalidRequest
 
 Json = dict[str, Any]
 
@@ -47,7 +48,8 @@ def _part(part: ContentPart, param: str) -> Json:
             raise InvalidRequest("Only images given by `image_url` are supported; `file_id` is not.", param=param,
                                  code="unsupported_value")
         return {"type": "image_url", "image_url": {"url": part.image_url, "detail": part.detail}}
-    raise AssertionError(f"unknown content part {part!r}")
+    raise InvalidRequest(f"Content parts of type '{part.type}' cannot be sent to this model; route it to a provider "
+                         "that serves the Responses API.", param=f"{param}.type", code="unsupported_value")
 
 
 def _text_only(parts: list[Json]) -> str:
@@ -85,6 +87,10 @@ def input_messages(request: ResponsesRequest) -> list[Json]:
             messages.append(_tool_output(item, param))
         elif isinstance(item, ReasoningItem):
             continue
+        else:
+            raise InvalidRequest(f"Input items of type '{item.type}' cannot be sent to this model; route it to a "
+                                 "provider that serves the Responses API.", param=f"{param}.type",
+                                 code="unsupported_value")
     return messages
 
 

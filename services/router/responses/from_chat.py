@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.ingress.responses_api.objects import (
+from services.router.responses.objects import (
     FunctionCallOutput,
     IncompleteDetails,
     InputTokensDetails,
@@ -31,8 +31,8 @@ from services.ingress.responses_api.objects import (
     ResponseObject,
     ResponseUsage,
 )
-from services.ingress.responses_api.request import ResponsesRequest
 from shared.errors import UpstreamError
+from shared.openai_responses import ResponsesRequest
 
 Json = dict[str, Any]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingress.responses_api.from_chat import ChatAnswer, ChatUsage, finish
-from services.ingress.responses_api.objects import (
+from services.router.responses.from_chat import ChatAnswer, ChatUsage, finish
+from services.router.responses.objects import (
     FunctionCallOutput,
     OutputItem,
     OutputMessage,

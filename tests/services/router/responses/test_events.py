@@ -6,10 +6,10 @@ from typing import Any, get_args
 from openai import BaseModel as SdkModel
 from openai.types.responses import ResponseStreamEvent
 
-from services.ingress.responses_api.events import ResponseEvents
-from services.ingress.responses_api.from_chat import ChatAnswer, skeleton
-from services.ingress.responses_api.request import ResponsesRequest
 from services.router.providers.openai import payloads as p
+from services.router.responses.events import ResponseEvents
+from services.router.responses.from_chat import ChatAnswer, skeleton
+from shared.openai_responses import ResponsesRequest
 
 EVENT_TYPES: dict[str, type[SdkModel]] = {
     get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(get_args(ResponseStreamEvent)[0])}
