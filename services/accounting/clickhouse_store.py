@@ -7,7 +7,8 @@ thread, one at a time.
 
 The schema is numbered migrations (clickhouse_migrations.py), applied at open.
 Duplicates (redelivery, replay) collapse: ReplacingMergeTree keyed on the event id, and
-every query reads with FINAL.
+every query reads with FINAL. Every write of rows marks the rollup buckets it touched
+dirty, after the rows and before returning (services/accounting/rollups.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from services.accounting.clickhouse_migrations import TABLE, apply_migrations
+from services.accounting.rollups import DIRTY_TABLE, mark_rows
 from shared.events import UsageEvent
 
 __all__ = ["COLUMNS", "TABLE", "ClickHouseStore", "usage_row"]
@@ -31,6 +33,7 @@ COLUMNS = (
     "deployment_model", "endpoint", "stream", "status", "usage_source", "prompt_tokens",
     "completion_tokens", "total_tokens", "cost", "latency_ms", "attempts",
 )
+_TIME = COLUMNS.index("time")
 
 
 def usage_row(event: UsageEvent) -> list[Any]:
@@ -72,8 +75,7 @@ class ClickHouseStore:
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        rows = [usage_row(event) for event in events]
-        await self._call(lambda: self._client.insert(TABLE, rows, column_names=COLUMNS))
+        await self._write([usage_row(event) for event in events])
 
     async def usage_rows(self, event_ids: Sequence[str]) -> list[list[Any]]:
         """The stored rows of these events (COLUMNS order), duplicates collapsed."""
@@ -85,7 +87,21 @@ class ClickHouseStore:
     async def insert_rows(self, rows: Sequence[list[Any]]) -> None:
         """Rows again (COLUMNS order): each replaces the stored row of its event."""
         if rows:
-            await self._call(lambda: self._client.insert(TABLE, list(rows), column_names=COLUMNS))
+            await self._write(list(rows))
+
+    async def _write(self, rows: list[list[Any]]) -> None:
+        """The rows, then the marks of their rollup buckets: a mark is only ever newer than its rows."""
+        marks = mark_rows(row[_TIME] for row in rows)
+
+        def write() -> None:
+            self._client.insert(TABLE, rows, column_names=COLUMNS)
+            self._client.insert(DIRTY_TABLE, marks, column_names=("rollup_name", "bucket"))
+
+        await self._call(write)
+
+    async def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        if rows:
+            await self._call(lambda: self._client.insert(table, list(rows), column_names=list(column_names)))
 
     async def query(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         result = await self._call(lambda: self._client.query(sql, parameters=dict(parameters)))
