@@ -1,7 +1,7 @@
 """The grouped usage query (`GET /admin/usage`'s SQL, services/accounting/usage_query.py)
 over N synthetic rows in embedded chDB.
 
-    nice -n 10 python -m bench.usage_query [--rows 10000000] [--runs 5]
+    nice -n 10 python -m bench.usage_query [--rows 10000000] [--runs 5] [--raw-runs 5]
 
 Fills a temporary chDB with `--rows` usage rows (20 orgs, 500 keys, 8 models, 4
 providers, 60 days, 2 % errors) through the store's own schema, then times each query
@@ -52,7 +52,7 @@ SHAPES: dict[str, UsageQuery] = {
 }
 
 
-async def run(rows: int, runs: int, workdir: Path) -> None:
+async def run(rows: int, runs: int, raw_runs: int, workdir: Path) -> None:
     store = await ClickHouseStore.open(f"chdb://{workdir / 'chdb'}")
     try:
         started = time.monotonic()
@@ -61,7 +61,7 @@ async def run(rows: int, runs: int, workdir: Path) -> None:
             await store.query(FILL, {"start": start, "count": min(chunk, rows - start)})
         await store.query(f"OPTIMIZE TABLE {TABLE} FINAL", {})
         print(f"filled {rows:,} rows in {time.monotonic() - started:.1f} s (merged)")
-        exact = {name: await timed(store, name, query, runs, "raw rows") for name, query in SHAPES.items()}
+        exact = {name: await timed(store, name, query, raw_runs, "raw rows") for name, query in SHAPES.items()}
         started = time.monotonic()
         for rollup in ROLLUPS:  # the rows came in around the store: every bucket is dirty
             await store.query(mark_everything_sql(rollup), {})
@@ -107,12 +107,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--raw-runs", type=int, default=None, help="runs over the raw rows alone (default: --runs)")
     args = parser.parse_args()
-    if not (1 <= args.rows <= 100_000_000 and 1 <= args.runs <= 100):
+    raw_runs = args.runs if args.raw_runs is None else args.raw_runs
+    if not (1 <= args.rows <= 100_000_000 and 1 <= args.runs <= 100 and 1 <= raw_runs <= 100):
         parser.error("out of range")
     workdir = Path(tempfile.mkdtemp(prefix="jetgate-usage-query-"))
     try:
-        asyncio.run(run(args.rows, args.runs, workdir))
+        asyncio.run(run(args.rows, args.runs, raw_runs, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -21,7 +21,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from services.accounting.clickhouse_migrations import TABLE, apply_migrations
-from services.accounting.rollups import DIRTY_TABLE, mark_rows
+from services.accounting.rollup_marks import Marks
+from services.accounting.rollups import DIRTY_TABLE
 from shared.events import UsageEvent
 
 __all__ = ["COLUMNS", "TABLE", "ClickHouseStore", "usage_row"]
@@ -47,13 +48,16 @@ def usage_row(event: UsageEvent) -> list[Any]:
 
 
 class ClickHouseStore:
-    def __init__(self, client: Client, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, client: Client, executor: ThreadPoolExecutor, close_grace_s: float | None = None) -> None:
         self._client = client
         self._executor = executor
+        self._marks = Marks(close_grace_s)
 
     @classmethod
-    async def open(cls, url: str) -> ClickHouseStore:
-        """Connect and bring the schema up to date (services/accounting/clickhouse_migrations.py)."""
+    async def open(cls, url: str, close_grace_s: float | None = None) -> ClickHouseStore:
+        """Connect and bring the schema up to date (services/accounting/clickhouse_migrations.py).
+        `close_grace_s`: the rollup builders' (services/accounting/rollup_marks.py); None, mark
+        every write."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
         def connect() -> Client:
@@ -66,7 +70,7 @@ class ClickHouseStore:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(client, executor)
+        return cls(client, executor, close_grace_s)
 
     async def _call(self, fn: Callable[[], R]) -> R:
         # One thread, so one call at a time, even when an awaiting caller is cancelled.
@@ -91,11 +95,12 @@ class ClickHouseStore:
 
     async def _write(self, rows: list[list[Any]]) -> None:
         """The rows, then the marks of their rollup buckets: a mark is only ever newer than its rows."""
-        marks = mark_rows(row[_TIME] for row in rows)
-
         def write() -> None:
             self._client.insert(TABLE, rows, column_names=COLUMNS)
-            self._client.insert(DIRTY_TABLE, marks, column_names=("rollup_name", "bucket"))
+            marks = self._marks.due(row[_TIME] for row in rows)
+            if marks:
+                self._client.insert(DIRTY_TABLE, marks, column_names=("rollup_name", "bucket"))
+                self._marks.written(marks)
 
         await self._call(write)
 

@@ -68,7 +68,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
-        store = await ClickHouseStore.open(settings.require("clickhouse_url"))
+        store = await ClickHouseStore.open(settings.require("clickhouse_url"), settings.accounting.rollup_close_grace_s)
         ch = store
 
         async def write_audit(items: Sequence[Sequenced]) -> None:

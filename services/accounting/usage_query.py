@@ -37,8 +37,12 @@ PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
 AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
               "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
 # over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
-MERGED = ("sum(requests)", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
-          "toString(sum(cost))", "sum(errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(latency)")
+# per group first (each sketch merged once), then the groups and their total (same order as AGGREGATES)
+PER_GROUP = ("sum(requests) AS s_requests", "sum(prompt_tokens) AS s_prompt", "sum(completion_tokens) AS s_completion",
+             "sum(total_tokens) AS s_total", "sum(cost) AS s_cost", "sum(errors) AS s_errors",
+             f"{QUANTILES.replace('(', 'MergeState(', 1)}(latency) AS s_latency")
+MERGED = ("sum(s_requests)", "sum(s_prompt)", "sum(s_completion)", "sum(s_total)", "toString(sum(s_cost))",
+          "sum(s_errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(s_latency)")
 PARTIAL = ("count() AS requests", "countIf(status = 'error') AS errors", "sum(prompt_tokens) AS prompt_tokens",
            "sum(completion_tokens) AS completion_tokens", "sum(total_tokens) AS total_tokens", "sum(cost) AS cost",
            f"{QUANTILES.replace('(', 'State(', 1)}(latency_ms) AS latency")
@@ -131,7 +135,9 @@ def build_rollup_sql(query: UsageQuery, plan: Plan) -> tuple[str, list[str], dic
             raw += f" GROUP BY {', '.join(f'g_{name}' for name in groups)}"
         parts.append(raw)
     keys = [f"g_{name}" for name in groups]
-    return _grouped(groups, keys, list(MERGED), f"({' UNION ALL '.join(parts)})", []), groups, params
+    per_group = f"(SELECT {', '.join([*keys, *PER_GROUP])} FROM ({' UNION ALL '.join(parts)})"
+    per_group += (f" GROUP BY {', '.join(keys)})" if groups else ")")
+    return _grouped(groups, keys, list(MERGED), per_group, []), groups, params
 
 
 def money(text: str) -> str:

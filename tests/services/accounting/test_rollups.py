@@ -13,6 +13,7 @@ import pytest
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.corrections import correct_analytics
 from services.accounting.rollup_builder import maintain_rollups, rebuild_due, rollup_states
+from services.accounting.rollup_marks import Marks
 from services.accounting.usage_plan import choose
 from services.accounting.usage_query import build_sql, to_report, usage_report, window
 from shared.events import UsageEvent
@@ -104,6 +105,7 @@ async def test_rollups_answer_as_the_raw_rows_do(store, harness) -> None:
         (UsageQuery(org_id=org, group_by=["model"], since="2025-05-11T08:15:00Z", until="2025-05-11T10:45:00Z"),
          "hourly", lambda e: at(11, 8, 15) <= e.time < at(11, 10, 45)),
         (UsageQuery(org_id=org, group_by=["org"], provider="p-y"), "daily", lambda e: e.data.provider == "p-y"),
+        (UsageQuery(group_by=["hour"], model="m-b"), "hourly_models", lambda e: e.data.model == "m-b"),
     ]
     states = await rollup_states(store)
     for query, rollup, keep in shapes:
@@ -163,7 +165,7 @@ async def test_a_late_event_into_a_closed_bucket_counts_after_the_rebuild(store,
     await store.insert_usage([late])
     # until rebuilt its bucket is read from the raw rows; after, from the rollup
     assert {row.group["key"]: row.requests for row in (await usage_report(store, query)).rows} == {**before, "k-late": 1}
-    assert await rebuild_due(store, close_grace_s=0) == 3  # its day in two daily rollups, its hour
+    assert await rebuild_due(store, close_grace_s=0) == 4  # its day in two daily rollups, its hour in two
     plan = choose(query, *window(query), await rollup_states(store))
     assert plan.rollup is not None and plan.raw == []
     report = await usage_report(store, query)
@@ -211,9 +213,22 @@ async def test_migration_marks_the_rows_of_an_older_database_dirty(chdb_dsn: str
         states = await rollup_states(store)
         assert {name: sorted(state.dirty) for name, state in states.items()} == {
             "daily": [int(at(10, 0).timestamp())], "hourly": [int(at(10, 8).timestamp())],
-            "daily_keys": [int(at(10, 0).timestamp())]}
+            "hourly_models": [int(at(10, 8).timestamp())], "daily_keys": [int(at(10, 0).timestamp())]}
         await rebuild_due(store, close_grace_s=0)
         report = await usage_report(store, UsageQuery(org_id="o", group_by=["day"]))
         assert [(row.group, row.requests, row.cost) for row in report.rows] == [({"day": "2025-05-10"}, 1, "0.5")]
     finally:
         await store.close()
+
+
+def test_a_write_marks_an_open_bucket_once_and_a_closed_one_always() -> None:
+    now = [at(10, 9, 30).timestamp()]
+    marks = Marks(close_grace_s=600, clock=lambda: now[0])
+    first = marks.due([at(10, 9, 1), at(10, 9, 2)])
+    assert sorted((name, bucket) for name, bucket in first) == sorted(
+        [("daily", at(10, 0)), ("hourly_models", at(10, 9)), ("hourly", at(10, 9)), ("daily_keys", at(10, 0))])
+    marks.written(first)
+    assert marks.due([at(10, 9, 40)]) == []  # its buckets are open and marked already
+    now[0] = at(10, 10, 6).timestamp()  # 9:00-10:00 ended more than grace/2 ago: it counts as closed
+    assert {name for name, _ in marks.due([at(10, 9, 50)])} == {"hourly_models", "hourly"}
+    assert len(Marks(None).due([at(10, 9, 1)])) == 4  # without a grace, every write marks
