@@ -38,7 +38,7 @@ async def dirty_buckets(store: ClickHouseStore, closed_grace_s: float | None = N
     """Rollup name → {bucket start (epoch s): its newest mark}; with a grace, only closed buckets."""
     sql = DIRTY_SQL + (closed_condition(closed_grace_s) if closed_grace_s is not None else "")
     found: dict[str, dict[int, datetime]] = defaultdict(dict)
-    for name, start, version in await store.query(sql, {}):
+    for name, start, version, _ in await store.query(sql, {}):
         if name in BY_NAME:
             found[name][int(start)] = version
     return dict(found)

@@ -139,30 +139,23 @@ def mark_rows(times: Iterable[datetime]) -> list[list[object]]:
     return rows
 
 
-# Dirty: a mark newer than the last build (or no build). Closed: end + grace before the server's now.
-DIRTY_SQL = f"""
-SELECT d.rollup_name, toUnixTimestamp(d.bucket), d.version
-FROM (SELECT rollup_name, bucket, max(version) AS version FROM {DIRTY_TABLE} GROUP BY rollup_name, bucket) AS d
-LEFT JOIN (SELECT rollup_name, bucket, max(version) AS version FROM {BUILT_TABLE} GROUP BY rollup_name, bucket) AS b
-    USING (rollup_name, bucket)
-WHERE d.version > b.version
-"""
-
-
-# Every bucket ever marked or built: its newest mark and newest build (1970 when none).
+# Per bucket ever marked or built: its newest mark and its newest build (1970 when none).
+# (One grouped scan of both small tables: a join of them cost ten times as much in chDB.)
 STATE_SQL = f"""
-SELECT rollup_name, toUnixTimestamp(bucket), d.version, b.version
-FROM (SELECT rollup_name, bucket, max(version) AS version FROM {DIRTY_TABLE} GROUP BY rollup_name, bucket) AS d
-FULL OUTER JOIN (SELECT rollup_name, bucket, max(version) AS version FROM {BUILT_TABLE} GROUP BY rollup_name, bucket) AS b
-    USING (rollup_name, bucket)
+SELECT rollup_name, toUnixTimestamp(bucket), maxIf(version, built = 0) AS marked, maxIf(version, built = 1) AS done
+FROM (SELECT rollup_name, bucket, version, 0 AS built FROM {DIRTY_TABLE}
+      UNION ALL SELECT rollup_name, bucket, version, 1 AS built FROM {BUILT_TABLE})
+GROUP BY rollup_name, bucket
 """
+# Dirty: a mark newer than the last build (or no build).
+DIRTY_SQL = STATE_SQL + " HAVING marked > done"
 
 
 def closed_condition(grace_s: float) -> str:
-    """A condition on DIRTY_SQL's `d`: the bucket ended, plus the grace, before the server's now."""
+    """A condition for DIRTY_SQL's HAVING: the bucket ended, plus the grace, before the server's now."""
     names = ", ".join(f"'{rollup.name}'" for rollup in ROLLUPS)
     lengths = ", ".join(str(rollup.seconds) for rollup in ROLLUPS)
-    return (f" AND toUnixTimestamp(d.bucket) + transform(toString(d.rollup_name), [{names}], [{lengths}], 0)"
+    return (f" AND toUnixTimestamp(bucket) + transform(toString(rollup_name), [{names}], [{lengths}], 0)"
             f" + {float(grace_s)} <= toUnixTimestamp(now())")
 
 

@@ -11,6 +11,7 @@ is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never si
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.accounting.clickhouse_store import TABLE, ClickHouseStore
-from services.accounting.rollup_builder import rollup_states
+from services.accounting.rollup_builder import RollupState, rollup_states
 from services.accounting.rollups import FINAL_SETTINGS, MEASURES, QUANTILES
 from services.accounting.usage_plan import FILTER_COLUMNS, GROUP_COLUMNS, Plan, choose, needs_rollup_state
 from shared.protocol import UsageQuery, UsageReport, UsageRow
@@ -37,12 +38,9 @@ PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
 AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
               "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
 # over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
-# per group first (each sketch merged once), then the groups and their total (same order as AGGREGATES)
-PER_GROUP = ("sum(requests) AS s_requests", "sum(prompt_tokens) AS s_prompt", "sum(completion_tokens) AS s_completion",
-             "sum(total_tokens) AS s_total", "sum(cost) AS s_cost", "sum(errors) AS s_errors",
-             f"{QUANTILES.replace('(', 'MergeState(', 1)}(latency) AS s_latency")
-MERGED = ("sum(s_requests)", "sum(s_prompt)", "sum(s_completion)", "sum(s_total)", "toString(sum(s_cost))",
-          "sum(s_errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(s_latency)")
+# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
+MERGED = ("sum(requests)", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
+          "toString(sum(cost))", "sum(errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(latency)")
 PARTIAL = ("count() AS requests", "countIf(status = 'error') AS errors", "sum(prompt_tokens) AS prompt_tokens",
            "sum(completion_tokens) AS completion_tokens", "sum(total_tokens) AS total_tokens", "sum(cost) AS cost",
            f"{QUANTILES.replace('(', 'State(', 1)}(latency_ms) AS latency")
@@ -87,14 +85,17 @@ def _between(column: str, since_ms: int | None, until_ms: int | None, params: di
     return where
 
 
-def _grouped(groups: list[str], keys: list[str], aggregates: list[str], source: str, where: list[str]) -> str:
+def _grouped(groups: list[str], keys: list[str], aggregates: list[str], source: str, where: list[str],
+             totals: bool = True) -> str:
     names = [f"g_{name}" for name in groups]
     sql = f"SELECT {', '.join(keys + aggregates)}"
     if groups:
-        sql += f", grouping({', '.join(names)}) != 0 AS is_total"
+        sql += f", grouping({', '.join(names)}) != 0 AS is_total" if totals else ", 0 AS is_total"
     sql += f" FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
-    if groups:
+    if groups and totals:
         sql += f" GROUP BY GROUPING SETS (({', '.join(names)}), ()) ORDER BY is_total, {', '.join(names)}"
+    elif groups:
+        sql += f" GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}"
     return sql + f" LIMIT {MAX_ROWS + 2}" + SETTINGS
 
 
@@ -116,7 +117,8 @@ def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
 
 def build_rollup_sql(query: UsageQuery, plan: Plan) -> tuple[str, list[str], dict[str, Any]]:
     """Through `plan.rollup` for its clean buckets, the raw rows (aggregated to the same
-    partial states) for the rest, merged; same columns as build_sql."""
+    partial states) for the rest, merged; same columns as build_sql, without the totals row
+    (merging every sketch again for it cost more than asking the smallest rollup: usage_report)."""
     assert plan.rollup is not None
     groups: list[str] = list(dict.fromkeys(query.group_by))
     params: dict[str, Any] = {}
@@ -135,9 +137,7 @@ def build_rollup_sql(query: UsageQuery, plan: Plan) -> tuple[str, list[str], dic
             raw += f" GROUP BY {', '.join(f'g_{name}' for name in groups)}"
         parts.append(raw)
     keys = [f"g_{name}" for name in groups]
-    per_group = f"(SELECT {', '.join([*keys, *PER_GROUP])} FROM ({' UNION ALL '.join(parts)})"
-    per_group += (f" GROUP BY {', '.join(keys)})" if groups else ")")
-    return _grouped(groups, keys, list(MERGED), per_group, []), groups, params
+    return _grouped(groups, keys, list(MERGED), f"({' UNION ALL '.join(parts)})", [], totals=False), groups, params
 
 
 def money(text: str) -> str:
@@ -170,16 +170,21 @@ def to_report(groups: list[str], records: list[tuple[Any, ...]]) -> UsageReport:
     return UsageReport(rows=rows, totals=totals)
 
 
-async def usage_report(store: ClickHouseStore, query: UsageQuery) -> UsageReport:
+async def usage_report(store: ClickHouseStore, query: UsageQuery,
+                       states: Mapping[str, RollupState] | None = None) -> UsageReport:
     since_ms, until_ms = window(query)
     plan = Plan()
     if needs_rollup_state(query):
-        plan = choose(query, since_ms, until_ms, await rollup_states(store))
+        states = await rollup_states(store) if states is None else states
+        plan = choose(query, since_ms, until_ms, states)
     sql, groups, params = build_sql(query) if plan.rollup is None else build_rollup_sql(query, plan)
     records = await store.query(sql, params)
     if len(records) > MAX_ROWS + 1:
         return UsageReport(rows=[], error=f"more than {MAX_ROWS} rows: narrow the query")
-    return to_report(groups, records)
+    report = to_report(groups, records)
+    if plan.rollup is not None and groups and report.rows:  # the totals: the same filters, no groups
+        report.totals = (await usage_report(store, query.model_copy(update={"group_by": []}), states)).totals
+    return report
 
 
 async def answer(store: ClickHouseStore, raw: bytes, max_payload: int) -> bytes:
