@@ -385,7 +385,8 @@ class UsageRow(BaseModel):
     cost: str  # decimal as string: never a float
     errors: int = 0  # requests with status error
     error_rate: float = 0.0  # errors / requests
-    # router latency of the requests (exact percentiles, linearly interpolated)
+    # router latency of the requests: exact percentiles, linearly interpolated, from the raw rows;
+    # approximate (t-digest, within 2 % of rank) where a rollup answers (docs/architecture.md)
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     latency_p99_ms: float = 0.0

@@ -185,6 +185,11 @@ class AccountingSettings(_Group):
     write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often
     lag_interval_s: float = 5.0
+    # the usage rollups' dirty buckets are rebuilt this often (marks in between coalesce)
+    rollup_rebuild_delay_s: float = Field(default=10.0, gt=0)
+    # a time bucket is rebuilt only once its end is this far past: events still arriving
+    # for it (batching, consumer lag) come before; a later one makes it dirty again
+    rollup_close_grace_s: float = Field(default=300.0, ge=0)
 
 
 class StreamLimits(_Group):

@@ -7,10 +7,10 @@ starting at once against one ClickHouse server at worst both apply and record on
 database that predates this table (it has `usage_events`) is adopted by migration 1
 doing nothing.
 
-Rollups: none. Duplicates (redelivery, replay) collapse only when ReplacingMergeTree
-merges or a query reads FINAL; a materialised view fires on every insert, so a rollup fed
-from it would count a redelivered event twice. The grouped query over the raw table with
-FINAL meets its target (docs/benchmarks.md), so exactness is kept.
+Rollups (migration 3, services/accounting/rollups.py): tables recomputed per closed time
+bucket from the deduplicated raw rows, never by materialised views (a view fires on every
+insert, so a redelivered event would count twice). Migration 3 marks every bucket already
+holding rows dirty, so the builder rolls up an existing database once after upgrading.
 """
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-TABLE = "usage_events"
+from services.accounting.clickhouse_tables import TABLE
+from services.accounting.rollups import ROLLUPS, STATE_DDL, mark_everything_sql, table_ddl
+
+__all__ = ["MIGRATIONS", "TABLE", "Migration", "apply_migrations"]
 MIGRATIONS_TABLE = "schema_migrations"
 
 
@@ -60,6 +63,9 @@ ORDER BY (org_id, toDate(time), key_id, model, event_id)
     # filled once events carry the user (tenancy); '' until then, like team_id without a team
     Migration(2, "usage_events.user_id",
               (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER team_id",)),
+    # marking again is harmless (one more rebuild), so the inserts are idempotent in effect
+    Migration(3, "usage rollups", (*STATE_DDL, *(table_ddl(rollup) for rollup in ROLLUPS),
+                                   *(mark_everything_sql(rollup) for rollup in ROLLUPS))),
 )
 
 SCHEMA_MIGRATIONS_DDL = f"""

@@ -7,7 +7,8 @@ thread, one at a time.
 
 The schema is numbered migrations (clickhouse_migrations.py), applied at open.
 Duplicates (redelivery, replay) collapse: ReplacingMergeTree keyed on the event id, and
-every query reads with FINAL.
+every query reads with FINAL. Every write of rows marks the rollup buckets it touched
+dirty, after the rows and before returning (services/accounting/rollups.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from services.accounting.clickhouse_migrations import TABLE, apply_migrations
+from services.accounting.rollup_marks import Marks
+from services.accounting.rollups import DIRTY_TABLE
 from shared.events import UsageEvent
 
 __all__ = ["COLUMNS", "TABLE", "ClickHouseStore", "usage_row"]
@@ -31,6 +34,7 @@ COLUMNS = (
     "deployment_model", "endpoint", "stream", "status", "usage_source", "prompt_tokens",
     "completion_tokens", "total_tokens", "cost", "latency_ms", "attempts",
 )
+_TIME = COLUMNS.index("time")
 
 
 def usage_row(event: UsageEvent) -> list[Any]:
@@ -44,13 +48,16 @@ def usage_row(event: UsageEvent) -> list[Any]:
 
 
 class ClickHouseStore:
-    def __init__(self, client: Client, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, client: Client, executor: ThreadPoolExecutor, close_grace_s: float | None = None) -> None:
         self._client = client
         self._executor = executor
+        self._marks = Marks(close_grace_s)
 
     @classmethod
-    async def open(cls, url: str) -> ClickHouseStore:
-        """Connect and bring the schema up to date (services/accounting/clickhouse_migrations.py)."""
+    async def open(cls, url: str, close_grace_s: float | None = None) -> ClickHouseStore:
+        """Connect and bring the schema up to date (services/accounting/clickhouse_migrations.py).
+        `close_grace_s`: the rollup builders' (services/accounting/rollup_marks.py); None, mark
+        every write."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
         def connect() -> Client:
@@ -63,7 +70,7 @@ class ClickHouseStore:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(client, executor)
+        return cls(client, executor, close_grace_s)
 
     async def _call(self, fn: Callable[[], R]) -> R:
         # One thread, so one call at a time, even when an awaiting caller is cancelled.
@@ -72,8 +79,7 @@ class ClickHouseStore:
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        rows = [usage_row(event) for event in events]
-        await self._call(lambda: self._client.insert(TABLE, rows, column_names=COLUMNS))
+        await self._write([usage_row(event) for event in events])
 
     async def usage_rows(self, event_ids: Sequence[str]) -> list[list[Any]]:
         """The stored rows of these events (COLUMNS order), duplicates collapsed."""
@@ -85,7 +91,22 @@ class ClickHouseStore:
     async def insert_rows(self, rows: Sequence[list[Any]]) -> None:
         """Rows again (COLUMNS order): each replaces the stored row of its event."""
         if rows:
-            await self._call(lambda: self._client.insert(TABLE, list(rows), column_names=COLUMNS))
+            await self._write(list(rows))
+
+    async def _write(self, rows: list[list[Any]]) -> None:
+        """The rows, then the marks of their rollup buckets: a mark is only ever newer than its rows."""
+        def write() -> None:
+            self._client.insert(TABLE, rows, column_names=COLUMNS)
+            marks = self._marks.due(row[_TIME] for row in rows)
+            if marks:
+                self._client.insert(DIRTY_TABLE, marks, column_names=("rollup_name", "bucket"))
+                self._marks.written(marks)
+
+        await self._call(write)
+
+    async def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        if rows:
+            await self._call(lambda: self._client.insert(table, list(rows), column_names=list(column_names)))
 
     async def query(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         result = await self._call(lambda: self._client.query(sql, parameters=dict(parameters)))

@@ -3,6 +3,7 @@
 usage  (JETGATE_USAGE, durable `accounting-usage`) → ClickHouse + Postgres spend ledger
 audit  (JETGATE_AUDIT, durable `accounting-audit`) → Postgres audit log, hash-chained per org
 query  (`jetgate.rpc.accounting.usage`, queue `accounting`) → UsageReport from ClickHouse
+rollups: dirty closed buckets rebuilt in the background (services/accounting/rollup_builder.py)
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.accounting.consumer import BatchConsumer, ConsumerSpec
 from services.accounting.corrections import reconcile
 from services.accounting.intake import parse_usage
 from services.accounting.ledger import record_spend
+from services.accounting.rollup_builder import maintain_rollups
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
 from shared.db.engine import make_engine
@@ -62,10 +64,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings.require("database_url"), postgres=settings.postgres)  # writes time out, then nak
     store: ClickHouseStore | None = None
     consumers: list[BatchConsumer[Any]] = []
+    rollups: asyncio.Task[None] | None = None
     try:
         js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
-        store = await ClickHouseStore.open(settings.require("clickhouse_url"))
+        store = await ClickHouseStore.open(settings.require("clickhouse_url"), settings.accounting.rollup_close_grace_s)
         ch = store
 
         async def write_audit(items: Sequence[Sequenced]) -> None:
@@ -84,6 +87,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         for consumer in consumers:
             await consumer.subscribe()
         await nc.subscribe(ACCOUNTING_USAGE_QUERY, queue=ACCOUNTING_QUEUE, cb=on_query)
+        rollups = asyncio.create_task(maintain_rollups(ch, settings.accounting, stop))
         log.info("accounting ready")
         await _run_until_stopped(stop, consumers, settings.accounting.lag_interval_s)
     finally:
@@ -91,6 +95,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         # then drain the rest: it flushes the acks and lets in-flight queries answer.
         for consumer in consumers:
             await consumer.close()
+        if rollups is not None:
+            rollups.cancel()
+            await asyncio.gather(rollups, return_exceptions=True)
         try:
             await nc.drain()
         except Exception as exc:

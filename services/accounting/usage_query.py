@@ -1,7 +1,9 @@
 """The usage query answered over NATS (`ACCOUNTING_USAGE_QUERY`): UsageQuery → UsageReport.
 
 Aggregates come from ClickHouse with FINAL (so duplicates count once): per group and in
-total, requests, tokens, cost, errors and their rate, latency p50/p95/p99. Grouping columns
+total, requests, tokens, cost, errors and their rate, latency p50/p95/p99. A rollup answers
+what it can (services/accounting/usage_plan.py: then the percentiles are approximate), the
+raw rows the rest. Grouping columns
 come from a fixed whitelist and every user value is a bound parameter; nothing a caller
 sends is spliced into SQL. `since` is inclusive, `until` exclusive; a time without a zone
 is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never silence.
@@ -9,6 +11,7 @@ is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never si
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,31 +19,32 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.accounting.clickhouse_store import TABLE, ClickHouseStore
+from services.accounting.rollup_builder import RollupState, rollup_states
+from services.accounting.rollups import FINAL_SETTINGS, MEASURES, QUANTILES
+from services.accounting.usage_plan import FILTER_COLUMNS, GROUP_COLUMNS, Plan, choose, needs_rollup_state
 from shared.protocol import UsageQuery, UsageReport, UsageRow
 
 log = logging.getLogger(__name__)
 
 GROUPS: dict[str, str] = {
-    "org": "org_id",
-    "team": "team_id",
-    "user": "user_id",
-    "key": "key_id",
-    "model": "model",
-    "provider": "provider",
-    "hour": "formatDateTime(toStartOfHour(time), '%Y-%m-%dT%H:00:00Z')",
-    "day": "toString(toDate(time))",
-    "status": "status",
-    "org_id": "org_id",
-    "key_id": "key_id",
+    **GROUP_COLUMNS,
+    "hour": "formatDateTime(toStartOfHour({time}), '%Y-%m-%dT%H:00:00Z')",
+    "day": "toString(toDate({time}))",
 }
-FILTERS = ("org_id", "team_id", "user_id", "key_id", "model", "provider", "status")
+FILTERS = FILTER_COLUMNS
 MAX_ROWS = 10_000
 # exact, linearly interpolated between the two nearest latencies (as numpy's default)
 PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
 AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
               "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
-# every event has one time, so its duplicates share a partition: FINAL need not merge across them
-SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
+# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
+# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
+MERGED = ("sum(requests)", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
+          "toString(sum(cost))", "sum(errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(latency)")
+PARTIAL = ("count() AS requests", "countIf(status = 'error') AS errors", "sum(prompt_tokens) AS prompt_tokens",
+           "sum(completion_tokens) AS completion_tokens", "sum(total_tokens) AS total_tokens", "sum(cost) AS cost",
+           f"{QUANTILES.replace('(', 'State(', 1)}(latency_ms) AS latency")
+SETTINGS = FINAL_SETTINGS
 
 
 def parse_time(name: str, value: str) -> int:
@@ -54,36 +58,86 @@ def parse_time(name: str, value: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
-    """SQL, the group names in select order, and the bound parameters.
+def window(query: UsageQuery) -> tuple[int | None, int | None]:
+    return (parse_time("since", query.since) if query.since else None,
+            parse_time("until", query.until) if query.until else None)
 
-    Grouped, the totals come from the same scan (`GROUPING SETS` with the empty set; its
-    row is last and flagged by `grouping()`); ungrouped, the one row is the totals."""
-    groups: list[str] = list(dict.fromkeys(query.group_by))
-    keys = [f"g_{name}" for name in groups]
-    select = [f"{GROUPS[name]} AS g_{name}" for name in groups] + list(AGGREGATES)
-    if groups:
-        select.append(f"grouping({', '.join(keys)}) != 0 AS is_total")
-    where: list[str] = []
-    params: dict[str, Any] = {}
+
+def _filters(query: UsageQuery, params: dict[str, Any]) -> list[str]:
+    where = []
     for name in FILTERS:
         value = getattr(query, name)
         if value is not None:
             where.append(f"{name} = {{{name}:String}}")
             params[name] = value
-    if query.since:
-        where.append("time >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')")
-        params["since_ms"] = parse_time("since", query.since)
-    if query.until:
-        where.append("time < fromUnixTimestamp64Milli({until_ms:Int64}, 'UTC')")
-        params["until_ms"] = parse_time("until", query.until)
-    sql = f"SELECT {', '.join(select)} FROM {TABLE} FINAL"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    return where
+
+
+def _between(column: str, since_ms: int | None, until_ms: int | None, params: dict[str, Any], tag: str) -> list[str]:
+    """`since <= column < until` as bound parameters named after `tag`."""
+    where = []
+    if since_ms is not None:
+        where.append(f"{column} >= fromUnixTimestamp64Milli({{{tag}_since:Int64}}, 'UTC')")
+        params[f"{tag}_since"] = since_ms
+    if until_ms is not None:
+        where.append(f"{column} < fromUnixTimestamp64Milli({{{tag}_until:Int64}}, 'UTC')")
+        params[f"{tag}_until"] = until_ms
+    return where
+
+
+def _grouped(groups: list[str], keys: list[str], aggregates: list[str], source: str, where: list[str],
+             totals: bool = True) -> str:
+    names = [f"g_{name}" for name in groups]
+    sql = f"SELECT {', '.join(keys + aggregates)}"
     if groups:
-        sql += f" GROUP BY GROUPING SETS (({', '.join(keys)}), ()) ORDER BY is_total, {', '.join(keys)}"
-    sql += f" LIMIT {MAX_ROWS + 2}" + SETTINGS
-    return sql, groups, params
+        sql += f", grouping({', '.join(names)}) != 0 AS is_total" if totals else ", 0 AS is_total"
+    sql += f" FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+    if groups and totals:
+        sql += f" GROUP BY GROUPING SETS (({', '.join(names)}), ()) ORDER BY is_total, {', '.join(names)}"
+    elif groups:
+        sql += f" GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}"
+    return sql + f" LIMIT {MAX_ROWS + 2}" + SETTINGS
+
+
+def _keys(groups: list[str], time_column: str) -> list[str]:
+    return [f"{GROUPS[name].format(time=time_column)} AS g_{name}" for name in groups]
+
+
+def build_sql(query: UsageQuery) -> tuple[str, list[str], dict[str, Any]]:
+    """Over the raw rows alone: SQL, the group names in select order, and the bound parameters.
+
+    Grouped, the totals come from the same scan (`GROUPING SETS` with the empty set; its
+    row is last and flagged by `grouping()`); ungrouped, the one row is the totals."""
+    groups: list[str] = list(dict.fromkeys(query.group_by))
+    params: dict[str, Any] = {}
+    since_ms, until_ms = window(query)
+    where = _filters(query, params) + _between("time", since_ms, until_ms, params, "t")
+    return _grouped(groups, _keys(groups, "time"), list(AGGREGATES), f"{TABLE} FINAL", where), groups, params
+
+
+def build_rollup_sql(query: UsageQuery, plan: Plan) -> tuple[str, list[str], dict[str, Any]]:
+    """Through `plan.rollup` for its clean buckets, the raw rows (aggregated to the same
+    partial states) for the rest, merged; same columns as build_sql, without the totals row
+    (merging every sketch again for it cost more than asking the smallest rollup: usage_report)."""
+    assert plan.rollup is not None
+    groups: list[str] = list(dict.fromkeys(query.group_by))
+    params: dict[str, Any] = {}
+    filters = _filters(query, params)
+    rolled = filters + _between("bucket", plan.since_ms, plan.until_ms, params, "r")
+    for n, (start, end) in enumerate(plan.dirty):
+        rolled.append(f"NOT ({' AND '.join(_between('bucket', start, end, params, f'd{n}'))})")
+    parts = [f"SELECT {', '.join([*_keys(groups, 'bucket'), *MEASURES])} FROM {plan.rollup.table} FINAL"
+             + (" WHERE " + " AND ".join(rolled) if rolled else "")]
+    if plan.raw:
+        spans = " OR ".join(f"({' AND '.join(_between('time', start, end, params, f'w{n}'))})"
+                            for n, (start, end) in enumerate(plan.raw))
+        raw = f"SELECT {', '.join([*_keys(groups, 'time'), *PARTIAL])} FROM {TABLE} FINAL WHERE "
+        raw += " AND ".join([*filters, f"({spans})"])
+        if groups:
+            raw += f" GROUP BY {', '.join(f'g_{name}' for name in groups)}"
+        parts.append(raw)
+    keys = [f"g_{name}" for name in groups]
+    return _grouped(groups, keys, list(MERGED), f"({' UNION ALL '.join(parts)})", [], totals=False), groups, params
 
 
 def money(text: str) -> str:
@@ -116,12 +170,21 @@ def to_report(groups: list[str], records: list[tuple[Any, ...]]) -> UsageReport:
     return UsageReport(rows=rows, totals=totals)
 
 
-async def usage_report(store: ClickHouseStore, query: UsageQuery) -> UsageReport:
-    sql, groups, params = build_sql(query)
+async def usage_report(store: ClickHouseStore, query: UsageQuery,
+                       states: Mapping[str, RollupState] | None = None) -> UsageReport:
+    since_ms, until_ms = window(query)
+    plan = Plan()
+    if needs_rollup_state(query):
+        states = await rollup_states(store) if states is None else states
+        plan = choose(query, since_ms, until_ms, states)
+    sql, groups, params = build_sql(query) if plan.rollup is None else build_rollup_sql(query, plan)
     records = await store.query(sql, params)
     if len(records) > MAX_ROWS + 1:
         return UsageReport(rows=[], error=f"more than {MAX_ROWS} rows: narrow the query")
-    return to_report(groups, records)
+    report = to_report(groups, records)
+    if plan.rollup is not None and groups and report.rows:  # the totals: the same filters, no groups
+        report.totals = (await usage_report(store, query.model_copy(update={"group_by": []}), states)).totals
+    return report
 
 
 async def answer(store: ClickHouseStore, raw: bytes, max_payload: int) -> bytes:
