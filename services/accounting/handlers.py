@@ -22,10 +22,12 @@ from services.accounting.intake import parse_usage
 from services.accounting.ledger import record_spend
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
+from shared.config_events import announce_config
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
 from shared.events import UsageCorrection, UsageEvent
 from shared.metrics_server import start_metrics_server
+from shared.publisher import EventPublisher
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
     ACCOUNTING_QUEUE,
@@ -62,9 +64,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings.require("database_url"), postgres=settings.postgres)  # writes time out, then nak
     store: ClickHouseStore | None = None
     consumers: list[BatchConsumer[Any]] = []
+    events: EventPublisher | None = None
     try:
         js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
+        events = EventPublisher(js, settings.events)
         store = await ClickHouseStore.open(settings.require("clickhouse_url"))
         ch = store
 
@@ -84,6 +88,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         for consumer in consumers:
             await consumer.subscribe()
         await nc.subscribe(ACCOUNTING_USAGE_QUERY, queue=ACCOUNTING_QUEUE, cb=on_query)
+        await announce_config(js, events.emit, "accounting", None, settings)
         log.info("accounting ready")
         await _run_until_stopped(stop, consumers, settings.accounting.lag_interval_s)
     finally:
@@ -91,6 +96,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         # then drain the rest: it flushes the acks and lets in-flight queries answer.
         for consumer in consumers:
             await consumer.close()
+        if events is not None:
+            await events.flush()  # this process's config.loaded
         try:
             await nc.drain()
         except Exception as exc:
