@@ -54,13 +54,27 @@ def _budget_line(event: dict[str, Any]) -> str:
             f"(warning at {data.get('share')})")
 
 
+def _health_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    why = f" after {data.get('consecutive_failures')} failures ({data.get('error_code') or data.get('error_type')}" \
+          f" {data.get('status')})" if data.get("state") == "unhealthy" else ""
+    return f"{data.get('deployment')} {data.get('state')}{why} on {data.get('instance')}"
+
+
+def _config_line(event: dict[str, Any]) -> str:
+    data = event["data"]
+    return (f"{data.get('service')} on {data.get('instance')} digest {str(data.get('digest'))[:12]}"
+            f"{' (changed)' if data.get('changed') else ''}")
+
+
 def _other_line(event: dict[str, Any]) -> str:
     return json.dumps(event.get("data"))
 
 
 LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "usage": _usage_line, "usage.corrected": _correction_line, "request": _request_line, "key": _key_line,
-    "guardrail": _guardrail_line, "admin": _admin_line, "budget": _budget_line}
+    "guardrail": _guardrail_line, "admin": _admin_line, "budget": _budget_line, "provider.health": _health_line,
+    "config": _config_line}
 
 
 def human(event: dict[str, Any]) -> str:

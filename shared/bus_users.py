@@ -16,12 +16,16 @@ from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.subjects import (
     ACCOUNTING_USAGE_QUERY,
     AUDIT_STREAM,
+    CONFIG_BUCKET,
     DLQ_STREAM,
     KEYS_REVOKED,
     LIMITS_KV_SUBJECTS,
     ROUTER_CANCEL,
+    SYSTEM_ORG,
     TENANCY_CHANGED,
     USAGE_STREAM,
+    audit_subject,
+    config_kv_subject,
 )
 
 INBOXES = "_INBOX.>"  # replies: request-reply answers, stream frames, JetStream acknowledgements
@@ -29,6 +33,20 @@ JS_API = "$JS.API.>"  # streams and consumers (created idempotently at start), p
 JS_ACK = "$JS.ACK.>"  # acknowledging what a durable consumer delivered
 ADMIN = "admin"  # the launcher, the CLI and the readiness poller: everything
 GUARDRAIL_FINDINGS = "jetgate.audit.*.guardrail.finding"  # the guardrails' `guardrail.finding` events
+CONFIG_LOADED = audit_subject(SYSTEM_ORG, "config.loaded")  # every service's `config.loaded`
+PROVIDER_HEALTH = audit_subject(SYSTEM_ORG, "provider.health")  # the router's `provider.health`
+CONFIG_STREAM = f"KV_{CONFIG_BUCKET}"
+
+
+def _config_digest(service: str) -> tuple[str, ...]:
+    """Its `config.loaded` and its own key of the digest bucket (shared/config_events.py)."""
+    return CONFIG_LOADED, config_kv_subject(service)
+
+
+# a service without the whole JetStream API (guardrails): the digest bucket, created or found, and its own key read
+def _config_bucket_api(service: str) -> tuple[str, ...]:
+    return (f"$JS.API.STREAM.CREATE.{CONFIG_STREAM}", f"$JS.API.STREAM.INFO.{CONFIG_STREAM}",
+            f"$JS.API.DIRECT.GET.{CONFIG_STREAM}.{config_kv_subject(service)}")
 
 
 class Permissions(BaseModel):
@@ -46,16 +64,17 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "ingress": Permissions(
         publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
                  ROUTER_CANCEL, KEYS_REVOKED, TENANCY_CHANGED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects,
-                 JS_API, LIMITS_KV_SUBJECTS),
+                 JS_API, LIMITS_KV_SUBJECTS, config_kv_subject("ingress")),
         subscribe=(INBOXES, KEYS_REVOKED, TENANCY_CHANGED)),
     "guardrails": Permissions(
-        publish=(*_stage_subjects(Stage.ROUTER), INBOXES, GUARDRAIL_FINDINGS),
+        publish=(*_stage_subjects(Stage.ROUTER), INBOXES, GUARDRAIL_FINDINGS, *_config_digest("guardrails"),
+                 *_config_bucket_api("guardrails")),
         subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),
     "router": Permissions(
-        publish=(INBOXES, *USAGE_STREAM.subjects, JS_API),
+        publish=(INBOXES, *USAGE_STREAM.subjects, JS_API, PROVIDER_HEALTH, *_config_digest("router")),
         subscribe=(*_stage_subjects(Stage.ROUTER), ROUTER_CANCEL, INBOXES)),
     "accounting": Permissions(
-        publish=(INBOXES, JS_API, JS_ACK, *DLQ_STREAM.subjects),
+        publish=(INBOXES, JS_API, JS_ACK, *DLQ_STREAM.subjects, *_config_digest("accounting")),
         subscribe=(ACCOUNTING_USAGE_QUERY, INBOXES)),
 }
 USERS = (ADMIN, *SERVICE_PERMISSIONS)

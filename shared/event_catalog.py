@@ -13,13 +13,15 @@ from shared.events import (
     SCHEMA_VERSION,
     AdminEvent,
     BudgetWarningEvent,
+    ConfigLoadedEvent,
     GuardrailEvent,
     KeyEvent,
+    ProviderHealthEvent,
     RequestEvent,
     UsageCorrection,
     UsageEvent,
 )
-from shared.subjects import AUDIT_STREAM, USAGE_STREAM, StreamSpec
+from shared.subjects import AUDIT_STREAM, SYSTEM_ORG, USAGE_STREAM, StreamSpec
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,14 @@ class EventKind:
     stream: StreamSpec
     publishers: tuple[str, ...]  # the services (or CLI) that publish it
     description: str
+    system: bool = False  # an event of the gateway itself: of no organisation, under SYSTEM_ORG
 
     @property
     def subject(self) -> str:
         """The subject, with `{org_id}` for the organisation token."""
         if self.stream is USAGE_STREAM:
             return "jetgate.usage.{org_id}"
-        return "jetgate.audit.{org_id}." + self.type
+        return f"jetgate.audit.{SYSTEM_ORG if self.system else '{org_id}'}.{self.type}"
 
     @property
     def version(self) -> int:
@@ -65,6 +68,12 @@ CATALOG: tuple[EventKind, ...] = (
               "A level's budget passed its warning share in a budget period (once per period and level)."),
     EventKind("guardrail.finding", GuardrailEvent, AUDIT_STREAM, ("guardrails",),
               "Guardrail rules matched a call (a block, or redactions): rules and counts, never the text."),
+    EventKind("provider.health", ProviderHealthEvent, AUDIT_STREAM, ("router",),
+              "A deployment became unhealthy in one router replica (skipped for a cooldown) or healthy again.",
+              system=True),
+    EventKind("config.loaded", ConfigLoadedEvent, AUDIT_STREAM, ("ingress", "guardrails", "router", "accounting"),
+              "A service process started with its configuration: digest (secrets left out), summary, changed.",
+              system=True),
 )
 
 BY_TYPE: dict[str, EventKind] = {kind.type: kind for kind in CATALOG}

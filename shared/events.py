@@ -178,16 +178,66 @@ class GuardrailEvent(_Envelope):
     data: GuardrailData
 
 
-AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent, Field(discriminator="type")]
+class ProviderHealthData(BaseModel):
+    """A deployment (provider and upstream model) of one router replica became unhealthy (after
+    `consecutive_failures` retryable failures in a row: it is skipped for `cooldown_s`) or
+    healthy again (its first answer). The reason is the error's type, code and status, never
+    its message."""
+
+    provider: str
+    model: str  # the model name the upstream knows
+    deployment: str  # `<provider>/<model>`
+    state: Literal["healthy", "unhealthy"]
+    consecutive_failures: int = Field(ge=0)  # when it became unhealthy; before the answer when healthy again
+    error_type: str | None = None  # the last failure's (unhealthy only)
+    error_code: str | None = None
+    status: int | None = None  # the HTTP status the failure maps to
+    cooldown_s: float | None = None  # unhealthy: how long it is skipped
+    route_model: str | None = None  # the gateway model of the call that saw the transition
+    instance: str  # the router replica (each keeps its own health)
+
+
+class ProviderHealthEvent(_Envelope):
+    type: Literal["provider.health"] = "provider.health"
+    data: ProviderHealthData
+
+
+class ConfigSummary(BaseModel):
+    models: list[str] = Field(default_factory=list)
+    providers: list[str] = Field(default_factory=list)  # names only: never their fields
+    stages: list[str] = Field(default_factory=list)  # the pipeline stages this config runs
+
+
+class ConfigLoadedData(BaseModel):
+    """A service process loaded its configuration: a digest of what it runs with (the parts of
+    jetgate.yaml and of the settings it reads; secrets and credentials in URLs left out) and
+    whether it differs from the digest of that service's last `config.loaded`."""
+
+    service: str
+    instance: str
+    reason: Literal["start", "reload"] = "start"
+    digest: str  # sha256, hex
+    previous_digest: str | None = None  # None: no earlier config.loaded of this service is known
+    changed: bool = False  # previous_digest is known and differs
+    summary: ConfigSummary
+
+
+class ConfigLoadedEvent(_Envelope):
+    type: Literal["config.loaded"] = "config.loaded"
+    data: ConfigLoadedData
+
+
+AuditEvent = Annotated[RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent | ProviderHealthEvent
+                       | ConfigLoadedEvent, Field(discriminator="type")]
 Event = Annotated[UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent
-                  | GuardrailEvent,
+                  | GuardrailEvent | ProviderHealthEvent | ConfigLoadedEvent,
                   Field(discriminator="type")]
 
 _EVENT = TypeAdapter(Event)
 
 
 def parse_event(raw: bytes) -> (UsageEvent | UsageCorrection | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent
-                                | GuardrailEvent):
+                                | GuardrailEvent | ProviderHealthEvent | ConfigLoadedEvent):
     """Parse one event; raises pydantic.ValidationError (or ValueError) on bad input."""
     return _EVENT.validate_json(raw)
 

@@ -10,6 +10,10 @@ _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 EVENTS_PUBLISHED = Counter("jetgate_events_published_total", "Events published to JetStream",
                            ["type", "outcome"])
 
+CONFIG_DIGEST_ERRORS = Counter("jetgate_config_digest_errors_total",
+                               "Failed reads or writes of the last config.loaded digest (KV JETGATE_CONFIG)",
+                               ["operation"])
+
 # ingress
 HTTP_REQUESTS = Counter("jetgate_http_requests_total", "HTTP requests answered by the ingress",
                         ["route", "status"])
@@ -30,6 +34,9 @@ GUARDRAIL_FINDINGS = Counter("jetgate_guardrail_findings_total", "Guardrail rule
 # router -> upstreams
 UPSTREAM_REQUESTS = Counter("jetgate_upstream_requests_total", "Calls from the router to upstreams",
                             ["provider", "outcome"])
+DEPLOYMENT_HEALTHY = Gauge("jetgate_deployment_healthy",
+                           "1 while a deployment is healthy in this router replica, 0 while unhealthy (cooling down)",
+                           ["provider", "model"])
 UPSTREAM_LATENCY = Histogram("jetgate_upstream_seconds",
                              "Upstream time to the answer (streams: to the first chunk)",
                              ["provider", "endpoint"], buckets=_FAST)

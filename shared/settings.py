@@ -64,6 +64,9 @@ class EventSettings(_Group):
     # past this many unacknowledged events the ingress answers 503 instead of taking work
     max_pending: int = 20_000
     flush_timeout_s: float = 10.0
+    # one read or write of the last `config.loaded` digest of a service (KV `JETGATE_CONFIG`) at
+    # start; past it the event goes out without `previous_digest`
+    config_timeout_s: float = Field(default=2.0, gt=0)
 
 
 class IngressSettings(_Group):
@@ -166,6 +169,11 @@ class GuardrailsSettings(WorkerSettings):
 
 class RouterSettings(WorkerSettings):
     metrics_port: int = 9102
+    # deployment health (services/router/health.py), kept by each router replica on its own: after
+    # this many retryable failures in a row a deployment is unhealthy and failover skips it for
+    # `cooldown_s` (unless every deployment of the route is cooling down); 0 turns it off
+    unhealthy_after_failures: int = Field(default=3, ge=0)
+    cooldown_s: float = Field(default=30.0, gt=0)
 
 
 class AccountingSettings(_Group):

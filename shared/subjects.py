@@ -2,6 +2,8 @@
 
 Usage and audit subjects carry the organisation id right after the prefix, so a tenant
 can be given permission to subscribe to `jetgate.usage.<org>` and `jetgate.audit.<org>.>`.
+Events of the gateway itself, of no organisation (provider health, config loaded), carry
+`SYSTEM_ORG`, which no organisation id (a slug, shared/tenancy.py) can be.
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ KEYS_REVOKED = "jetgate.ctl.keys.revoked"
 # an org, team, user or key changed (limits, models, role, scopes, deletion): every ingress
 # evicts the cached keys beneath it (shared/protocol.py TenancyChanged)
 TENANCY_CHANGED = "jetgate.ctl.tenancy.changed"
+
+
+# the organisation token of the gateway's own events: `jetgate.audit._system.<type>`; a slug never
+# starts with `_`, so no organisation's key or NATS reader (shared/org_readers.py) can reach it
+SYSTEM_ORG = "_system"
 
 
 def _token(value: str | None) -> str:
@@ -58,3 +65,10 @@ AUDIT_CONSUMER = "accounting-audit"
 # the shared state of rate limits and budgets (services/ingress/limits/store.py): a KV bucket
 LIMITS_BUCKET = "JETGATE_LIMITS"
 LIMITS_KV_SUBJECTS = f"$KV.{LIMITS_BUCKET}.>"
+
+# the last `config.loaded` of each service, by service name (shared/config_events.py): a KV bucket
+CONFIG_BUCKET = "JETGATE_CONFIG"
+
+
+def config_kv_subject(service: str) -> str:
+    return f"$KV.{CONFIG_BUCKET}.{_token(service)}"

@@ -24,10 +24,12 @@ from services.accounting.ledger import record_spend
 from services.accounting.rollup_builder import maintain_rollups
 from services.accounting.usage_query import answer
 from shared.bus import connect, ensure_streams, jetstream
+from shared.config_events import announce_config
 from shared.db.engine import make_engine
 from shared.db.outage import bounded
 from shared.events import UsageCorrection, UsageEvent
 from shared.metrics_server import start_metrics_server
+from shared.publisher import EventPublisher
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import (
     ACCOUNTING_QUEUE,
@@ -65,9 +67,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     store: ClickHouseStore | None = None
     consumers: list[BatchConsumer[Any]] = []
     rollups: asyncio.Task[None] | None = None
+    events: EventPublisher | None = None
     try:
         js = jetstream(nc, settings.bus)
         await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
+        events = EventPublisher(js, settings.events)
         store = await ClickHouseStore.open(settings.require("clickhouse_url"), settings.accounting.rollup_close_grace_s)
         ch = store
 
@@ -88,6 +92,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             await consumer.subscribe()
         await nc.subscribe(ACCOUNTING_USAGE_QUERY, queue=ACCOUNTING_QUEUE, cb=on_query)
         rollups = asyncio.create_task(maintain_rollups(ch, settings.accounting, stop))
+        await announce_config(js, events.emit, "accounting", None, settings)
         log.info("accounting ready")
         await _run_until_stopped(stop, consumers, settings.accounting.lag_interval_s)
     finally:
@@ -98,6 +103,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         if rollups is not None:
             rollups.cancel()
             await asyncio.gather(rollups, return_exceptions=True)
+        if events is not None:
+            await events.flush()  # this process's config.loaded
         try:
             await nc.drain()
         except Exception as exc:

@@ -12,11 +12,7 @@ from services.accounting.corrections import correction_row
 from services.accounting.ledger import audit_row, ledger_row, misfit
 from shared.db.tables import MONEY, audit_log, spend_ledger, usage_corrections
 from shared.events import (
-    AdminEvent,
-    BudgetWarningEvent,
-    GuardrailEvent,
-    KeyEvent,
-    RequestEvent,
+    AuditEvent,
     UsageCorrection,
     UsageEvent,
     parse_event,
@@ -53,7 +49,7 @@ def parse_usage(raw: bytes) -> UsageEvent | UsageCorrection:
     return event
 
 
-def parse_audit(raw: bytes) -> RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent:
+def parse_audit(raw: bytes) -> AuditEvent:
     event = parse_event(raw)
     if isinstance(event, UsageEvent | UsageCorrection):
         raise ValueError(f"expected a request or key event on the audit stream, got {event.type}")

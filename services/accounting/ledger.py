@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
-from shared.events import AdminEvent, BudgetWarningEvent, GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
+from shared.events import AdminEvent, AuditEvent, BudgetWarningEvent, GuardrailEvent, KeyEvent, RequestEvent, UsageEvent
 
 E = TypeVar("E", bound=UsageEvent | RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent)
 
@@ -36,7 +36,7 @@ def ledger_row(event: UsageEvent) -> dict[str, Any]:
     }
 
 
-def audit_row(event: RequestEvent | KeyEvent | AdminEvent | BudgetWarningEvent | GuardrailEvent) -> dict[str, Any]:
+def audit_row(event: AuditEvent) -> dict[str, Any]:
     return {
         "event_id": event.id, "type": event.type, "time": event.time, "source": event.source,
         "org_id": event.org_id, "team_id": event.team_id, "key_id": event.key_id,

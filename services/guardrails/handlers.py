@@ -13,6 +13,7 @@ from services.guardrails.stage import checked_body
 from services.guardrails.verdict import GuardrailVerdict
 from shared.bus import connect, jetstream
 from shared.config import load_config
+from shared.config_events import announce_config
 from shared.events import GuardrailData, GuardrailEvent, GuardrailFinding, envelope_ids
 from shared.metrics_server import start_metrics_server
 from shared.pipeline import Stage, served_by
@@ -25,10 +26,12 @@ log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    policy = Policy.from_config(load_config(settings.config).guardrails)
+    config = load_config(settings.config)
+    policy = Policy.from_config(config.guardrails)
     start_metrics_server(settings.guardrails.metrics_host, settings.guardrails.metrics_port, "guardrails")
     nc = await connect(settings.require("nats_url"), "jetgate-guardrails", settings.bus)
-    events = EventPublisher(jetstream(nc, settings.bus), settings.events, nc=nc)
+    js = jetstream(nc, settings.bus)
+    events = EventPublisher(js, settings.events, nc=nc)
 
     def report(call: Call, verdict: GuardrailVerdict) -> None:
         events.emit(finding_event(call, verdict))
@@ -41,6 +44,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                          concurrent=False, heartbeat_s=settings.bus.heartbeat_interval_s)
     try:
         await server.start()
+        await announce_config(js, events.emit, "guardrails", config, settings)
         log.info("guardrails: %d rules, %s", len(policy.rules), "enabled" if policy.enabled else "disabled")
         await stop.wait()
         await server.stop(settings.guardrails.drain_timeout_s)

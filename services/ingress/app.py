@@ -30,6 +30,7 @@ from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
+from shared.config_events import announce_config
 from shared.db.engine import make_engine
 from shared.openai_audio import SpeechRequest
 from shared.openai_completions import CompletionsRequest
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
             routes={model.name: route_of(model) for model in config.models}, last_used=last_used, limiter=limiter,
             proxies=parse_networks(settings.ingress.trusted_proxies),
             feeds=await EventFeeds.connect(settings))
+        await announce_config(js, events.emit, "ingress", config, settings)
         log.info("ingress ready: %d models", len(config.models))
         try:
             yield

@@ -22,6 +22,8 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from services.router.failover import RouteFailure, call_with_failover
+from services.router.health import DeploymentHealth, RouteHealth
+from services.router.health_report import HealthReport
 from services.router.http_client import UpstreamHttp
 from services.router.openai_endpoints import ENDPOINTS
 from services.router.passthrough import serve_passthrough
@@ -32,6 +34,7 @@ from services.router.responses.serve import events_from, response_from
 from services.router.usage import usage_event
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
+from shared.config_events import announce_config
 from shared.errors import InvalidRequest
 from shared.metrics_server import start_metrics_server
 from shared.pipeline import Endpoint, Stage
@@ -59,13 +62,18 @@ def _body(call: Call) -> dict[str, Any]:
 
 class RouterWorker:
     def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher,
-                 frame_bytes: int = DEFAULT_FRAME_BYTES, http: UpstreamHttp | None = None) -> None:
+                 frame_bytes: int = DEFAULT_FRAME_BYTES, http: UpstreamHttp | None = None,
+                 health: DeploymentHealth | None = None) -> None:
         self._nc = nc
+        self._health = health  # None: every deployment is always tried
         self._http = http or UpstreamHttp()
         self._registry = registry
         self._publisher = publisher
         self._frame_bytes = frame_bytes
         self._cancels: dict[str, CallCancel] = {}
+
+    def _route_health(self, call: Call) -> RouteHealth | None:
+        return RouteHealth(self._health, call.envelope.route.model) if self._health is not None else None
 
     async def on_chat(self, msg: Msg, call: Call) -> None:
         envelope = call.envelope
@@ -92,7 +100,8 @@ class RouterWorker:
         cancelled = CallCancel()
         self._cancels[envelope.call_id] = cancelled
         try:
-            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled, open_)
+            event = await relay_stream(self._nc, msg.reply, call, targets, body, cancelled, open_,
+                                       self._route_health(call))
         finally:
             self._cancels.pop(envelope.call_id, None)
         self._publisher.emit(event)
@@ -151,7 +160,8 @@ class RouterWorker:
         cancel = CallCancel(asyncio.current_task())
         self._cancels[envelope.call_id] = cancel
         try:
-            answer = await call_with_failover(targets, envelope.endpoint.value, attempt or by_endpoint, before)
+            answer = await call_with_failover(targets, envelope.endpoint.value, attempt or by_endpoint, before,
+                                              self._route_health(call))
         except RouteFailure as failure:
             self._publisher.emit(usage_event(
                 envelope, target=failure.target, usage=None, usage_source="none", status="error",
@@ -199,7 +209,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
-    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http)
+    report = HealthReport(publisher.emit, settings.router.cooldown_s)
+    report.seed(config)
+    health = DeploymentHealth(settings.router.unhealthy_after_failures, settings.router.cooldown_s, on_change=report)
+    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http, health)
     server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.RESPONSES: worker.on_responses,
                                             Endpoint.EMBEDDINGS: worker.on_embeddings,
                                             Endpoint.PASSTHROUGH: worker.on_passthrough,
@@ -207,6 +220,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)
+    await announce_config(js, publisher.emit, "router", config, settings)
     log.info("router ready: %d providers", len(registry))
     await stop.wait()
     log.info("router stopping: draining")

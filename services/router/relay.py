@@ -15,6 +15,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from services.router.failover import OpenStream, RouteFailure, open_stream_with_failover
+from services.router.health import RouteHealth
 from services.router.providers.base import ChatCall, Chunk
 from services.router.registry import Target
 from services.router.usage import Status, UsageSource, usage_event
@@ -98,8 +99,10 @@ Opener = Callable[[Target], AsyncGenerator[Chunk, None]]
 
 
 async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target, ...],
-                       body: dict[str, Any], cancelled: CallCancel, open_: Opener | None = None) -> UsageEvent:
-    """`open_`: how a target's stream is opened (its chat stream unless told)."""
+                       body: dict[str, Any], cancelled: CallCancel, open_: Opener | None = None,
+                       health: RouteHealth | None = None) -> UsageEvent:
+    """`open_`: how a target's stream is opened (its chat stream unless told); `health`: the
+    route's deployment health (services/router/health.py), told whether each one opened."""
     envelope = call.envelope
     started = time.perf_counter()
     tally = StreamTally(body, envelope.endpoint)
@@ -112,7 +115,7 @@ async def relay_stream(nc: Client, inbox: str, call: Call, targets: tuple[Target
     try:
         opened: OpenStream = await open_stream_with_failover(
             targets, open_ or (lambda target: target.provider.chat_stream(ChatCall(body, target.model))),
-            call.lease.reaching if call.lease else None)
+            call.lease.reaching if call.lease else None, health)
     except RouteFailure as failure:
         await send_error(nc, inbox, failure.error)
         return charge(failure.target, "error", failure.attempts)

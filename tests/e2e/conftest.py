@@ -70,6 +70,9 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             model("always-500", "fail-500"),
             model("bad-request", "fail-400"),
             model("rate-limited", "fail-429"),
+            # deployment health (test_provider_health.py): `health-a`/`health-b` fail when told to
+            model("health-failover", "health-a", "gpt-4o-mini"),
+            model("health-single", "health-b"),
             model("stream-no-usage", "stream-no-usage"),
             model("slow-stream", "slow-stream"),
             model("hang", "hang"),

@@ -64,6 +64,22 @@ class Gateway:
         self.wait_ready(url)
         return url
 
+    @contextlib.contextmanager
+    def replaced(self, service: str, **settings: str) -> Iterator[None]:
+        """The service stopped and started again with these settings (environment variables)
+        for the block, then as it was."""
+        child = self.supervisor.children[service]
+        original = child.env
+        child.stop(timeout=30)
+        child.env = {**original, **settings}
+        child.start()
+        try:
+            yield
+        finally:
+            child.stop(timeout=30)
+            child.env = original
+            child.start()
+
     def kill(self, service: str) -> None:
         self.supervisor.children[service].kill()
 
@@ -123,7 +139,9 @@ class Gateway:
 
 def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config: Path, port: int,
                 master_key: str, upstream_key: str) -> dict[str, str]:
-    """Short waits, so a test never sits out a production timeout; metrics on free ports."""
+    """Short waits, so a test never sits out a production timeout; metrics on free ports.
+    Deployment health is off (tests call failing deployments again and again and expect them
+    tried); test_provider_health.py turns it on in a router of its own."""
     return child_env({
         "JETGATE_NATS_URL": nats_url, "JETGATE_DATABASE_URL": database_url,
         "JETGATE_CLICKHOUSE_URL": clickhouse_url, "JETGATE_CONFIG": str(config),
@@ -133,7 +151,7 @@ def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config
         "JETGATE_ACCOUNTING__MAX_NAK_DELAY_S": "2", "JETGATE_ACCOUNTING__IDLE_POLL_S": "0.5",
         "JETGATE_GUARDRAILS__METRICS_PORT": "0", "JETGATE_ROUTER__METRICS_PORT": "0",
         "JETGATE_ACCOUNTING__METRICS_PORT": "0", "JETGATE_ROUTER__DRAIN_TIMEOUT_S": "10",
-        "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10",
+        "JETGATE_GUARDRAILS__DRAIN_TIMEOUT_S": "10", "JETGATE_ROUTER__UNHEALTHY_AFTER_FAILURES": "0",
     }, FAKE_UPSTREAM_KEY=upstream_key)
 
 

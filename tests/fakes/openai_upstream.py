@@ -10,6 +10,8 @@ gateway config can point different deployments at different behaviours:
 - `fail-400`, `fail-401`, `fail-404`, `fail-429`, `fail-500`, `fail-503`: that status with
   OpenAI's error body (429 also sends `retry-after`)
 - `flaky-500`: the first such request to this server gets a 500, later ones are answered
+- any model a test told to fail (`.fail(model, status)`, until `.recover(model)`): that status
+  with OpenAI's error body, as `fail-<status>` answers
 - `stream-no-usage`: streams never end with a usage chunk, even when asked for one
 - `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
   that leaves early is counted in `.streams_aborted`
@@ -99,6 +101,7 @@ class FakeOpenAI(ResponsesEndpoint):
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._flaky_seen = 0
+        self._failing: dict[str, int] = {}
         self._streams_aborted = 0
         self._slow_answered = 0
         self._uploads: list[dict[str, bytes]] = []
@@ -150,6 +153,20 @@ class FakeOpenAI(ResponsesEndpoint):
         """Every multipart upload received (its fields, files too, by name), oldest first."""
         with self._lock:
             return list(self._uploads)
+
+    def fail(self, model: str, status: int = 503) -> None:
+        """Requests for `model` get `status` (one of the `fail-*` statuses) until `recover`."""
+        assert f"fail-{status}" in _FAILURES, status
+        with self._lock:
+            self._failing[model] = status
+
+    def recover(self, model: str) -> None:
+        with self._lock:
+            self._failing.pop(model, None)
+
+    def requests_for(self, model: str) -> int:
+        """How many requests named `model`."""
+        return sum(1 for r in self.requests if isinstance(r.json, dict) and r.json.get("model") == model)
 
     def clear(self) -> None:
         with self._lock:
@@ -207,6 +224,10 @@ class FakeOpenAI(ResponsesEndpoint):
         return body, self._failure(body["model"])
 
     def _failure(self, model: str) -> Response | None:
+        with self._lock:
+            told = self._failing.get(model)
+        if told is not None:
+            model = f"fail-{told}"
         if model in _FAILURES:
             status, build = _FAILURES[model]
             extra = {"retry-after": str(self.retry_after_s)} if status == 429 else {}

@@ -19,6 +19,9 @@ from shared.events import (
     AdminEvent,
     BudgetWarningData,
     BudgetWarningEvent,
+    ConfigLoadedData,
+    ConfigLoadedEvent,
+    ConfigSummary,
     CorrectionData,
     Event,
     GuardrailData,
@@ -26,13 +29,15 @@ from shared.events import (
     GuardrailFinding,
     KeyData,
     KeyEvent,
+    ProviderHealthData,
+    ProviderHealthEvent,
     RequestData,
     RequestEvent,
     UsageCorrection,
     UsageData,
     UsageEvent,
 )
-from shared.subjects import dlq_subject
+from shared.subjects import SYSTEM_ORG, dlq_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +55,11 @@ SAMPLES = {
         period_start=datetime(2026, 12, 1, tzinfo=UTC))),
     "guardrail.finding": GuardrailEvent(source="guardrails", org_id="acme", data=GuardrailData(
         endpoint="chat", model="m", verdict="modify", findings=[GuardrailFinding(rule="pii.email", action="redact")])),
+    "provider.health": ProviderHealthEvent(source="router", org_id=SYSTEM_ORG, data=ProviderHealthData(
+        provider="openai", model="gpt-4o", deployment="openai/gpt-4o", state="unhealthy", consecutive_failures=3,
+        error_type="api_error", error_code="upstream_error", status=502, cooldown_s=30, instance="host:1")),
+    "config.loaded": ConfigLoadedEvent(source="router", org_id=SYSTEM_ORG, data=ConfigLoadedData(
+        service="router", instance="host:1", digest="ab" * 32, summary=ConfigSummary(providers=["openai"]))),
 }
 
 
@@ -71,12 +81,12 @@ def test_a_file_that_differs_or_is_left_over_is_found(tmp_path: Path) -> None:
     assert stale(tmp_path) == []
     usage = tmp_path / SCHEMA_DIR / "usage.recorded.json"
     usage.write_text(usage.read_text().replace('"prompt_tokens"', '"input_tokens"'))
-    (tmp_path / SCHEMA_DIR / "provider.health.json").write_text("{}")
+    (tmp_path / SCHEMA_DIR / "model.retired.json").write_text("{}")
     (tmp_path / ASYNCAPI_FILE).unlink()
-    assert stale(tmp_path) == sorted([SCHEMA_DIR / "usage.recorded.json", SCHEMA_DIR / "provider.health.json",
+    assert stale(tmp_path) == sorted([SCHEMA_DIR / "usage.recorded.json", SCHEMA_DIR / "model.retired.json",
                                       ASYNCAPI_FILE])
     write(tmp_path)
-    assert stale(tmp_path) == [] and not (tmp_path / SCHEMA_DIR / "provider.health.json").exists()
+    assert stale(tmp_path) == [] and not (tmp_path / SCHEMA_DIR / "model.retired.json").exists()
 
 
 def test_every_published_type_has_a_schema_its_events_satisfy() -> None:
@@ -99,8 +109,10 @@ def test_the_asyncapi_document_lists_every_subject() -> None:
     published = {event_subject(event).replace(".acme", ".{org_id}", 1) for event in SAMPLES.values()}
     assert published == {kind.subject for kind in CATALOG}
     assert addresses == published | {dlq_subject("x").replace(".x", ".{consumer}")}
-    for channel in document["channels"].values():
-        assert channel["parameters"], channel["address"]
+    for channel in document["channels"].values():  # the gateway's own events name no organisation
+        assert bool(channel.get("parameters")) == ("{" in channel["address"]), channel["address"]
+    assert {kind.subject for kind in CATALOG if kind.system} == {
+        f"jetgate.audit.{SYSTEM_ORG}.provider.health", f"jetgate.audit.{SYSTEM_ORG}.config.loaded"}
     payloads = {name for name in document["components"]["schemas"]}
     assert {"UsageEvent", "RequestEvent", "KeyEvent"} <= payloads
     assert generated()[ASYNCAPI_FILE] == (ROOT / ASYNCAPI_FILE).read_text()

@@ -12,6 +12,7 @@ from services.ingress.event_feed.query import FeedKind, FeedQuery
 from shared.errors import PermissionDenied
 from shared.events import Principal
 from shared.settings import EventFeedSettings
+from shared.subjects import SYSTEM_ORG
 from shared.tenancy import Role, Scope
 
 
@@ -27,6 +28,18 @@ def test_master_key_reads_any_org_others_only_their_own() -> None:
     org_admin = Principal(key_id="k", org_id="acme", role=Role.ADMIN)
     assert may_read_events(org_admin, "acme")
     assert not may_read_events(org_admin, "other")  # an org's admin is not every org's
+
+
+def test_the_gateways_own_events_are_for_the_master_key_and_global_admins_only() -> None:
+    assert feed_org(Principal(key_id="master", is_admin=True), SYSTEM_ORG) == SYSTEM_ORG
+    assert may_read_events(Principal(key_id="k", org_id="acme", role=Role.GLOBAL), SYSTEM_ORG)
+    for other in (Principal(key_id="k", org_id="acme", role=Role.OWNER, scopes=[Scope.EVENTS]),
+                  Principal(key_id="k", org_id="acme", is_admin=True),
+                  Principal(key_id="k", org_id=SYSTEM_ORG, role=Role.OWNER, scopes=[Scope.EVENTS])):  # even so named
+        assert not may_read_events(other, SYSTEM_ORG)
+    with pytest.raises(PermissionDenied) as refused:
+        feed_org(Principal(key_id="k", org_id="acme", role=Role.OWNER), SYSTEM_ORG)
+    assert refused.value.code == "org_not_allowed"
 
 
 def test_the_events_scope_or_an_org_admin() -> None:

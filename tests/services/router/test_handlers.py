@@ -85,7 +85,9 @@ async def router(nats_url: str, nc: Client, fake: FakeOpenAI,
     config = write_config(tmp_path_factory.mktemp("router") / "jetgate.yaml", fake)
     ROUTES.update({model.name: route_of(model) for model in load_config(config).models})
     stop = asyncio.Event()
-    settings = Settings(config=config, nats_url=nats_url, router=RouterSettings(metrics_port=0, drain_timeout_s=5),
+    # deployment health off: these tests call failing deployments again and again, expecting them tried
+    router = RouterSettings(metrics_port=0, drain_timeout_s=5, unhealthy_after_failures=0)
+    settings = Settings(config=config, nats_url=nats_url, router=router,
                         bus=BusSettings(heartbeat_interval_s=HEARTBEAT_S, frame_bytes=FRAME_BYTES))
     task = asyncio.create_task(serve(settings, stop))
     async with asyncio.timeout(30):
