@@ -181,6 +181,9 @@ class AccountingSettings(_Group):
     max_nak_delay_s: float = 30.0
     # wait after a failed batch before the next fetch
     failure_pause_s: float = 1.0
+    # a batch keeps filling while events come at most this far apart (a stored backlog comes
+    # back to back); the first gap this long ends it, unless it is a trickle (see batch_wait_s)
+    fill_timeout_s: float = Field(default=0.05, gt=0, le=5)
     # one batch write to Postgres, as a whole; past it the batch is nak'ed and comes again
     write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often
