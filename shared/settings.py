@@ -171,8 +171,11 @@ class RouterSettings(WorkerSettings):
 class AccountingSettings(_Group):
     metrics_port: int = 9103
     metrics_host: str = "127.0.0.1"
-    batch_size: int = 500
-    # how long a small batch (under a tenth of batch_size once what is stored is taken) may fill
+    # events written at once (one ClickHouse insert, one Postgres transaction): each insert
+    # costs chDB ≈ 20 ms of CPU whatever its size (docs/benchmarks.md), so batches are big
+    batch_size: int = Field(default=2000, ge=1, le=20_000)
+    # the longest a batch fills once its first event is in (the lag batching adds); a trickle
+    # (under a tenth of batch_size once what is stored is taken) waits all of it
     batch_wait_s: float = 0.5
     # the longest wait for a first event; bounds how fast a stop is noticed
     idle_poll_s: float = 1.0

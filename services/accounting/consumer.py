@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,8 +48,8 @@ TRICKLE_SHARE = 10  # a batch under 1/10 of batch_size once what is stored is ta
 class ConsumerSpec:
     name: str             # durable consumer name; also names the dead-letter subject
     stream: StreamSpec
-    batch_size: int = 500
-    batch_wait_s: float = 0.2
+    batch_size: int = 2000
+    batch_wait_s: float = 0.5  # the longest a batch fills once its first message is in
     idle_poll_s: float = 1.0  # longest wait for a first message; bounds shutdown latency
     ack_wait_s: float = 30.0  # a message fetched and not settled in this time is redelivered
     max_nak_delay_s: float = 30.0
@@ -145,22 +146,23 @@ class BatchConsumer(Generic[T]):
             return None
 
     async def _collect(self, stop: asyncio.Event) -> list[Msg]:
-        """Up to batch_size messages: once the first arrives, take what is stored (it comes
-        back to back: more within fill_timeout_s); a batch that stays small (a trickle, not
-        a backlog) may fill for batch_wait_s, then takes what is there (big inserts)."""
+        """Up to batch_size messages. Once the first is in, the batch fills for at most
+        batch_wait_s: what is stored comes back to back, so a gap of fill_timeout_s means it
+        is taken and the batch is written, unless it is a trickle (under a tenth of
+        batch_size), which waits out batch_wait_s to fill (few round trips, big inserts)."""
         assert self._pull is not None
         pull, spec = self._pull, self._spec
         await pull.top_up()
         await pull.wait_for(1, spec.idle_poll_s)
         if not pull.buffered or stop.is_set():
             return pull.take(spec.batch_size)
-        while pull.buffered < spec.batch_size:
+        deadline = time.monotonic() + spec.batch_wait_s
+        trickle = max(1, spec.batch_size // TRICKLE_SHARE)
+        while pull.buffered < spec.batch_size and (left := deadline - time.monotonic()) > 0:
             before = pull.received
-            await pull.wait_for(spec.batch_size, spec.fill_timeout_s)
-            if pull.received == before:
+            await pull.wait_for(spec.batch_size, min(spec.fill_timeout_s, left))
+            if pull.received == before and pull.buffered >= trickle:
                 break
-        if pull.buffered < max(1, spec.batch_size // TRICKLE_SHARE):  # a backlog never waits
-            await pull.wait_for(spec.batch_size, spec.batch_wait_s)
         return pull.take(spec.batch_size)
 
     async def handle(self, msgs: list[Msg]) -> bool:
