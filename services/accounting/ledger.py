@@ -6,15 +6,14 @@ redelivery and replay never count twice.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Numeric, String, Table, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy import Integer, Numeric, Select, String, Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
@@ -88,15 +87,18 @@ def unique(events: Iterable[E]) -> list[E]:
 
 
 @cache
-def _insert_ledger_rows() -> Insert:
+def _insert_ledger_rows() -> Select[tuple[str | None, Decimal, int]]:
     """One statement, one parameter per column (an array of the batch's values, unnested in
-    step): the batch costs one bind, not one per value (SQLAlchemy's insertmanyvalues)."""
+    step): the batch costs one bind, not one per value (SQLAlchemy's insertmanyvalues). It
+    answers what it inserted per key (cost, rows), not a row per event."""
     columns = list(spend_ledger.columns)
     rows = select(*(func.unnest(bindparam(column.name, type_=ARRAY(column.type))).label(column.name)
                     for column in columns))
-    return (insert(spend_ledger).from_select([column.name for column in columns], rows)
-            .on_conflict_do_nothing(index_elements=[spend_ledger.c.event_id])
-            .returning(spend_ledger.c.key_id, spend_ledger.c.cost))
+    inserted = (insert(spend_ledger).from_select([column.name for column in columns], rows)
+                .on_conflict_do_nothing(index_elements=[spend_ledger.c.event_id])
+                .returning(spend_ledger.c.key_id, spend_ledger.c.cost)).cte("inserted")
+    return (select(inserted.c.key_id, func.sum(inserted.c.cost), func.count())
+            .group_by(inserted.c.key_id).order_by(inserted.c.key_id))
 
 
 async def record_spend(engine: AsyncEngine, events: Sequence[UsageEvent]) -> int:
@@ -108,15 +110,11 @@ async def record_spend(engine: AsyncEngine, events: Sequence[UsageEvent]) -> int
     add_spend = (update(api_keys).where(api_keys.c.id == bindparam("b_key_id"))
                  .values(spend=api_keys.c.spend + bindparam("b_amount", type_=api_keys.c.spend.type)))
     async with engine.begin() as conn:
-        inserted = (await conn.execute(_insert_ledger_rows(), columns)).all()
-        totals: dict[str, Decimal] = defaultdict(Decimal)
-        for key_id, cost in inserted:
-            if key_id is not None:
-                totals[key_id] += cost
-        if totals:
-            await conn.execute(add_spend, [{"b_key_id": key_id, "b_amount": amount}
-                                           for key_id, amount in sorted(totals.items())])
-    return len(inserted)
+        per_key = (await conn.execute(_insert_ledger_rows(), columns)).all()
+        spent = [{"b_key_id": key_id, "b_amount": cost} for key_id, cost, _ in per_key if key_id is not None]
+        if spent:  # in key order: replicas lock the same keys in the same order
+            await conn.execute(add_spend, spent)
+    return sum(count for _, _, count in per_key)
 
 
 async def record_audit(engine: AsyncEngine,
