@@ -1,4 +1,8 @@
-"""The batch loop both accounting consumers run: fetch → parse → write → ack.
+"""The batch loop both accounting consumers run: pull → parse → write → ack.
+
+Messages come through pull requests on a core subscription (services/accounting/pull.py),
+two batches asked for ahead; a batch fills up to batch_size, for at most batch_wait_s.
+On stop nothing more is asked for, and all the server sent is written and settled first.
 
 Every message ends one of three ways:
 - acked, after the write of its batch succeeded;

@@ -87,7 +87,7 @@ def unique(events: Iterable[E]) -> list[E]:
 
 
 @cache
-def _insert_ledger_rows() -> Select[tuple[str | None, Decimal, int]]:
+def _insert_ledger_rows() -> Select[str | None, Decimal, int]:
     """One statement, one parameter per column (an array of the batch's values, unnested in
     step): the batch costs one bind, not one per value (SQLAlchemy's insertmanyvalues). It
     answers what it inserted per key (cost, rows), not a row per event."""

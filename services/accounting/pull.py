@@ -111,7 +111,7 @@ class DurablePull:
         log.info("%s: durable consumer created on %s", self._durable, self._stream)
 
     async def consumer_info(self) -> ConsumerInfo:
-        info = await self._js.consumer_info(self._stream, self._durable)
+        info: ConsumerInfo = await self._js.consumer_info(self._stream, self._durable)
         if info.ack_floor is not None and info.ack_floor.stream_seq is not None:
             self._ack_floor = int(info.ack_floor.stream_seq)
         return info
