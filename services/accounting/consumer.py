@@ -134,6 +134,7 @@ class BatchConsumer(Generic[T]):
         await pull.settle_requests()
         while pull.buffered:
             await self._handle_safely(pull.take(self._spec.batch_size))
+        await pull.flush()
 
     async def _handle_safely(self, msgs: list[Msg]) -> bool:
         try:

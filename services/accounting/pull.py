@@ -204,6 +204,13 @@ class DurablePull:
             finally:
                 self._settling = False
 
+    async def flush(self, timeout_s: int = 5) -> None:
+        """Until the server has every ack sent so far (it applies them a moment later)."""
+        try:
+            await self._nc.flush(timeout=timeout_s)
+        except Exception as exc:  # disconnected: what is unacked comes back after ack_wait
+            log.warning("%s: flush of acks failed: %s", self._durable, type(exc).__name__)
+
     async def close(self) -> None:
         """Unsubscribe. Anything the server sends after this comes back after ack_wait."""
         sub, self._sub = self._sub, None

@@ -64,10 +64,16 @@ async def test_stop_mid_batch_settles_all_it_was_sent_the_rest_comes_to_the_next
     await asyncio.wait_for(task, 10)
     await consumer.close()
 
-    info = await js.consumer_info(stream.name, spec.name)
     assert 0 < len(first.written) < len(bodies), "stopped before the end: publish more or write slower"
-    assert info.num_ack_pending == 0  # nothing delivered is left unsettled
-    assert info.ack_floor.stream_seq == info.delivered.stream_seq == len(first.written)
+
+    async def settled() -> bool:  # the server applies acks a moment after it has them
+        info = await js.consumer_info(stream.name, spec.name)
+        return info.num_ack_pending == 0 and info.ack_floor.stream_seq == info.delivered.stream_seq
+
+    # Nothing delivered is left unsettled: an unacked message would stay pending for ack_wait (30 s).
+    await harness.eventually(settled, 5, "every delivered message to be acked")
+    info = await js.consumer_info(stream.name, spec.name)
+    assert info.delivered.stream_seq == len(first.written)
 
     second = Recorder()
     consumer = BatchConsumer(js, spec, bytes.decode, second.write)
