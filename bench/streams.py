@@ -7,8 +7,8 @@ Starts an embedded nats-server and Postgres (migrated) in a temporary directory,
 accounting service as its own process (`python -m services.accounting`, chDB in that
 directory), as `jetgate up` runs them.
 
-1. ingest: publishes `--rate` usage events a second for `--seconds` (open loop, the
-   publisher waiting for JetStream's acks), samples the consumer's pending events and
+1. ingest: publishes `--rate` usage events a second for `--seconds` (open loop, pipelined
+   publishes with their PubAcks counted as they come: bench/publisher.py), samples the consumer's pending events and
    `jetgate_consumer_lag_seconds` from accounting's `/metrics`, waits until every event is
    written, then stops accounting and reads each event's lag from ClickHouse itself
    (`inserted_at - time`: from the event's creation to its row).
@@ -29,13 +29,14 @@ import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from sqlalchemy import func, select
 
 from bench import footprint, procs
+from bench.publisher import publish_at, publish_bodies, usage_bodies, usage_body
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.embedded.ports import free_port
 from jetgate.embedded.postgres import EmbeddedPostgres
@@ -43,8 +44,10 @@ from jetgate.replay.run import ReplayJob, replay
 from jetgate.replay.source import KINDS, Selection
 from services.accounting.clickhouse_store import ClickHouseStore
 from shared.bus import connect, ensure_streams, event_data, event_headers, event_subject
+from shared.db.engine import make_engine
 from shared.db.migrate import upgrade
-from shared.events import RequestData, RequestEvent, UsageData, UsageEvent
+from shared.db.tables import spend_ledger
+from shared.events import RequestData, RequestEvent
 from shared.settings import Settings
 from shared.subjects import USAGE_CONSUMER, USAGE_STREAM
 
@@ -52,40 +55,10 @@ REPO = Path(__file__).resolve().parent.parent
 WINDOW = 2000  # publishes in flight at most
 
 
-def usage_event(i: int) -> UsageEvent:
-    return UsageEvent(source="router", org_id=f"org-{i % 10}", key_id=f"key_{i % 100}", request_id=f"r{i}",
-                      data=UsageData(model="gpt-4o-mini", provider="openai", prompt_tokens=12, completion_tokens=30,
-                                     total_tokens=42, cost=Decimal("0.0000198"), latency_ms=3.5))
-
-
 def audit_event(i: int) -> RequestEvent:
     return RequestEvent(type="request.completed", source="ingress", org_id=f"org-{i % 10}", key_id=f"key_{i % 100}",
                         request_id=f"r{i}", data=RequestData(path="/v1/chat/completions", model="gpt-4o-mini",
                                                              status_code=200, latency_ms=4.2))
-
-
-async def publish_at(js: JetStreamContext, rate: int, seconds: float, make) -> int:  # type: ignore[no-untyped-def]
-    """Open loop: `rate` events a second, in 10 ms ticks; returns the last stream sequence."""
-    pending: set[asyncio.Future[object]] = set()
-    last = 0
-    started = time.monotonic()
-    total = int(rate * seconds)
-    sent = 0
-    while sent < total:
-        due = min(total, int((time.monotonic() - started) * rate))
-        while sent < due:
-            event = make(sent)
-            pending.add(asyncio.ensure_future(js.publish(event_subject(event), event_data(event),
-                                                         headers=event_headers(event))))
-            sent += 1
-            if len(pending) >= WINDOW:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                last = max([last, *(f.result().seq for f in done)])  # type: ignore[attr-defined]
-        await asyncio.sleep(0.01)
-    if pending:
-        done, _ = await asyncio.wait(pending)
-        last = max([last, *(f.result().seq for f in done)])  # type: ignore[attr-defined]
-    return last
 
 
 async def publish_fast(js: JetStreamContext, count: int, make) -> None:  # type: ignore[no-untyped-def]
@@ -134,7 +107,7 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float, s
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-        await publish_fast(js, 200, usage_event)  # warm up: consumer bound, tables touched
+        await publish_bodies(nc, usage_bodies(200))  # warm up: consumer bound, tables touched
         await asyncio.sleep(2)
         samples: list[tuple[int, float | None]] = []
         stop = asyncio.Event()
@@ -148,10 +121,11 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float, s
 
         sampler = asyncio.create_task(sample())
         pids = {"accounting": accounting.pid, **servers}
-        cpu_before = cpu_seconds(pids)
+        cpu_before, own_before = cpu_seconds(pids), time.process_time()
         started = time.monotonic()
-        last = await publish_at(js, rate, seconds, lambda i: usage_event(1000 + i))
+        last = await publish_at(nc, rate, seconds, lambda i: usage_body(1000 + i))
         published_s = time.monotonic() - started
+        publisher_cpu = time.process_time() - own_before
         while True:
             info = await js.consumer_info(USAGE_STREAM.name, USAGE_CONSUMER)
             if info.ack_floor and (info.ack_floor.stream_seq or 0) >= last:
@@ -173,17 +147,26 @@ async def ingest(settings: Settings, workdir: Path, rate: int, seconds: float, s
             "(SELECT toFloat64(inserted_at) - toFloat64(time) AS lag FROM usage_events FINAL WHERE request_id != '')", {})
     finally:
         await store.close()
+    engine = make_engine(settings.require("database_url"))
+    try:
+        async with engine.connect() as conn:
+            ledger_rows = (await conn.execute(select(func.count()).select_from(spend_ledger))).scalar_one()
+    finally:
+        await engine.dispose()
     lags = [s[1] for s in samples if s[1] is not None]
     busy = cpu_after["accounting"] - cpu_before["accounting"]
+    print(f"ingest: load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min, 2 cores)")
     print(f"ingest: {total:,} events published at {total / published_s:,.0f}/s over {published_s:.1f} s; "
           f"all written {drained_s - published_s:.2f} s after the last publish "
           f"({total / drained_s:,.0f} events/s end to end)")
-    print(f"ingest: rows in ClickHouse {rows - 200:,} (+200 warm-up); per-event lag creation→row: "
+    print(f"ingest: rows in ClickHouse {rows - 200:,}, in the Postgres spend ledger {ledger_rows - 200:,} "
+          f"(+200 warm-up each); per-event lag creation→row: "
           f"p50 {p50:.3f} s, p99 {p99:.3f} s, max {worst:.3f} s")
     print(f"ingest: sampled pending (undelivered + unacked) max {max(s[0] for s in samples):,}; "
           f"jetgate_consumer_lag_seconds max {max(lags) if lags else float('nan'):.3f} s, "
           f"median {statistics.median(lags) if lags else float('nan'):.3f} s")
-    print(f"ingest: CPU per event: {cpu_line(cpu_before, cpu_after, total)}; accounting busy {busy:.1f} CPU-s "
+    print(f"ingest: CPU per event: {cpu_line(cpu_before, cpu_after, total)}, publisher (this process, "
+          f"while publishing) {publisher_cpu * 1e6 / total:.0f} µs; accounting busy {busy:.1f} CPU-s "
           f"of {drained_s:.1f} s wall: {total / busy:,.0f} events per accounting CPU-second")
 
 

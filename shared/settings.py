@@ -179,8 +179,11 @@ class RouterSettings(WorkerSettings):
 class AccountingSettings(_Group):
     metrics_port: int = 9103
     metrics_host: str = "127.0.0.1"
-    batch_size: int = 500
-    # how long a small batch (under a tenth of batch_size once what is stored is taken) may fill
+    # events written at once (one ClickHouse insert, one Postgres transaction): each insert
+    # costs chDB ≈ 20 ms of CPU whatever its size (docs/benchmarks.md), so batches are big
+    batch_size: int = Field(default=2000, ge=1, le=20_000)
+    # the longest a batch fills once its first event is in (the lag batching adds); a trickle
+    # (under a tenth of batch_size once what is stored is taken) waits all of it
     batch_wait_s: float = 0.5
     # the longest wait for a first event; bounds how fast a stop is noticed
     idle_poll_s: float = 1.0
@@ -189,6 +192,9 @@ class AccountingSettings(_Group):
     max_nak_delay_s: float = 30.0
     # wait after a failed batch before the next fetch
     failure_pause_s: float = 1.0
+    # a batch keeps filling while events come at most this far apart (a stored backlog comes
+    # back to back); the first gap this long ends it, unless it is a trickle (see batch_wait_s)
+    fill_timeout_s: float = Field(default=0.05, gt=0, le=5)
     # one batch write to Postgres, as a whole; past it the batch is nak'ed and comes again
     write_timeout_s: float = 15.0
     # consumer lag (events not yet delivered) is sampled for /metrics this often

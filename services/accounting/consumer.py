@@ -1,4 +1,8 @@
-"""The batch loop both accounting consumers run: fetch → parse → write → ack.
+"""The batch loop both accounting consumers run: pull → parse → write → ack.
+
+Messages come through pull requests on a core subscription (services/accounting/pull.py),
+two batches asked for ahead; a batch fills up to batch_size, for at most batch_wait_s.
+On stop nothing more is asked for, and all the server sent is written and settled first.
 
 Every message ends one of three ways:
 - acked, after the write of its batch succeeded;
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.accounting.failures import is_permanent
+from services.accounting.pull import DurablePull
 from shared.metrics import BATCH_SIZE, CONSUMER_LAG, CONSUMER_LAG_SECONDS, DEAD_LETTERS, EVENTS_CONSUMED
 from shared.settings import AccountingSettings
 from shared.subjects import StreamSpec, dlq_subject
@@ -38,7 +44,7 @@ DLQ_CONSUMER = "Jetgate-Dlq-Consumer"
 DLQ_SEQUENCE = "Jetgate-Dlq-Stream-Seq"
 DLQ_MSG_ID = "Jetgate-Dlq-Msg-Id"
 
-FILL_TIMEOUT_S = 0.05  # a pull for what is already stored answers at once
+WINDOW_BATCHES = 2  # asked for ahead and not yet taken: the next batch arrives while one is written
 TRICKLE_SHARE = 10  # a batch under 1/10 of batch_size once what is stored is taken: wait for it to fill
 
 
@@ -46,18 +52,20 @@ TRICKLE_SHARE = 10  # a batch under 1/10 of batch_size once what is stored is ta
 class ConsumerSpec:
     name: str             # durable consumer name; also names the dead-letter subject
     stream: StreamSpec
-    batch_size: int = 500
-    batch_wait_s: float = 0.2
+    batch_size: int = 2000
+    batch_wait_s: float = 0.5  # the longest a batch fills once its first message is in
     idle_poll_s: float = 1.0  # longest wait for a first message; bounds shutdown latency
     ack_wait_s: float = 30.0  # a message fetched and not settled in this time is redelivered
     max_nak_delay_s: float = 30.0
     failure_pause_s: float = 1.0  # after a failed batch, before the next fetch
+    fill_timeout_s: float = 0.05  # a batch is still filling while messages come this close together
 
     @classmethod
     def from_settings(cls, name: str, stream: StreamSpec, settings: AccountingSettings) -> ConsumerSpec:
         return cls(name, stream, batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s,
                    idle_poll_s=settings.idle_poll_s, ack_wait_s=settings.ack_wait_s,
-                   max_nak_delay_s=settings.max_nak_delay_s, failure_pause_s=settings.failure_pause_s)
+                   max_nak_delay_s=settings.max_nak_delay_s, failure_pause_s=settings.failure_pause_s,
+                   fill_timeout_s=settings.fill_timeout_s)
 
 
 def header_safe(text: str, limit: int = 512) -> str:
@@ -87,86 +95,80 @@ class BatchConsumer(Generic[T]):
             parse_msg = lambda msg: body_parse(msg.data)  # noqa: E731
         self._parse: Callable[[Msg], T] = parse_msg
         self._write = write
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._pull: DurablePull | None = None
 
     async def subscribe(self) -> None:
         spec = self._spec
         config = ConsumerConfig(
-            durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            name=spec.name, durable_name=spec.name, filter_subject=spec.stream.subjects[0],
+            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=spec.ack_wait_s, max_deliver=-1, max_ack_pending=max(20_000, 4 * spec.batch_size),
         )
-        self._sub = await self._js.pull_subscribe(
-            spec.stream.subjects[0], durable=spec.name, stream=spec.stream.name, config=config)
+        pull = DurablePull(self._js, spec.stream.name, config, batch=spec.batch_size,
+                           window=WINDOW_BATCHES * spec.batch_size, expires_s=spec.idle_poll_s)
+        await pull.open()
+        self._pull = pull
 
     async def close(self) -> None:
-        """Drop the subscription. Messages fetched but not settled are redelivered after ack_wait."""
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:
-                log.debug("%s: unsubscribe: %s", self._spec.name, type(exc).__name__)
+        """Drop the subscription. Messages delivered but not settled are redelivered after ack_wait."""
+        pull, self._pull = self._pull, None
+        if pull is not None:
+            await pull.close()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop`. The next batch is fetched while the current one is written;
-        whatever was fetched when `stop` is set is still written and settled before returning."""
-        if self._sub is None:
+        """Consume until `stop`. The next batch is delivered while the current one is written;
+        on `stop` no more is asked for, and everything delivered for what was asked (at most
+        one pull expiry later) is still written and settled before returning."""
+        if self._pull is None:
             await self.subscribe()
-        ahead: asyncio.Task[list[Msg]] | None = asyncio.create_task(self._collect())
-        try:
-            while ahead is not None:
-                msgs = await self._take(ahead)
-                ahead = None if stop.is_set() else asyncio.create_task(self._collect())
-                healthy = msgs is not None
-                if msgs:
-                    try:
-                        healthy = await self.handle(msgs)
-                    except Exception:  # the loop must outlive any one failure
-                        log.exception("%s: batch failed", self._spec.name)
-                        healthy = False
-                if not healthy:
-                    await _sleep_unless(stop, self._spec.failure_pause_s)
-        finally:
-            if ahead is not None:  # cancelled: what it fetched comes back after ack_wait
-                ahead.cancel()
+        assert self._pull is not None
+        pull = self._pull
+        while not stop.is_set():
+            msgs = await self._take(self._collect(stop))
+            healthy = msgs is not None
+            if msgs:
+                healthy = await self._handle_safely(msgs)
+            if not healthy:
+                await _sleep_unless(stop, self._spec.failure_pause_s)
+        pull.stop_asking()
+        await pull.settle_requests()
+        while pull.buffered:
+            await self._handle_safely(pull.take(self._spec.batch_size))
+        await pull.flush()
 
-    async def _take(self, fetch: asyncio.Task[list[Msg]]) -> list[Msg] | None:
+    async def _handle_safely(self, msgs: list[Msg]) -> bool:
         try:
-            return await fetch
+            return await self.handle(msgs)
+        except Exception:  # the loop must outlive any one failure
+            log.exception("%s: batch failed", self._spec.name)
+            return False
+
+    async def _take(self, collect: Awaitable[list[Msg]]) -> list[Msg] | None:
+        try:
+            return await collect
         except Exception as exc:
-            log.warning("%s: fetch failed: %s: %s", self._spec.name, type(exc).__name__, exc)
+            log.warning("%s: pull failed: %s: %s", self._spec.name, type(exc).__name__, exc)
             return None
 
-    async def _collect(self) -> list[Msg]:
-        """Up to batch_size messages: once the first arrives, take what is stored; a batch
-        that stays small (a trickle, not a backlog) may fill for batch_wait_s, then takes
-        what is there (few round trips, big inserts)."""
-        assert self._sub is not None
-        spec = self._spec
-        try:
-            # One message first: a pull for a whole batch would linger for the full idle poll.
-            msgs = await self._sub.fetch(1, timeout=spec.idle_poll_s)
-        except TimeoutError:
-            return []
-        msgs += await self._drain(spec.batch_size - len(msgs))
-        if len(msgs) < max(1, spec.batch_size // TRICKLE_SHARE):  # a backlog never waits
-            await asyncio.sleep(spec.batch_wait_s)
-            msgs += await self._drain(spec.batch_size - len(msgs))
-        return msgs
-
-    async def _drain(self, count: int) -> list[Msg]:
-        """Up to `count` of the messages already stored, pull after pull until none is left."""
-        assert self._sub is not None
-        taken: list[Msg] = []
-        while len(taken) < count:
-            try:
-                more = await self._sub.fetch(count - len(taken), timeout=FILL_TIMEOUT_S)
-            except TimeoutError:
+    async def _collect(self, stop: asyncio.Event) -> list[Msg]:
+        """Up to batch_size messages. Once the first is in, the batch fills for at most
+        batch_wait_s: what is stored comes back to back, so a gap of fill_timeout_s means it
+        is taken and the batch is written, unless it is a trickle (under a tenth of
+        batch_size), which waits out batch_wait_s to fill (few round trips, big inserts)."""
+        assert self._pull is not None
+        pull, spec = self._pull, self._spec
+        await pull.top_up()
+        await pull.wait_for(1, spec.idle_poll_s)
+        if not pull.buffered or stop.is_set():
+            return pull.take(spec.batch_size)
+        deadline = time.monotonic() + spec.batch_wait_s
+        trickle = max(1, spec.batch_size // TRICKLE_SHARE)
+        while pull.buffered < spec.batch_size and (left := deadline - time.monotonic()) > 0:
+            before = pull.received
+            await pull.wait_for(spec.batch_size, min(spec.fill_timeout_s, left))
+            if pull.received == before and pull.buffered >= trickle:
                 break
-            if not more:
-                break
-            taken += more
-        return taken
+        return pull.take(spec.batch_size)
 
     async def handle(self, msgs: list[Msg]) -> bool:
         """Settle every message of one batch. False when the store failed (retry later)."""
@@ -204,15 +206,18 @@ class BatchConsumer(Generic[T]):
         return True
 
     async def sample_lag(self) -> None:
-        """Record how many events of the stream this consumer has not been delivered yet."""
-        if self._sub is None:
+        """Record how many events of the stream this consumer has not been delivered yet; an
+        idle consumer (nothing undelivered or unacked) lags by 0 s."""
+        if self._pull is None:
             return
         try:
-            info = await self._sub.consumer_info()
+            info = await self._pull.consumer_info()
         except Exception as exc:
             log.debug("%s: consumer info: %s", self._spec.name, type(exc).__name__)
             return
         CONSUMER_LAG.labels(self._spec.name).set(info.num_pending or 0)
+        if not info.num_pending and not info.num_ack_pending:
+            CONSUMER_LAG_SECONDS.labels(self._spec.name).set(0.0)
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         name = self._spec.name

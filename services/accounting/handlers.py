@@ -96,8 +96,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("accounting ready")
         await _run_until_stopped(stop, consumers, settings.accounting.lag_interval_s)
     finally:
-        # Pull subscriptions cannot be drained (nats-py waits on their queue forever): drop them,
-        # then drain the rest: it flushes the acks and lets in-flight queries answer.
+        # The consumers have settled what they were sent (run() returns after that): drop their
+        # inboxes, then drain the rest: it flushes the acks and lets in-flight queries answer.
         for consumer in consumers:
             await consumer.close()
         if rollups is not None:

@@ -6,15 +6,14 @@ redelivery and replay never count twice.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Numeric, String, Table, bindparam, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Integer, Numeric, Select, String, Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import api_keys, audit_log, spend_ledger
@@ -53,8 +52,8 @@ class _Limit:
 
 
 @cache
-def _limits(table: Table) -> tuple[_Limit, ...]:
-    limits = []
+def _limits(table: Table) -> tuple[tuple[str, bool, int | None, int | Decimal | None], ...]:
+    limits: list[tuple[str, bool, int | None, int | Decimal | None]] = []
     for column in table.columns:
         kind = column.type
         limit = _Limit(column.name, required=not column.nullable and column.server_default is None)
@@ -64,21 +63,21 @@ def _limits(table: Table) -> tuple[_Limit, ...]:
             limit = replace(limit, max_abs=INT4_MAX + 1)
         elif isinstance(kind, Numeric) and kind.precision and kind.scale is not None:
             limit = replace(limit, max_abs=Decimal(10) ** (kind.precision - kind.scale))
-        limits.append(limit)
+        limits.append((limit.name, limit.required, limit.max_length, limit.max_abs))  # plain tuples: read per event
     return tuple(limits)
 
 
 def misfit(table: Table, row: Mapping[str, Any]) -> str | None:
     """Why `row` cannot be stored in `table` (read from the column types), or None."""
-    for limit in _limits(table):
-        value = row.get(limit.name)
+    for name, required, max_length, max_abs in _limits(table):
+        value = row.get(name)
         if value is None:
-            if limit.required:
-                return f"{limit.name} is required"
-        elif limit.max_length is not None and len(str(value)) > limit.max_length:
-            return f"{limit.name} is longer than {limit.max_length} characters"
-        elif limit.max_abs is not None and isinstance(value, int | Decimal) and abs(value) >= limit.max_abs:  # type: ignore[operator]
-            return f"{limit.name} is out of range"
+            if required:
+                return f"{name} is required"
+        elif max_length is not None and (len(value) if type(value) is str else len(str(value))) > max_length:
+            return f"{name} is longer than {max_length} characters"
+        elif max_abs is not None and isinstance(value, (int, Decimal)) and abs(value) >= max_abs:  # type: ignore[operator]
+            return f"{name} is out of range"
     return None
 
 
@@ -87,26 +86,35 @@ def unique(events: Iterable[E]) -> list[E]:
     return sorted({event.id: event for event in events}.values(), key=lambda event: event.id)
 
 
+@cache
+def _insert_ledger_rows() -> Select[str | None, Decimal, int]:
+    """One statement, one parameter per column (an array of the batch's values, unnested in
+    step): the batch costs one bind, not one per value (SQLAlchemy's insertmanyvalues). It
+    answers what it inserted per key (cost, rows), not a row per event."""
+    columns = list(spend_ledger.columns)
+    rows = select(*(func.unnest(bindparam(column.name, type_=ARRAY(column.type))).label(column.name)
+                    for column in columns))
+    inserted = (insert(spend_ledger).from_select([column.name for column in columns], rows)
+                .on_conflict_do_nothing(index_elements=[spend_ledger.c.event_id])
+                .returning(spend_ledger.c.key_id, spend_ledger.c.cost)).cte("inserted")
+    return (select(inserted.c.key_id, func.sum(inserted.c.cost), func.count())
+            .group_by(inserted.c.key_id).order_by(inserted.c.key_id))
+
+
 async def record_spend(engine: AsyncEngine, events: Sequence[UsageEvent]) -> int:
     """Insert ledger rows and add the newly inserted costs to each key. Returns rows inserted."""
     rows = [ledger_row(event) for event in unique(events)]
     if not rows:
         return 0
-    insert_rows = (insert(spend_ledger)
-                   .on_conflict_do_nothing(index_elements=[spend_ledger.c.event_id])
-                   .returning(spend_ledger.c.key_id, spend_ledger.c.cost))
+    columns = {column.name: [row[column.name] for row in rows] for column in spend_ledger.columns}
     add_spend = (update(api_keys).where(api_keys.c.id == bindparam("b_key_id"))
                  .values(spend=api_keys.c.spend + bindparam("b_amount", type_=api_keys.c.spend.type)))
     async with engine.begin() as conn:
-        inserted = (await conn.execute(insert_rows, rows)).all()
-        totals: dict[str, Decimal] = defaultdict(Decimal)
-        for key_id, cost in inserted:
-            if key_id is not None:
-                totals[key_id] += cost
-        if totals:
-            await conn.execute(add_spend, [{"b_key_id": key_id, "b_amount": amount}
-                                           for key_id, amount in sorted(totals.items())])
-    return len(inserted)
+        per_key = (await conn.execute(_insert_ledger_rows(), columns)).all()
+        spent = [{"b_key_id": key_id, "b_amount": cost} for key_id, cost, _ in per_key if key_id is not None]
+        if spent:  # in key order: replicas lock the same keys in the same order
+            await conn.execute(add_spend, spent)
+    return sum(count for _, _, count in per_key)
 
 
 async def record_audit(engine: AsyncEngine,
