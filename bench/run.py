@@ -110,8 +110,12 @@ async def measure(targets: dict[str, Target], args: argparse.Namespace,
     for name, target in targets.items():
         print(f"  {name}: {args.conns} connections for {args.tp_seconds:g}s ...", flush=True)
         await closed_loop(target, conns=args.conns, seconds=args.warmup, timeout_s=args.timeout, stream=args.stream)
-        results[name]["closed"] = await closed_loop(target, conns=args.conns, seconds=args.tp_seconds,
-                                                    timeout_s=args.timeout, stream=args.stream)
+        before = footprint.sample(pids[name])
+        results[name]["closed"] = closed = await closed_loop(target, conns=args.conns, seconds=args.tp_seconds,
+                                                             timeout_s=args.timeout, stream=args.stream)
+        # at full load the processes' idle work (timers, polls) is spread over many requests
+        cpu = footprint.per_request(before, footprint.sample(pids[name]), max(1, closed.sent))
+        print(f"    CPU ms per request at full load: {cpu} (sum {sum(cpu.values()):.3f})", flush=True)
     return results
 
 
