@@ -111,20 +111,16 @@ async def run(url: str, nats_pid: int, events: int, batch: int, runs: int) -> No
         for attempt in range(runs):
             for name, way in WAYS.items():
                 durable = f"bench-{name.split()[0].lower()}-{attempt}"
-                cpu_before, nats_before = time.process_time(), _cpu(nats_pid)
+                cpu_before, nats_before = time.process_time(), footprint.cpu_seconds(nats_pid)
                 started = time.monotonic()
                 await way(url, js, durable, last, batch)
                 wall = time.monotonic() - started
-                own, server = time.process_time() - cpu_before, _cpu(nats_pid) - nats_before
+                own, server = time.process_time() - cpu_before, footprint.cpu_seconds(nats_pid) - nats_before
                 await js.delete_consumer(USAGE_STREAM.name, durable)
                 print(f"{name:>18}: {last / wall:8,.0f} events/s; CPU per event: consumer {own * 1e6 / last:5.1f} µs, "
                       f"nats-server {server * 1e6 / last:5.1f} µs")
     finally:
         await nc.close()
-
-
-def _cpu(pid: int) -> float:
-    return sum(part.cpu_s for part in footprint.sample(pid).values())
 
 
 def main() -> None:

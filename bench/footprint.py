@@ -51,3 +51,8 @@ def per_request(before: dict[str, Part], after: dict[str, Part], requests: int) 
     """CPU milliseconds per request of each part between two samples."""
     return {name: round((part.cpu_s - before.get(name, Part()).cpu_s) * 1000 / max(requests, 1), 3)
             for name, part in sorted(after.items())}
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time of a process tree so far, every part together."""
+    return sum(part.cpu_s for part in sample(root).values())

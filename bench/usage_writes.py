@@ -38,22 +38,18 @@ async def run(database_url: str, clickhouse_url: str, pg_pid: int, events: int, 
                                                    "name": "bench", "org_id": f"org-{i % 10}"} for i in range(100)])
         parsed = [parse_usage(data) for _, data, _ in usage_bodies(events)]
         await write_usage(store, engine, parsed[:batch])  # warm up: statements prepared, tables touched
-        cpu_before, pg_before = time.process_time(), _cpu(pg_pid)
+        cpu_before, pg_before = time.process_time(), footprint.cpu_seconds(pg_pid)
         started = time.monotonic()
         for start in range(batch, events, batch):
             await write_usage(store, engine, parsed[start:start + batch])
         wall = time.monotonic() - started
         written = events - batch
-        own, pg = time.process_time() - cpu_before, _cpu(pg_pid) - pg_before
+        own, pg = time.process_time() - cpu_before, footprint.cpu_seconds(pg_pid) - pg_before
         print(f"write_usage, batches of {batch}: {written / wall:,.0f} events/s; CPU per event: accounting "
               f"(incl. chDB) {own * 1e6 / written:.1f} µs, postgres {pg * 1e6 / written:.1f} µs")
     finally:
         await store.close()
         await engine.dispose()
-
-
-def _cpu(pid: int) -> float:
-    return sum(part.cpu_s for part in footprint.sample(pid).values())
 
 
 def main() -> None:
