@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -30,6 +31,7 @@ class BusWatch:
         self._calls: set[asyncio.Task[object]] = set()
         self._cut: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._up_since = 0.0  # monotonic: when the link last came back
 
     def watch(self, nc: Client) -> None:
         self._nc = nc
@@ -47,7 +49,14 @@ class BusWatch:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._wait, self._cut_calls)
 
+    def explains_silence(self, seconds: float) -> bool:
+        """Whether our own link explains a worker's silence of `seconds`: it is down, or came
+        back less than that ago (the workers' links come back on their own schedule, their
+        heartbeats with them), so the silence says nothing of the worker."""
+        return not self.up or time.monotonic() - self._up_since < seconds
+
     async def reconnected(self) -> None:
+        self._up_since = time.monotonic()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

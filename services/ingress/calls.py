@@ -10,8 +10,9 @@ worker holding the call is gone:
 - it had: 503 `worker_lost` at once, and the ingress charges the call itself (estimated;
   its usage event has the call's id as event id, so a late one from the router counts once),
   and publishes `usage.corrected` with the client's status, which wins over the router's.
-Silence while the ingress's own bus connection is down says nothing of the worker: the call
-waits for the bus (its answer comes when it is back) until the bus guard cuts it
+Silence while the ingress's own bus connection is down, or within a heartbeat timeout of its
+coming back (the workers' connections come back on their own schedule), says nothing of
+the worker: the call waits for the bus (its answer comes when it is back) until the bus guard cuts it
 (`bus_outage_wait_s`, 503 `bus_unavailable`), and it is not sent again meanwhile. A client
 that goes away cancels the call at the routers (they charge what it cost). A call the bus
 guard cuts (`cut`) is cancelled at the routers too, once the bus is back, and gets its
@@ -219,8 +220,8 @@ class PipelineClient:
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     continue  # answered above
-                if self._bus is not None and not self._bus.up:
-                    continue  # our own link is down, not the worker: the answer comes when it is back, or the guard cuts
+                if self._link_explains(self._settings.heartbeat_timeout_s):
+                    continue  # our own link, not the worker: the answer comes when it is back, or the guard cuts
                 if upstream is None:
                     raise _Resend(silent=True) from None
                 raise self._lost(call, upstream, []) from None
@@ -236,6 +237,9 @@ class PipelineClient:
                 raise _Resend(silent=False)
             else:
                 return msg, parts, upstream
+
+    def _link_explains(self, silence_s: float) -> bool:
+        return self._bus is not None and self._bus.explains_silence(silence_s)
 
     def _guarded(self, call: Call) -> AbstractContextManager[None]:
         """A bus outage past its wait ends the call with 503 (`cut`), when a guard is given."""

@@ -102,6 +102,24 @@ async def test_new_requests_are_refused_while_the_bus_is_away(bus: Bus) -> None:
         await nc.close()
 
 
+async def test_a_silence_is_the_links_while_it_is_away_and_for_a_window_after_it_returns(bus: Bus) -> None:
+    nc, watch = await watched(bus, 5.0)
+    try:
+        assert not watch.explains_silence(0.3)  # up all along: a silence is the worker's
+        bus.kill()
+        await disconnected(nc)
+        assert watch.explains_silence(0.3)
+        await bus.restart()
+        while not nc.is_connected:
+            await asyncio.sleep(0.01)
+        # back, but the workers' links may not be yet: their heartbeats get a window
+        assert watch.explains_silence(0.3)
+        await asyncio.sleep(0.35)
+        assert not watch.explains_silence(0.3)
+    finally:
+        await nc.close()
+
+
 async def test_a_call_under_way_gets_its_answer_when_the_bus_returns_in_time(bus: Bus, worker: list[Msg]) -> None:
     nc, watch = await watched(bus, 10.0)
     try:
