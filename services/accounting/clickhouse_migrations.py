@@ -60,6 +60,12 @@ ORDER BY (org_id, toDate(time), key_id, model, event_id)
     # filled once events carry the user (tenancy); '' until then, like team_id without a team
     Migration(2, "usage_events.user_id",
               (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS user_id String DEFAULT '' AFTER team_id",)),
+    # parts of the token counts the upstream reports (events of schema 1 without them: 0);
+    # independent of any other migration, so it applies in whatever order it comes
+    Migration(4, "usage_events.cached_reasoning_tokens", tuple(
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {column} UInt32 DEFAULT 0 AFTER {after}"
+        for column, after in (("cached_tokens", "total_tokens"), ("cache_write_tokens", "cached_tokens"),
+                              ("reasoning_tokens", "cache_write_tokens")))),
 )
 
 SCHEMA_MIGRATIONS_DDL = f"""
