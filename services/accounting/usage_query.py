@@ -3,8 +3,9 @@
 Aggregates come from ClickHouse with FINAL (so duplicates count once): per group and in
 total, requests, tokens (and their cached, cache-write and reasoning parts), cost, errors
 and their rate, latency p50/p95/p99. Grouping columns come from a fixed whitelist and every
-user value is a bound parameter; nothing a caller sends is spliced into SQL. `since` is inclusive, `until` exclusive; a time without a zone
-is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never silence.
+user value is a bound parameter; nothing a caller sends is spliced into SQL. `since` is
+inclusive, `until` exclusive; a time without a zone is UTC. Any failure is answered with
+`UsageReport(rows=[], error=...)`, never silence.
 """
 from __future__ import annotations
 
