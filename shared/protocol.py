@@ -386,10 +386,6 @@ class UsageRow(BaseModel):
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     latency_p99_ms: float = 0.0
-    # parts of prompt_tokens (read from, written to a prompt cache) and of completion_tokens
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
 
 
 class UsageReport(BaseModel):

@@ -1,11 +1,10 @@
 """The usage query answered over NATS (`ACCOUNTING_USAGE_QUERY`): UsageQuery → UsageReport.
 
 Aggregates come from ClickHouse with FINAL (so duplicates count once): per group and in
-total, requests, tokens (and their cached, cache-write and reasoning parts), cost, errors
-and their rate, latency p50/p95/p99. Grouping columns come from a fixed whitelist and every
-user value is a bound parameter; nothing a caller sends is spliced into SQL. `since` is
-inclusive, `until` exclusive; a time without a zone is UTC. Any failure is answered with
-`UsageReport(rows=[], error=...)`, never silence.
+total, requests, tokens, cost, errors and their rate, latency p50/p95/p99. Grouping columns
+come from a fixed whitelist and every user value is a bound parameter; nothing a caller
+sends is spliced into SQL. `since` is inclusive, `until` exclusive; a time without a zone
+is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never silence.
 """
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ MAX_ROWS = 10_000
 # exact, linearly interpolated between the two nearest latencies (as numpy's default)
 PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
 AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
-              "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES,
-              "sum(cached_tokens)", "sum(cache_write_tokens)", "sum(reasoning_tokens)")
+              "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
 # every event has one time, so its duplicates share a partition: FINAL need not merge across them
 SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
@@ -95,11 +93,10 @@ def money(text: str) -> str:
 
 
 def _row(group: dict[str, str], values: tuple[Any, ...]) -> UsageRow:
-    requests, prompt, completion, total, cost, errors, (p50, p95, p99), cached, cache_write, reasoning = values
+    requests, prompt, completion, total, cost, errors, (p50, p95, p99) = values
     return UsageRow(group=group, requests=requests, prompt_tokens=prompt, completion_tokens=completion,
                     total_tokens=total, cost=money(cost), errors=errors, error_rate=errors / requests,
-                    latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, cached_tokens=cached,
-                    cache_write_tokens=cache_write, reasoning_tokens=reasoning)
+                    latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
 
 
 def to_report(groups: list[str], records: list[tuple[Any, ...]]) -> UsageReport:
