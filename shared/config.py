@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.prices import TokenPrices
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -32,18 +34,15 @@ class ProviderEntry(BaseModel):
         return {"name": self.name, "type": self.type, **(self.model_extra or {})}
 
 
-class Pricing(_Strict):
-    input_per_million: Decimal = Decimal(0)
-    output_per_million: Decimal = Decimal(0)
+class Pricing(_Strict, TokenPrices):
+    """A model's prices in USD: per million tokens (input, output, and optionally cached
+    input read and written: shared/prices.py), per answered call, per unit."""
+
     # added to the tokens' price of every answered call, and per unit of what the model's
     # mode counts: an image (image), a character of the input (speech), a second of audio
     # as the upstream reports it (transcription); docs/providers.md
     per_request: Decimal = Decimal(0)
     per_unit: Decimal = Decimal(0)
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        million = Decimal(1_000_000)
-        return (self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens) / million
 
 
 class Deployment(_Strict):

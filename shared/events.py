@@ -65,6 +65,11 @@ class UsageData(BaseModel):
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
+    # parts of the counts above, where the upstream reports them (0 where it does not): prompt
+    # tokens read from its prompt cache and written to it, completion tokens spent reasoning
+    cached_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
     cost: Decimal = Field(default=Decimal(0), ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     attempts: int = Field(default=1, ge=0)

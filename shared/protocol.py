@@ -50,6 +50,7 @@ from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireErr
 from shared.events import Principal
 from shared.native import NativeRequest
 from shared.pipeline import Endpoint, Stage, stage_subject
+from shared.prices import TokenPrices
 from shared.redact import redact_content
 from shared.tenancy import LevelKind
 
@@ -80,20 +81,16 @@ class Target(BaseModel):
     model: str
 
 
-class Route(BaseModel):
-    """What the ingress decided for a call: the model, its deployments in failover order, its prices."""
+class Route(TokenPrices):
+    """What the ingress decided for a call: the model, its deployments in failover order, its
+    prices (the model's `Pricing`, shared/config.py: its token prices, and these two)."""
 
     model: str
     targets: list[Target]
-    input_per_million: Decimal = Decimal(0)
-    output_per_million: Decimal = Decimal(0)
     per_request: Decimal = Decimal(0)  # an answered call's own price, and each unit's (Pricing in shared/config.py)
     per_unit: Decimal = Decimal(0)
     timeout_s: float | None = None  # the model's own call timeout (None: the ingress's default)
     stream_idle_timeout_s: float | None = None
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        return (self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens) / 1_000_000
 
 
 class CallEnvelope(BaseModel):

@@ -16,6 +16,7 @@ one row that status, whichever of the two it stores first (services/accounting/c
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -51,14 +52,43 @@ def usage_correction(envelope: CallEnvelope, *, status: Literal["error", "cancel
         data=CorrectionData(call_id=envelope.call_id, status=status, error_code=error_code))
 
 
+@dataclass(frozen=True, slots=True)
+class TokenDetails:
+    """The parts of a usage's counts the upstream reported: prompt tokens read from and
+    written to its cache, completion tokens spent reasoning. Each is within its total."""
+
+    cached: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+
+def _detail(usage: Usage, group: str, name: str) -> int:
+    details = (usage.model_extra or {}).get(group)
+    value = details.get(name) if isinstance(details, dict) else getattr(details, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def token_details(usage: Usage) -> TokenDetails:
+    """Read from OpenAI's usage object as every adapter makes it: `prompt_tokens_details`
+    (`cached_tokens`, and `cache_creation_tokens` from Anthropic and Bedrock) and
+    `completion_tokens_details.reasoning_tokens`; absent or odd values are 0."""
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    cached = min(_detail(usage, "prompt_tokens_details", "cached_tokens"), prompt)
+    written = min(_detail(usage, "prompt_tokens_details", "cache_creation_tokens"), prompt - cached)
+    reasoning = min(_detail(usage, "completion_tokens_details", "reasoning_tokens"), completion)
+    return TokenDetails(cached, written, reasoning)
+
+
 def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, deployment_model: str | None,
                 usage: Usage | None, usage_source: UsageSource, status: Status, latency_ms: float,
                 attempts: int, units: Decimal = Decimal(0)) -> UsageEvent:
     """`units`: what the model's mode counts beyond tokens (images, characters, seconds),
-    priced with the route's `per_unit`; an answered call also costs `per_request`."""
+    priced with the route's `per_unit`; an answered call also costs `per_request`. Prompt
+    tokens read from or written to a cache cost the route's cache prices."""
     usage = usage or Usage()
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
     total = usage.total_tokens or prompt + completion
+    details = token_details(usage)
     route = envelope.route
     extra = route.per_request + route.per_unit * units if status == "ok" else Decimal(0)
     return UsageEvent(
@@ -67,7 +97,9 @@ def usage_event(envelope: CallEnvelope, *, source: str, provider: str | None, de
             model=envelope.route.model, provider=provider, deployment_model=deployment_model,
             endpoint=envelope.endpoint.value, stream=envelope.stream, status=status, usage_source=usage_source,
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-            cost=route.cost(prompt, completion) + extra,
+            cached_tokens=details.cached, cache_write_tokens=details.cache_write,
+            reasoning_tokens=details.reasoning,
+            cost=route.cost(prompt, completion, details.cached, details.cache_write) + extra,
             latency_ms=round(latency_ms, 3), attempts=attempts,
         ),
     )

@@ -66,6 +66,11 @@ ORDER BY (org_id, toDate(time), key_id, model, event_id)
     # marking again is harmless (one more rebuild), so the inserts are idempotent in effect
     Migration(3, "usage rollups", (*STATE_DDL, *(table_ddl(rollup) for rollup in ROLLUPS),
                                    *(mark_everything_sql(rollup) for rollup in ROLLUPS))),
+    # parts of the token counts the upstream reports (events of schema 1 without them: 0)
+    Migration(4, "usage_events.cached_reasoning_tokens", tuple(
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {column} UInt32 DEFAULT 0 AFTER {after}"
+        for column, after in (("cached_tokens", "total_tokens"), ("cache_write_tokens", "cached_tokens"),
+                              ("reasoning_tokens", "cache_write_tokens")))),
 )
 
 SCHEMA_MIGRATIONS_DDL = f"""

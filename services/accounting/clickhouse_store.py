@@ -33,6 +33,7 @@ COLUMNS = (
     "event_id", "time", "org_id", "team_id", "user_id", "key_id", "request_id", "model", "provider",
     "deployment_model", "endpoint", "stream", "status", "usage_source", "prompt_tokens",
     "completion_tokens", "total_tokens", "cost", "latency_ms", "attempts",
+    "cached_tokens", "cache_write_tokens", "reasoning_tokens",
 )
 _TIME = COLUMNS.index("time")
 
@@ -44,6 +45,7 @@ def usage_row(event: UsageEvent) -> list[Any]:
         event.request_id or "", data.model, data.provider or "", data.deployment_model or "",
         data.endpoint, data.stream, data.status, data.usage_source, data.prompt_tokens,
         data.completion_tokens, data.total_tokens, data.cost, data.latency_ms, data.attempts,
+        data.cached_tokens, data.cache_write_tokens, data.reasoning_tokens,
     ]
 
 

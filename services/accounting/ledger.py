@@ -30,7 +30,9 @@ def ledger_row(event: UsageEvent) -> dict[str, Any]:
         "event_id": event.id, "request_id": event.request_id, "org_id": event.org_id,
         "team_id": event.team_id, "key_id": event.key_id, "user_id": event.user_id, "model": data.model,
         "provider": data.provider, "prompt_tokens": data.prompt_tokens,
-        "completion_tokens": data.completion_tokens, "cost": data.cost, "status": data.status,
+        "completion_tokens": data.completion_tokens, "cached_tokens": data.cached_tokens,
+        "cache_write_tokens": data.cache_write_tokens, "reasoning_tokens": data.reasoning_tokens,
+        "cost": data.cost, "status": data.status,
         "time": event.time,
     }
 

@@ -54,6 +54,8 @@ def native_route(config: GatewayConfig, principal: Principal, provider: str, mod
     target = Target(provider=provider, model=model or "")
     if chosen is None:
         return Route(model=model or f"p/{provider}", targets=[target])
-    return Route(model=chosen.name, targets=[target], input_per_million=chosen.pricing.input_per_million,
-                 output_per_million=chosen.pricing.output_per_million, timeout_s=chosen.timeout_s,
+    prices = chosen.pricing
+    return Route(model=chosen.name, targets=[target], input_per_million=prices.input_per_million,
+                 output_per_million=prices.output_per_million, cached_input_per_million=prices.cached_input_per_million,
+                 cache_write_per_million=prices.cache_write_per_million, timeout_s=chosen.timeout_s,
                  stream_idle_timeout_s=chosen.stream_idle_timeout_s)

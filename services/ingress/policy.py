@@ -31,10 +31,7 @@ def resolve_model(config: GatewayConfig, principal: Principal, name: str, endpoi
 
 def route_of(model: ModelConfig) -> Route:
     return Route(model=model.name, targets=[Target(provider=d.provider, model=d.model) for d in model.deployments],
-                 input_per_million=model.pricing.input_per_million,
-                 output_per_million=model.pricing.output_per_million,
-                 per_request=model.pricing.per_request, per_unit=model.pricing.per_unit,
-                 timeout_s=model.timeout_s, stream_idle_timeout_s=model.stream_idle_timeout_s)
+                 **model.pricing.model_dump(), timeout_s=model.timeout_s, stream_idle_timeout_s=model.stream_idle_timeout_s)
 
 
 def pipelines_of(config: GatewayConfig) -> dict[Endpoint, tuple[Stage, ...]]:

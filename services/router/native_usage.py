@@ -10,6 +10,12 @@ known APIs put them, and read by their field names, whichever API it is:
   `cache_read_input_tokens` + `cache_creation_input_tokens`), `output_tokens`;
 - `usageMetadata` (Gemini): `promptTokenCount`, `candidatesTokenCount` (+ `thoughtsTokenCount`).
 
+The parts priced apart or reported apart are read too: prompt tokens read from a cache
+(`cache_read_input_tokens`, `cachedContentTokenCount`, `prompt_tokens_details.cached_tokens`,
+`input_tokens_details.cached_tokens`), written to one (`cache_creation_input_tokens`), and
+reasoning tokens (`thoughtsTokenCount`, `completion_tokens_details.reasoning_tokens`,
+`output_tokens_details.reasoning_tokens`), into OpenAI's usage details.
+
 Stream events report counts that grow (Anthropic's `message_delta`, every Gemini chunk),
 so the last value seen of each field counts. An answer with none of these counts nothing.
 """
@@ -29,6 +35,14 @@ _PROMPT_FIELDS = ("prompt_tokens", "input_tokens", "cache_read_input_tokens", "c
 _COMPLETION_FIELDS = ("completion_tokens", "output_tokens", "candidatesTokenCount", "thoughtsTokenCount")
 # OpenAI's chat usage counts cached input inside prompt_tokens; Anthropic's input_tokens do not
 _PROMPT_FIRST = ("prompt_tokens", "promptTokenCount")
+# (object, field) nested in a usage object; counted under "object.field"
+_NESTED = (("prompt_tokens_details", "cached_tokens"), ("input_tokens_details", "cached_tokens"),
+           ("completion_tokens_details", "reasoning_tokens"), ("output_tokens_details", "reasoning_tokens"))
+_CACHED_FIELDS = ("cache_read_input_tokens", "cachedContentTokenCount", "prompt_tokens_details.cached_tokens",
+                  "input_tokens_details.cached_tokens")
+_CACHE_WRITE_FIELDS = ("cache_creation_input_tokens",)
+_REASONING_FIELDS = ("thoughtsTokenCount", "completion_tokens_details.reasoning_tokens",
+                     "output_tokens_details.reasoning_tokens")
 
 
 def _usage_objects(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,10 +93,15 @@ class NativeUsage:
         if not isinstance(parsed, dict):
             return
         for usage in _usage_objects(parsed):
-            for name in (*_PROMPT_FIELDS, *_COMPLETION_FIELDS):
+            for name in (*_PROMPT_FIELDS, *_COMPLETION_FIELDS, "cachedContentTokenCount"):
                 value = usage.get(name)
                 if isinstance(value, int) and value >= 0:
                     self._counts[name] = value
+            for holder, name in _NESTED:
+                inner = usage.get(holder)
+                value = inner.get(name) if isinstance(inner, dict) else None
+                if isinstance(value, int) and value >= 0:
+                    self._counts[f"{holder}.{name}"] = value
 
     def usage(self) -> Usage | None:
         if self.sse:
@@ -93,9 +112,12 @@ class NativeUsage:
             self._read(bytes(self._buffer).strip())
             self._buffer.clear()
         counts = self._counts
-        if not counts:
+        if not any(name in counts for name in (*_PROMPT_FIELDS, *_COMPLETION_FIELDS)):
             return None
         first = next((name for name in _PROMPT_FIRST if name in counts), None)
         prompt = counts[first] if first else sum(counts.get(name, 0) for name in _PROMPT_FIELDS)
         completion = sum(counts.get(name, 0) for name in _COMPLETION_FIELDS)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+                     prompt_tokens_details={"cached_tokens": sum(counts.get(n, 0) for n in _CACHED_FIELDS),
+                                            "cache_creation_tokens": sum(counts.get(n, 0) for n in _CACHE_WRITE_FIELDS)},
+                     completion_tokens_details={"reasoning_tokens": sum(counts.get(n, 0) for n in _REASONING_FIELDS)})

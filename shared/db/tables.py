@@ -96,6 +96,10 @@ spend_ledger = Table(
     Column("provider", String(200)),
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
+    # parts of the counts above the upstream reported (migration 0007): cache reads, writes, reasoning
+    Column("cached_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_write_tokens", Integer, nullable=False, server_default="0"),
+    Column("reasoning_tokens", Integer, nullable=False, server_default="0"),
     Column("cost", MONEY, nullable=False),
     Column("status", String(20), nullable=False),
     Column("time", DateTime(timezone=True), nullable=False),

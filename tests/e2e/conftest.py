@@ -34,6 +34,9 @@ ECHO_KEY = "echo" + secrets.token_hex(16)
 ECHO_MODELS = ("echo-key", "echo-key-400", "echo-key-500", "echo-key-stream", "echo-key-stream-error")
 PRICE_IN = Decimal("0.15")
 PRICE_OUT = Decimal("0.60")
+# a model priced for its prompt cache: reads at a tenth of the input price, writes at 1.25× (Anthropic's)
+PRICE_CACHED = Decimal("0.015")
+PRICE_CACHE_WRITE = Decimal("0.1875")
 
 
 def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini: FakeGemini,
@@ -81,6 +84,9 @@ def _config(fake: FakeOpenAI, echo: FakeOpenAI, anthropic: FakeAnthropic, gemini
             model("unreachable", "gpt-4o-mini", provider="down"),
             model("claude-sonnet", "claude-sonnet-4-5", provider="claude"),
             model("claude-cached", "cache-hit", provider="claude"),
+            {**model("claude-cache-priced", "cache-hit", provider="claude"),
+             "pricing": {**pricing, "cached_input_per_million": str(PRICE_CACHED),
+                         "cache_write_per_million": str(PRICE_CACHE_WRITE)}},
             model("claude-too-long", "too-long", provider="claude"),
             model("claude-embeddings", "claude-sonnet-4-5", provider="claude", mode="embedding"),  # Anthropic has none
             {"name": "claude-overloaded", "pricing": pricing,  # Anthropic overloaded: the next deployment answers

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import openai
 
-from tests.e2e.conftest import PRICE_IN, PRICE_OUT, pg_rows
+from services.router.providers.anthropic import payloads
+from tests.e2e.conftest import PRICE_CACHE_WRITE, PRICE_CACHED, PRICE_IN, PRICE_OUT, pg_rows
 from tests.e2e.gateway import Gateway, wait_for
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -51,6 +52,30 @@ def test_one_request_leaves_one_row_everywhere(gateway: Gateway) -> None:
         return sorted(r["type"] for r in rows) if len(rows) >= 2 else []
 
     assert wait_for(audit) == ["request.completed", "request.received"]
+
+
+def test_prompt_cache_reads_and_writes_are_stored_and_charged_at_their_prices(gateway: Gateway) -> None:
+    key, key_id = gateway.create_key("cache-priced")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    completion = client.chat.completions.create(model="claude-cache-priced", messages=MESSAGES, stream=True,
+                                                stream_options={"include_usage": True})
+    usage = [chunk.usage for chunk in completion if chunk.usage is not None][-1]
+    details = usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens == payloads.CACHE_READ_TOKENS
+    read, written = payloads.CACHE_READ_TOKENS, payloads.CACHE_CREATION_TOKENS
+    fresh = usage.prompt_tokens - read - written
+    assert fresh == len(MESSAGES[0]["content"].split())  # the fake counts words
+    expected = (PRICE_IN * fresh + PRICE_CACHED * read + PRICE_CACHE_WRITE * written
+                + PRICE_OUT * usage.completion_tokens) / Decimal(1_000_000)
+    assert expected < (PRICE_IN * usage.prompt_tokens + PRICE_OUT * usage.completion_tokens) / Decimal(1_000_000)
+
+    rows = wait_for(lambda: ledger(gateway, key_id))
+    assert len(rows) == 1 and rows[0]["cost"] == expected
+    assert (rows[0]["prompt_tokens"], rows[0]["cached_tokens"], rows[0]["cache_write_tokens"],
+            rows[0]["reasoning_tokens"]) == (usage.prompt_tokens, read, written, 0)
+    assert pg_rows(gateway, "SELECT spend FROM api_keys WHERE id = $1", key_id)[0]["spend"] == expected
+    row = wait_for(lambda: usage_row(gateway, key_id))  # ClickHouse, through the usage API
+    assert (row["requests"], row["prompt_tokens"]) == (1, usage.prompt_tokens) and Decimal(row["cost"]) == expected
 
 
 def test_stream_without_upstream_usage_is_still_charged(gateway: Gateway) -> None:

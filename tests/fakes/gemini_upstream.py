@@ -246,7 +246,7 @@ class FakeGemini:
         function = p.chosen_function(body)
         if function is not None:
             return p.function_call_stream(model, prompt, *function)
-        return p.text_stream(model, prompt)
+        return p.text_stream(model, prompt, thinking=model == "thinking")
 
     def _batch_embed(self, body: p.Json) -> Response:
         requests = body.get("requests") or []

@@ -13,6 +13,8 @@ gateway config can point different deployments at different behaviours:
 - any model a test told to fail (`.fail(model, status)`, until `.recover(model)`): that status
   with OpenAI's error body, as `fail-<status>` answers
 - `stream-no-usage`: streams never end with a usage chunk, even when asked for one
+- `cache-hit`: its prompt had a cached prefix; an o-series name (`o3-mini`): it reasoned
+  (counts in `prompt_tokens_details` / `completion_tokens_details`: `payloads.model_usage`)
 - `slow-stream`: streams `SLOW_STREAM_CHUNKS` (200) content chunks 50 ms apart; a client
   that leaves early is counted in `.streams_aborted`
 - `hang`: sleeps `HANG_S` (30 s) before answering
@@ -272,7 +274,7 @@ class FakeOpenAI(ResponsesEndpoint):
             cid, created, chunks = p.content_stream(model, pieces, asked)
         completion_tokens = SLOW_STREAM_CHUNKS if slow else p.COMPLETION_TOKENS
         if asked:
-            chunks.append(p.usage_chunk(cid, created, model, p.usage(prompt_tokens, completion_tokens)))
+            chunks.append(p.usage_chunk(cid, created, model, p.model_usage(model, prompt_tokens, completion_tokens)))
         delay = SLOW_STREAM_DELAY_S if slow else 0.0
         stall_after = STALL_AFTER_CHUNKS if model == "stall-stream" else None
         return StreamingResponse(self._events(chunks, delay, stall_after), media_type="text/event-stream",

@@ -4,8 +4,9 @@ settlement when the call ends.
 Each level may set `rpm_limit` (1 unit a request), `tpm_limit` (the estimated input tokens
 at admission, settled with the real prompt and completion tokens) and `max_budget` (the
 request's worst-case cost reserved in units of 1e-10 USD: estimated input tokens plus
-`max_tokens`, or the model's output limit, at the model's prices; settled with the real
-cost). A request is admitted only if every limit covers it; then it takes from all of them
+`max_tokens`, or the model's output limit, at the model's prices, every input token at
+the highest of its input prices, as if none were read from a cache; settled with the real
+cost, cache reads at their discount). A request is admitted only if every limit covers it; then it takes from all of them
 at once (no await between the check and the take, so nothing is taken when one refuses).
 """
 from __future__ import annotations
@@ -168,7 +169,7 @@ class Limiter:
                 input_tokens = estimated_usage(endpoint, parsed).prompt_tokens
                 output = 0 if endpoint is Endpoint.EMBEDDINGS else _output_bound(
                     parsed, model_output_limit, self._settings.default_max_output_tokens)
-                budget_units = max(1, usd_units(route.cost(input_tokens, output)))
+                budget_units = max(1, usd_units(route.worst_cost(input_tokens, output)))
             if limits.tpm_limit is not None:
                 needs.append(Need(TOKENS, level, self._allowance(TOKENS, level), max(1, input_tokens),
                                   limits.tpm_limit))

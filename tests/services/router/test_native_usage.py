@@ -8,7 +8,10 @@ from services.router.native_usage import WHOLE_BODY_BYTES, NativeUsage
 from services.router.providers.anthropic import payloads as anthropic_payloads
 from services.router.providers.gemini import payloads as gemini_payloads
 from services.router.providers.openai import payloads as openai_payloads
+from services.router.providers.openai import responses_payloads
 from shared.errors import InvalidRequest
+from shared.openai_types import Usage
+from shared.usage import token_details
 
 
 def _fed(data: bytes, *, sse: bool, piece: int = 7) -> NativeUsage:
@@ -70,3 +73,26 @@ def test_urls_stay_under_the_base() -> None:
         except InvalidRequest:
             continue
         raise AssertionError(path)
+
+
+def _details(usage: Usage | None) -> tuple[int, int, int]:
+    assert usage is not None
+    found = token_details(usage)
+    return found.cached, found.cache_write, found.reasoning
+
+
+def test_cache_and_reasoning_counts_are_read_where_each_api_puts_them() -> None:
+    cached = orjson.dumps(openai_payloads.chat_completion("cache-hit", 7))
+    assert _details(_fed(cached, sse=False).usage()) == (openai_payloads.CACHED_TOKENS, 0, 0)
+    reasoned = orjson.dumps(openai_payloads.chat_completion("o3-mini", 7))
+    assert _details(_fed(reasoned, sse=False).usage()) == (0, 0, openai_payloads.REASONING_TOKENS)
+    use = anthropic_payloads.usage(12, 10, cache_read=3, cache_creation=4)
+    body = orjson.dumps(anthropic_payloads.message("claude", [anthropic_payloads.text_block("hi")], "end_turn", use))
+    assert _details(_fed(body, sse=False).usage()) == (3, 4, 0)
+    response = {"object": "response", "usage": responses_payloads.usage(100, 40, cached=64, reasoning=30)}
+    assert _details(_fed(orjson.dumps(response), sse=False).usage()) == (64, 0, 30)
+    chunks = gemini_payloads.text_stream("gemini-2.5-flash", 11, thinking=True)
+    usage = _fed(b"".join(gemini_payloads.sse(c) for c in chunks), sse=True, piece=13).usage()
+    assert _details(usage) == (gemini_payloads.CACHED_TOKENS, 0, gemini_payloads.THOUGHTS_TOKENS)
+    assert usage is not None
+    assert usage.completion_tokens == gemini_payloads.CANDIDATES_TOKENS + gemini_payloads.THOUGHTS_TOKENS

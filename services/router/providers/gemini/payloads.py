@@ -168,13 +168,17 @@ def safety_stopped(prompt_tokens: int, model: str) -> Json:
     return response([stopped], usage_metadata(prompt_tokens, None), model)
 
 
-def text_stream(model: str, prompt_tokens: int, pieces: list[str] = REPLY_PIECES) -> list[Json]:
-    """One event per piece; the last carries finishReason and the final usageMetadata."""
+def text_stream(model: str, prompt_tokens: int, pieces: list[str] = REPLY_PIECES, *,
+                thinking: bool = False) -> list[Json]:
+    """One event per piece; the last carries finishReason and the final usageMetadata. A
+    thinking model has thought before its first piece: every event counts its thoughts and
+    the cached part of its prompt."""
     rid = response_id()
     events = []
     for number, piece in enumerate(pieces, start=1):
         last = number == len(pieces)
-        usage = usage_metadata(prompt_tokens, CANDIDATES_TOKENS if last else number)
+        usage = usage_metadata(prompt_tokens, CANDIDATES_TOKENS if last else number,
+                               thoughts=THOUGHTS_TOKENS if thinking else 0, cached=CACHED_TOKENS if thinking else 0)
         events.append(response([candidate([{"text": piece}], "STOP" if last else None)], usage, model, rid))
     return events
 

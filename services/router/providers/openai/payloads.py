@@ -4,6 +4,10 @@ embeddings list, models, error bodies). Plain functions returning JSON-ready dic
 Token counts are deterministic so tests can compute expected usage and cost:
 prompt tokens are the whitespace-separated words of the request's text, completion
 tokens are a constant per reply (`COMPLETION_TOKENS`, or the chunk count of `slow-stream`).
+The model `cache-hit` had a prefix of `CACHED_TOKENS` cached before those words (in
+`prompt_tokens`, and `prompt_tokens_details.cached_tokens`); a reasoning model (`o1`,
+`o3-mini`, `o4-mini`, ...) reasons `REASONING_TOKENS` before its reply (in
+`completion_tokens`, and `completion_tokens_details.reasoning_tokens`), as OpenAI counts them.
 A tool call names the first offered function (or the one `tool_choice` names), with
 arguments filled from its JSON schema ("Paris" for strings, the first value of an enum).
 """
@@ -19,6 +23,8 @@ from typing import Any
 REPLY_TEXT = "Hello! This is the fake OpenAI upstream answering."
 REPLY_PIECES = ["Hello", "!", " This", " is", " the", " fake", " OpenAI", " upstream", " answering", "."]
 COMPLETION_TOKENS = len(REPLY_PIECES)  # 10, for every content or tool-call reply
+CACHED_TOKENS = 1024  # a `cache-hit` prompt's cached prefix (OpenAI caches prompts from 1,024 tokens)
+REASONING_TOKENS = 64  # a reasoning model's thinking before its reply
 SYSTEM_FINGERPRINT = "fp_fake0openai"
 EMBEDDING_DIMENSIONS = 8
 MODEL_CREATED = 1721172741
@@ -88,19 +94,32 @@ def _sample_arguments(schema: Json) -> Json:
     return args
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Json:
+def usage(prompt_tokens: int, completion_tokens: int, cached: int = 0, reasoning: int = 0) -> Json:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def reasons(model: str) -> bool:
+    """An o-series reasoning model (`o1`, `o3-mini`, `o4-mini`)."""
+    return len(model) > 1 and model[0] == "o" and model[1].isdigit()
+
+
+def model_usage(model: str, prompt_words: int, reply_tokens: int) -> Json:
+    """The usage of a reply of `reply_tokens` to a prompt of `prompt_words`, as this model
+    counts it: a cached prefix before the words (`cache-hit`), reasoning before the reply."""
+    cached = CACHED_TOKENS if model == "cache-hit" else 0
+    reasoning = REASONING_TOKENS if reasons(model) else 0
+    return usage(prompt_words + cached, reply_tokens + reasoning, cached=cached, reasoning=reasoning)
 
 
 def _completion(cid: str, model: str, message: Json, finish_reason: str, use: Json) -> Json:
@@ -118,13 +137,14 @@ def _completion(cid: str, model: str, message: Json, finish_reason: str, use: Js
 
 def chat_completion(model: str, prompt_tokens: int, content: str = REPLY_TEXT) -> Json:
     message: Json = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    return _completion(completion_id(), model, message, "stop", usage(prompt_tokens, COMPLETION_TOKENS))
+    return _completion(completion_id(), model, message, "stop", model_usage(model, prompt_tokens, COMPLETION_TOKENS))
 
 
 def tool_call_completion(model: str, prompt_tokens: int, name: str, arguments: str) -> Json:
     call = {"id": tool_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
     message = {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None, "annotations": []}
-    return _completion(completion_id(), model, message, "tool_calls", usage(prompt_tokens, COMPLETION_TOKENS))
+    return _completion(completion_id(), model, message, "tool_calls",
+                       model_usage(model, prompt_tokens, COMPLETION_TOKENS))
 
 
 def chunk(cid: str, created: int, model: str, delta: Json, finish_reason: str | None, with_usage: bool) -> Json:

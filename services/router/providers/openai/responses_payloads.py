@@ -2,7 +2,8 @@
 "The response object", "Streaming events"): the fake upstream answers with them, tests
 compare against them. Token counts are deterministic: input tokens are the words of
 `instructions` and of every input text; output tokens are `COMPLETION_TOKENS` (10), plus
-`REASONING_TOKENS` for a reasoning model (`o*`), which also answers with a reasoning item.
+`REASONING_TOKENS` for a reasoning model (`o*`), which also answers with a reasoning item;
+`cache-hit` had a cached prefix of `CACHED_TOKENS` before the input (`input_tokens_details`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from services.router.providers.openai.payloads import COMPLETION_TOKENS, chosen_tool
+from services.router.providers.openai.payloads import CACHED_TOKENS, COMPLETION_TOKENS, chosen_tool
 
 Json = dict[str, Any]
 
@@ -103,8 +104,9 @@ def response(body: Json, model: str) -> Json:
     output = [reasoning_item()] if _reasons(model) else []
     output.append(function_call_item(*tool) if tool else message_item(REPLY_TEXT))
     reasoning = REASONING_TOKENS if _reasons(model) else 0
-    return response_object(body, model, output, usage(count_input_tokens(body), COMPLETION_TOKENS + reasoning,
-                                                      reasoning=reasoning))
+    cached = CACHED_TOKENS if model == "cache-hit" else 0
+    return response_object(body, model, output, usage(count_input_tokens(body) + cached, COMPLETION_TOKENS + reasoning,
+                                                      cached=cached, reasoning=reasoning))
 
 
 def response_events(body: Json, model: str) -> list[Json]:

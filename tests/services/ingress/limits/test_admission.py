@@ -87,6 +87,29 @@ async def test_a_budget_refuses_what_could_cross_it_and_settlement_frees_the_res
         await admit(lim, who)
 
 
+async def test_a_budget_reserves_input_at_its_highest_price_and_settles_at_the_cached_one(
+        replicas: list[Client], bucket: str) -> None:
+    # a cache write costs 2.5× the input price, a read a tenth: the reservation is the write's
+    cached_route = ROUTE.model_copy(update={"cached_input_per_million": Decimal("0.1"),
+                                            "cache_write_per_million": Decimal("2.5")})
+    worst = (Decimal(INPUT_TOKENS) * Decimal("2.5") + Decimal(100) * 2) / 1_000_000
+    assert worst > WORST
+    lim = await limiter(replicas[0], bucket)
+    who = principal(key=Limits(max_budget=Decimal("0.00045")))  # two reservations at the input price would fit
+
+    async def admit_cached() -> Ticket:
+        return await lim.admit(who, Endpoint.CHAT, cached_route, None, lambda: BODY)
+
+    first = await admit_cached()
+    with pytest.raises(InsufficientQuota) as refused:
+        await admit_cached()
+    assert f"{worst:.6f}" in refused.value.message
+    # the call was all cache hits: it settles at the read price, and the rest comes back
+    first.settle(CallUsage(prompt_tokens=INPUT_TOKENS, completion_tokens=10,
+                           cost=cached_route.cost(INPUT_TOKENS, 10, cached_tokens=INPUT_TOKENS)), 0)
+    (await admit_cached()).settle(None, 0)
+
+
 async def test_tpm_counts_the_estimate_and_settles_with_real_usage(replicas: list[Client], bucket: str) -> None:
     lim = await limiter(replicas[0], bucket)
     limit = INPUT_TOKENS * 3 + 5
