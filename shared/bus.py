@@ -42,9 +42,11 @@ async def connect(url: str, name: str, bus: BusSettings | None = None, *,
         if on_reconnected is not None:
             await on_reconnected()
 
+    # nats-py annotates the two timeouts as int; it uses them as asyncio seconds (floats work)
     await client.connect(
         [server.strip() for server in url.split(",") if server.strip()], name=name,
-        connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=bus.reconnect_wait_s,
+        connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1,  # type: ignore[arg-type]
+        reconnect_time_wait=bus.reconnect_wait_s,  # type: ignore[arg-type]
         error_cb=on_error, disconnected_cb=disconnected, reconnected_cb=reconnected,
         pending_size=64 * 1024 * 1024, user=bus.user,
         password=bus.password.get_secret_value() if bus.password else None,
