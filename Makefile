@@ -22,7 +22,7 @@ check: install-test
 	$(BIN)/mypy
 
 # bytecode of the project's modules, written once: the suite starts services and the CLI as
-# processes hundreds of times, and with PYTHONDONTWRITEBYTECODE set each would compile them
+# processes again and again, and with PYTHONDONTWRITEBYTECODE set each would compile them
 # again (~0.3 s of CPU per ingress start)
 test: check
 	$(BIN)/python -m compileall -q jetgate shared services
