@@ -17,7 +17,7 @@ from services.ingress.admin_body import Page, admin_body, page_of
 from services.ingress.openapi import ADMIN_ERRORS, body_of, errors
 from services.ingress.routes.admin_tenants import Limit, Spent, _check_models, check_grant
 from services.ingress.state import IngressState, State
-from shared.admin_bodies import KEY_BODIES, CreateKey, LimitFields, RotateKey, Text, UpdateKey
+from shared.admin_bodies import CreateKey, LimitFields, RotateKey, Text, UpdateKey
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, get_key, list_keys, revoke_key, rotate_key, update_key
@@ -192,5 +192,3 @@ async def usage(caller: UsageReader, state: State,
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")
     return report
-
-BODIES = KEY_BODIES

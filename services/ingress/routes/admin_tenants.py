@@ -20,7 +20,6 @@ from services.ingress.admin_body import MAX_PAGE, Page, admin_body, page_of
 from services.ingress.openapi import ADMIN_ERRORS, body_of, errors
 from services.ingress.state import IngressState, State
 from shared.admin_bodies import (
-    TENANT_BODIES,
     CreateOrg,
     CreateTeam,
     CreateUser,
@@ -232,4 +231,3 @@ class Deleted(BaseModel):
 _object_routes(LevelKind.ORG, OrgView, UpdateOrg, admin(Permission.ORGS_WRITE))
 _object_routes(LevelKind.TEAM, TeamView, UpdateTeam, admin(Permission.TEAMS_WRITE))
 _object_routes(LevelKind.USER, UserView, UpdateUser, admin(Permission.USERS_WRITE))
-BODIES = TENANT_BODIES
