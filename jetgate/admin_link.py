@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from jetgate.credentials import bus_as, read_credentials
@@ -65,29 +64,7 @@ def admin_event(action: str, kind: LevelKind, object_id: str, org_id: str, befor
                  "before": before, "after": after}})
 
 
-def _decimal(text: str) -> Decimal:
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-
-
-def _models(text: str) -> list[str]:
-    return [m.strip() for m in text.split(",") if m.strip()]
-
-
-def add_limit_flags(parser: argparse.ArgumentParser) -> None:
-    """The limits every level takes, as the API's fields (`--rpm-limit` is `rpm_limit`)."""
-    parser.add_argument("--models", type=_models, help="comma-separated models allowed (default: all)")
-    parser.add_argument("--rpm-limit", type=int)
-    parser.add_argument("--tpm-limit", type=int)
-    parser.add_argument("--max-budget", type=_decimal, help="USD")
-    parser.add_argument("--budget-duration", choices=["1h", "1d", "7d", "30d", "1mo"])
-
-
 def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The flags given on the command line, as the API's field names."""
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
-
-LIMIT_NAMES = ("models", "rpm_limit", "tpm_limit", "max_budget", "budget_duration")

@@ -1,17 +1,21 @@
-"""The `jetgate` command: up, run SERVICE, orgs, teams, users, keys, audit, usage, events."""
+"""The `jetgate` command: up, run SERVICE, orgs, teams, users, keys, audit, usage, events.
+
+The parsers come from light modules (`*_parser.py`: the standard library only), and only
+the module of the command that runs is imported: `jetgate --help` and every admin command
+start without the ingress, FastAPI or what other commands need."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jetgate import events_cmd, keys_cmd, tenants_cmd
-from jetgate.credentials import bus_as, read_credentials
-from jetgate.home import read_state
-from jetgate.replay import cli as replay_cli
-from shared.service import setup_process
-from shared.settings import Settings, load_settings
+from jetgate import events_parser, keys_parser, tenants_parser
+from jetgate.replay import parser as replay_parser
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 SERVICES = ("ingress", "guardrails", "router", "accounting")
 
@@ -28,15 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config")
     run.add_argument("--home")
     run.add_argument("--port", type=int, help="HTTP port (ingress only)")
-    tenants_cmd.add_parsers(sub)
-    keys_cmd.add_parser(sub)
-    replay_cli.add_parsers(sub)
-    events_cmd.add_parser(sub)
+    tenants_parser.add_parsers(sub)
+    keys_parser.add_parser(sub)
+    replay_parser.add_parsers(sub)
+    events_parser.add_parser(sub)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, then the command line's flags."""
+    from shared.settings import load_settings
+
     settings = load_settings()
     updates: dict[str, object] = {}
     if getattr(args, "config", None):
@@ -48,43 +54,46 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=updates)
 
 
-def joined(settings: Settings, user: str) -> Settings:
-    """Server URLs not set: those of the running `jetgate up` of `--home`, if there is one,
-    connecting to its embedded nats-server as `user`."""
-    home = settings.home.resolve()
-    state = read_state(home)
-    if state is None:
-        return settings
-    update: dict[str, object] = {
-        name: getattr(settings, name) or getattr(state, name) for name in ("nats_url", "database_url", "clickhouse_url")}
-    if not settings.nats_url:
-        update["bus"] = bus_as(settings.bus, read_credentials(home), user)
-    return settings.model_copy(update=update)
-
-
 def _run_service(service: str, settings: Settings) -> int:
     """Join a running `jetgate up` (found by --home) unless server URLs are set."""
+    from jetgate.home import joined
+
     importlib.import_module(f"services.{service}.__main__").main(joined(settings, service))
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    settings = _settings(args)
-    setup_process(settings, "jetgate")
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command, importing only its module."""
     if args.command == "up":
         from jetgate.launcher import up
 
-        sys.exit(up(settings))
+        return up(settings)
     if args.command == "run":
-        sys.exit(_run_service(args.service, settings))
+        return _run_service(args.service, settings)
     if args.command == "events":
-        sys.exit(events_cmd.events_command(args, settings))
-    if args.command in tenants_cmd.COMMANDS:
-        sys.exit(tenants_cmd.tenants_command(args, settings))
-    if args.command in ("audit", "usage"):
-        sys.exit(replay_cli.command(args, settings))
-    sys.exit(keys_cmd.keys_command(args, settings))
+        from jetgate.events_cmd import events_command
+
+        return events_command(args, settings)
+    if args.command in tenants_parser.NOUNS:
+        from jetgate.tenants_cmd import tenants_command
+
+        return tenants_command(args, settings)
+    if args.command in replay_parser.SINK_NAMES:
+        from jetgate.replay.cli import command
+
+        return command(args, settings)
+    from jetgate.keys_cmd import keys_command
+
+    return keys_command(args, settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    from shared.service import setup_process
+
+    settings = _settings(args)
+    setup_process(settings, "jetgate")
+    sys.exit(_command(args, settings))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from jetgate.credentials import bus_as, read_credentials
+from shared.settings import Settings
+
 STATE_FILE = "state.json"
 
 
@@ -42,3 +45,17 @@ def read_state(home: Path) -> HomeState | None:
 
 def clear_state(home: Path) -> None:
     (home / STATE_FILE).unlink(missing_ok=True)
+
+
+def joined(settings: Settings, user: str) -> Settings:
+    """Server URLs not set: those of the running `jetgate up` of `--home`, if there is one,
+    connecting to its embedded nats-server as `user`."""
+    home = settings.home.resolve()
+    state = read_state(home)
+    if state is None:
+        return settings
+    update: dict[str, object] = {
+        name: getattr(settings, name) or getattr(state, name) for name in ("nats_url", "database_url", "clickhouse_url")}
+    if not settings.nats_url:
+        update["bus"] = bus_as(settings.bus, read_credentials(home), user)
+    return settings.model_copy(update=update)

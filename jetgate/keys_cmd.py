@@ -1,7 +1,7 @@
 """`jetgate keys create|list|update|rotate|revoke|delete`: against the database of a running
 gateway (the admin API's `/admin/keys`, for the operator of the machine). Bodies are
-validated by the API's own models; every action is an audit event and reaches every
-ingress replica."""
+validated by the API's own models (shared/admin_bodies.py); every action is an audit event
+and reaches every ingress replica. Arguments: jetgate/keys_parser.py."""
 from __future__ import annotations
 
 import argparse
@@ -11,15 +11,8 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 
-from jetgate.admin_link import (
-    LIMIT_NAMES,
-    add_limit_flags,
-    admin_event,
-    announce,
-    given,
-    urls,
-)
-from services.ingress.routes.admin import CreateKey, UpdateKey
+from jetgate.admin_link import admin_event, announce, given, urls
+from shared.admin_bodies import LIMIT_NAMES, CreateKey, UpdateKey
 from shared.db.engine import make_engine
 from shared.keys import create_key, list_keys, revoke_key, rotate_key, update_key
 from shared.settings import Settings
@@ -27,10 +20,6 @@ from shared.tenancy import LevelKind, Limits
 from shared.tenants.store import check_parents
 
 KEY_FIELDS = ("name", "org_id", "team_id", "user_id", "role", "scopes", "allowed_ips", "expires_at", *LIMIT_NAMES)
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,39 +89,3 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def keys_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_run(args, settings))
-
-
-def _key_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--role", choices=["owner", "admin", "member", "viewer", "global"])
-    parser.add_argument("--scopes", type=_split, help="comma-separated: chat, embeddings, events, admin")
-    parser.add_argument("--allowed-ips", type=_split, help="comma-separated CIDRs")
-    parser.add_argument("--expires-at", help="ISO-8601 time")
-    add_limit_flags(parser)
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    keys = sub.add_parser("keys", help="create, list, update, rotate and revoke API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key; prints it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--org", dest="org_id", default="default")
-    create.add_argument("--team", dest="team_id")
-    create.add_argument("--user", dest="user_id")
-    create.add_argument("--admin", action="store_true", help="a global admin key (sees every org)")
-    _key_flags(create)
-    listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
-    listing.add_argument("--org", help="only this org's keys")
-    update = keys_sub.add_parser("update", help="change a key's name, role, scopes, limits, expiry, allowlist")
-    update.add_argument("key_id")
-    update.add_argument("--name")
-    _key_flags(update)
-    rotate = keys_sub.add_parser("rotate", help="a new secret for the key; prints it once")
-    rotate.add_argument("key_id")
-    rotate.add_argument("--grace", type=float, help="seconds the old secret stays valid (default: the setting)")
-    parsers = [create, listing, update, rotate]
-    for name in ("revoke", "delete"):
-        revoke = keys_sub.add_parser(name, help="revoke a key; every ingress refuses it within a second")
-        revoke.add_argument("key_id")
-        parsers.append(revoke)
-    for parser in parsers:
-        parser.add_argument("--home", type=str, help="home of the running gateway (default ./.jetgate)")

@@ -1,7 +1,8 @@
 """`jetgate orgs|teams|users create|list|update|delete`: the admin API's `/admin/orgs`,
 `/admin/teams` and `/admin/users` against the database of a running gateway. Bodies are
-validated by the API's own models (slug ids, limits); every action is an audit event, and
-a change reaches every ingress replica's key cache."""
+validated by the API's own models (shared/admin_bodies.py: slug ids, limits); every action
+is an audit event, and a change reaches every ingress replica's key cache. Arguments:
+jetgate/tenants_parser.py."""
 from __future__ import annotations
 
 import argparse
@@ -9,13 +10,15 @@ import asyncio
 import sys
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from jetgate.admin_link import LIMIT_NAMES, add_limit_flags, admin_event, announce, given, urls
-from services.ingress.routes.admin_tenants import (
+from jetgate.admin_link import admin_event, announce, given, urls
+from shared.admin_bodies import (
+    LIMIT_NAMES,
     CreateOrg,
     CreateTeam,
     CreateUser,
+    LimitFields,
     UpdateOrg,
     UpdateTeam,
     UpdateUser,
@@ -30,8 +33,8 @@ from shared.tenants import store
 @dataclass(frozen=True)
 class KindCommands:
     kind: LevelKind
-    create: type[BaseModel]
-    update: type[BaseModel]
+    create: type[LimitFields]
+    update: type[LimitFields]
     fields: tuple[str, ...]  # what create and update take besides the limits
 
 
@@ -66,7 +69,7 @@ async def _run(command: str, args: argparse.Namespace, settings: Settings) -> in
                 owner = "" if kind is LevelKind.ORG else f"\t{listed.owner_org}"
                 print(f"{listed.id}\t{listed.name}{owner}\t{limits or '-'}")
         elif action == "update":
-            changes = spec.update.model_validate(given(args, *spec.fields, *LIMIT_NAMES)).changes()  # type: ignore[attr-defined]
+            changes = spec.update.model_validate(given(args, *spec.fields, *LIMIT_NAMES)).changes()
             result = await store.update_object(engine, kind, args.object_id, None, changes)
             if result is None:
                 print(f"no {kind.value} with id {args.object_id}", file=sys.stderr)
@@ -100,32 +103,3 @@ async def _run(command: str, args: argparse.Namespace, settings: Settings) -> in
 
 def tenants_command(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_run(args.command, args, settings))
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for command, spec in COMMANDS.items():
-        noun = spec.kind.value
-        parser = sub.add_parser(command, help=f"create, list, update and delete {command}")
-        actions = parser.add_subparsers(dest="tenant_command", required=True)
-        create = actions.add_parser("create", help=f"create a {noun}; prints its id")
-        create.add_argument("--id", required=spec.kind is LevelKind.ORG, help="a slug: [a-z0-9][a-z0-9-]{0,62}")
-        create.add_argument("--name", required=True)
-        listing = actions.add_parser("list", help=f"list {command}")
-        update = actions.add_parser("update", help=f"change a {noun}'s name or limits")
-        update.add_argument("object_id")
-        update.add_argument("--name")
-        delete = actions.add_parser("delete", help=f"delete a {noun} and revoke the keys beneath it")
-        delete.add_argument("object_id")
-        for each in (create, update):
-            add_limit_flags(each)
-        if spec.kind is not LevelKind.ORG:
-            create.add_argument("--org", dest="org_id", default="default")
-            listing.add_argument("--org", help="only this org's")
-        if spec.kind is LevelKind.USER:
-            for each in (create, update):
-                each.add_argument("--team", dest="team_id")
-                each.add_argument("--email")
-                each.add_argument("--role", choices=["owner", "admin", "member", "viewer"])
-            listing.add_argument("--team", help="only this team's")
-        for each in (create, listing, update, delete):
-            each.add_argument("--home", type=str, help="home of the running gateway (default ./.jetgate)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
@@ -24,14 +23,17 @@ async def connect(url: str, name: str, bus: BusSettings | None = None, *,
                   on_disconnected: ConnectionCallback | None = None,
                   on_reconnected: ConnectionCallback | None = None) -> Client:
     """Connect; reconnection never stops (a restarted nats-server is found again), and what
-    is published meanwhile waits in the client's buffer until then."""
+    is published meanwhile waits in the client's buffer until then. A client closed on
+    purpose (`close()`, `drain()`) is not reported as disconnected."""
     bus = bus or BusSettings()
+    client = Client()
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
     async def disconnected() -> None:
-        log.warning("%s: disconnected from NATS; reconnecting", name)
+        if not client.is_closed:
+            log.warning("%s: disconnected from NATS; reconnecting", name)
         if on_disconnected is not None:
             await on_disconnected()
 
@@ -40,13 +42,16 @@ async def connect(url: str, name: str, bus: BusSettings | None = None, *,
         if on_reconnected is not None:
             await on_reconnected()
 
-    return await nats.connect(
+    # nats-py annotates the two timeouts as int; it uses them as asyncio seconds (floats work)
+    await client.connect(
         [server.strip() for server in url.split(",") if server.strip()], name=name,
-        connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1, reconnect_time_wait=bus.reconnect_wait_s,
+        connect_timeout=bus.connect_timeout_s, max_reconnect_attempts=-1,  # type: ignore[arg-type]
+        reconnect_time_wait=bus.reconnect_wait_s,  # type: ignore[arg-type]
         error_cb=on_error, disconnected_cb=disconnected, reconnected_cb=reconnected,
         pending_size=64 * 1024 * 1024, user=bus.user,
         password=bus.password.get_secret_value() if bus.password else None,
     )
+    return client
 
 
 def jetstream(nc: Client, bus: BusSettings | None = None) -> JetStreamContext:

@@ -28,6 +28,7 @@ from services.ingress.policy import pipelines_of, route_of
 from services.ingress.routes import admin, admin_tenants, anthropic, health, openai, openai_endpoints, passthrough, responses
 from services.ingress.routes import events as event_routes
 from services.ingress.state import IngressState
+from shared.admin_bodies import KEY_BODIES, TENANT_BODIES
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.config_events import announce_config
@@ -129,5 +130,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     install_openapi(app, [ChatCompletionRequest, EmbeddingsRequest, CompletionsRequest, ModerationsRequest,
                           ImagesRequest, SpeechRequest, ResponsesRequest, MessagesRequest,
-                          CountTokensRequest, *admin.BODIES, *admin_tenants.BODIES])
+                          CountTokensRequest, *KEY_BODIES, *TENANT_BODIES])
     return app

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from jetgate.events_cmd import human
+from jetgate.event_tail import human
 from tests.jetgate.test_event_docs import SAMPLES
 
 

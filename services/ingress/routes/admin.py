@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from services.ingress.access import Caller, KeyWriter, Reader, UsageReader
 from services.ingress.admin_audit import broadcast_change, record_action
-from services.ingress.admin_body import Cidr, LimitFields, Name, Page, RoleField, ScopeField, Text, admin_body, page_of
+from services.ingress.admin_body import Page, admin_body, page_of
 from services.ingress.openapi import ADMIN_ERRORS, body_of, errors
 from services.ingress.routes.admin_tenants import Limit, Spent, _check_models, check_grant
 from services.ingress.state import IngressState, State
+from shared.admin_bodies import CreateKey, LimitFields, RotateKey, Text, UpdateKey
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, get_key, list_keys, revoke_key, rotate_key, update_key
@@ -30,35 +31,6 @@ router = APIRouter(prefix="/admin", responses=errors(*ADMIN_ERRORS))
 
 EARLIEST, LATEST = 1900, 2299  # the years ClickHouse's DateTime64 holds
 KeyId = Annotated[Text, Path(max_length=40)]
-
-
-class _KeyFields(LimitFields):
-    role: RoleField | None = Field(default=None, description="admin API role; none: no admin permissions")
-    scopes: list[ScopeField] | None = Field(default=None, description="none: chat and embeddings (and admin with a role)")
-    allowed_ips: list[Cidr] | None = Field(default=None, max_length=100, description="CIDRs; none: any address")
-    expires_at: datetime | None = Field(default=None, strict=False)
-
-
-class CreateKey(_KeyFields):
-    name: Name
-    org_id: Slug | None = Field(default=None, description="default: the caller's org (`default` for global)")
-    team_id: Slug | None = Field(default=None, description="a service key of this team")
-    user_id: Slug | None = Field(default=None, description="a key of this user (and the user's team)")
-    is_admin: bool = Field(default=False, description="the `global` role (kept from before roles)")
-
-
-class UpdateKey(_KeyFields):
-    name: Name | None = None
-    org_id: Slug | None = Field(default=None, description="move the key to this org (a global admin only)")
-    team_id: Slug | None = Field(default=None, description="make it a service key of this team (null: none)")
-    user_id: Slug | None = Field(default=None, description="give it to this user (null: none)")
-
-
-class RotateKey(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    grace_period_s: float | None = Field(default=None, ge=0, le=365 * 86400, strict=False,
-                                         description="how long the old secret stays valid (default: a setting)")
 
 
 class KeyView(KeyRecord, Spent):
@@ -220,5 +192,3 @@ async def usage(caller: UsageReader, state: State,
     if report.error:
         raise ServiceUnavailable(f"Usage query failed: {report.error}")
     return report
-
-BODIES = (CreateKey, UpdateKey, RotateKey)

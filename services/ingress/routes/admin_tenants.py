@@ -12,13 +12,23 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from services.ingress.access import Caller, OrgWriter, Reader, TeamWriter, UserWriter, admin
 from services.ingress.admin_audit import broadcast_change, record_action
-from services.ingress.admin_body import MAX_PAGE, LimitFields, Name, Page, RoleField, Text, admin_body, page_of
+from services.ingress.admin_body import MAX_PAGE, Page, admin_body, page_of
 from services.ingress.openapi import ADMIN_ERRORS, body_of, errors
 from services.ingress.state import IngressState, State
+from shared.admin_bodies import (
+    CreateOrg,
+    CreateTeam,
+    CreateUser,
+    LimitFields,
+    Text,
+    UpdateOrg,
+    UpdateTeam,
+    UpdateUser,
+)
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.tenancy import LevelKind, Permission, Role, Slug, budget_period
@@ -37,41 +47,6 @@ def check_grant(caller: Caller, role: Role | None, param: str = "role") -> None:
     if role is not None and ROLE_RANK[role] > ROLE_RANK[own]:
         raise PermissionDenied(f"A `{own.value}` may not give the role `{role.value}`.", param=param,
                                code="permission_denied")
-
-
-class CreateOrg(LimitFields):
-    id: Slug = Field(description="a slug: [a-z0-9][a-z0-9-]{0,62}")
-    name: Name
-
-
-class UpdateOrg(LimitFields):
-    name: Name | None = None
-
-
-class CreateTeam(LimitFields):
-    id: Slug | None = Field(default=None, description="a slug; made up when absent")
-    org_id: Slug | None = Field(default=None, description="default: the caller's org")
-    name: Name
-
-
-class UpdateTeam(LimitFields):
-    name: Name | None = None
-
-
-class CreateUser(LimitFields):
-    id: Slug | None = Field(default=None, description="a slug; made up when absent")
-    org_id: Slug | None = Field(default=None, description="default: the caller's org")
-    team_id: Slug | None = None
-    name: Name
-    email: Annotated[Text, Field(max_length=320)] | None = None
-    role: RoleField = Role.MEMBER
-
-
-class UpdateUser(LimitFields):
-    name: Name | None = None
-    email: Annotated[Text, Field(max_length=320)] | None = None
-    role: RoleField | None = None
-    team_id: Slug | None = None
 
 
 class Spent(BaseModel):
@@ -256,4 +231,3 @@ class Deleted(BaseModel):
 _object_routes(LevelKind.ORG, OrgView, UpdateOrg, admin(Permission.ORGS_WRITE))
 _object_routes(LevelKind.TEAM, TeamView, UpdateTeam, admin(Permission.TEAMS_WRITE))
 _object_routes(LevelKind.USER, UserView, UpdateUser, admin(Permission.USERS_WRITE))
-BODIES = (CreateOrg, UpdateOrg, CreateTeam, UpdateTeam, CreateUser, UpdateUser)

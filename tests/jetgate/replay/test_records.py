@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jetgate.replay.cli import parse_moment
+from jetgate.replay.parser import parse_moment
 from jetgate.replay.progress import Progress
 from jetgate.replay.records import JsonlWriter, ParquetWriter, Record, read_file
 from jetgate.replay.source import KINDS, subject_matches

@@ -1,16 +1,17 @@
 """How a Bedrock request is authenticated: SigV4 over the exact bytes sent (botocore's
 `SigV4Auth`), or a Bedrock API key as a bearer token. Credentials are resolved once, when
-the adapter is built; they only ever go into request headers."""
+the adapter is built; they only ever go into request headers. botocore is imported by the
+first signer that signs: a router without a Bedrock deployment does not load it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from typing import TYPE_CHECKING
 
 from services.router.providers.bedrock.config import SIGNING_SERVICE, BedrockConfig
 from shared.secrets import resolve_secret
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 
 class Signer:
@@ -26,6 +27,8 @@ class Signer:
         session = resolve_secret(config.session_token)
         self._credentials: Credentials | None = None
         if key_id is not None and secret is not None:
+            from botocore.credentials import Credentials
+
             self._credentials = Credentials(key_id.get_secret_value(), secret.get_secret_value(),
                                             session.get_secret_value() if session is not None else None)
 
@@ -35,6 +38,9 @@ class Signer:
             return {**headers, "authorization": self._bearer}
         if self._credentials is None:  # the referenced variables are empty: AWS will refuse the call
             return headers
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
         request = AWSRequest(method="POST", url=url, data=body, headers=headers)
         SigV4Auth(self._credentials, SIGNING_SERVICE, self._region).add_auth(request)
         return dict(request.headers.items())

@@ -3,8 +3,9 @@
 The body is AWS event-stream binary framing (prelude with lengths and CRC, typed headers,
 payload, message CRC), decoded by botocore's `EventStreamBuffer`: it is fed whatever bytes
 the socket gave and yields each whole, checksum-verified message, which fits reading the
-body chunk by chunk. Each message names its event in `:event-type`; its payload is the
-event's JSON.
+body chunk by chunk (botocore is imported by the first stream: a router without a Bedrock
+deployment does not load it). Each message names its event in `:event-type`; its payload is
+the event's JSON.
 
 | event (`:event-type`)                        | chunk(s)                                              |
 |----------------------------------------------|-------------------------------------------------------|
@@ -27,7 +28,6 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import orjson
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from services.router.providers.base import Chunk
 from services.router.providers.bedrock.errors import error_from_event
@@ -42,6 +42,8 @@ class StreamTranslator:
     """Fed the body's bytes as they come; yields the chunks they complete. `done` after `metadata`."""
 
     def __init__(self, provider: str, model: str, request_id: str | None) -> None:
+        from botocore.eventstream import EventStreamBuffer
+
         self._provider = provider
         self._id = completion_id(request_id)
         self._model = model
@@ -55,6 +57,8 @@ class StreamTranslator:
     def feed(self, data: bytes) -> Iterator[Chunk]:
         """The chunks of the messages `data` completes, one by one: those before an exception
         in the same bytes are relayed before it is raised."""
+        from botocore.eventstream import ParserError
+
         self._buffer.add_data(data)
         try:
             for message in self._buffer:

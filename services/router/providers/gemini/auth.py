@@ -3,23 +3,26 @@
 The assertion is signed with the account's private key by google-auth; it is posted
 through the router's shared upstream client (with the provider's timeouts) to the token
 endpoint (configurable, so a test can serve it), and the token is cached until shortly
-before it expires. Concurrent calls share one refresh.
+before it expires. Concurrent calls share one refresh. google-auth is imported when the
+first token is made: a router without a Vertex deployment does not load it.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
-from google.auth import crypt, jwt
 
 from services.router.http_client import UpstreamHttp, UpstreamTimeouts
 from services.router.providers.gemini.config import GOOGLE_TOKEN_URL, VertexConfig
 from shared.errors import UpstreamError
 from shared.secrets import resolve_secret
+
+if TYPE_CHECKING:
+    from google.auth import crypt
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 3600  # the longest Google accepts
@@ -50,6 +53,8 @@ class VertexTokens:
 
     def _load(self) -> _ServiceAccount:
         if self._account is None:
+            from google.auth import crypt
+
             failed = UpstreamError(f"provider {self._provider}: its service-account credentials could not be read",
                                    code="upstream_auth_failed", retryable=True)
             try:
@@ -65,6 +70,8 @@ class VertexTokens:
         return self._account
 
     def _assertion(self, account: _ServiceAccount) -> str:
+        from google.auth import jwt
+
         now = int(time.time())
         # the audience is Google's token endpoint wherever the grant is posted, as google-auth's own credentials do
         claims = {"iss": account.email, "scope": self._config.scope, "aud": GOOGLE_TOKEN_URL,
