@@ -94,8 +94,8 @@ def compare(name: str, exact: UsageReport, rolled: UsageReport) -> None:
     assert len(exact.rows) == len(rolled.rows), name
     for want, got in zip([*exact.rows, exact.totals], [*rolled.rows, rolled.totals], strict=True):
         assert want is not None and got is not None
-        sums = ("group", "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "errors",
-                "error_rate")
+        sums = ("group", "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                "cache_write_tokens", "reasoning_tokens", "cost", "errors", "error_rate")
         assert want.model_dump(include=set(sums)) == got.model_dump(include=set(sums)), (name, want, got)
         for field in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
             exact_value, approx = getattr(want, field), getattr(got, field)

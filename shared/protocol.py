@@ -379,6 +379,11 @@ class UsageRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # parts of prompt_tokens read from / written to a prompt cache, and of completion_tokens
+    # spent reasoning, as the upstream reported them (0 where it reported none)
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost: str  # decimal as string: never a float
     errors: int = 0  # requests with status error
     error_rate: float = 0.0  # errors / requests

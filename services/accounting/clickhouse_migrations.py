@@ -10,7 +10,10 @@ doing nothing.
 Rollups (migration 3, services/accounting/rollups.py): tables recomputed per closed time
 bucket from the deduplicated raw rows, never by materialised views (a view fires on every
 insert, so a redelivered event would count twice). Migration 3 marks every bucket already
-holding rows dirty, so the builder rolls up an existing database once after upgrading.
+holding rows dirty, so the builder rolls up an existing database once after upgrading;
+migration 5, adding the cached, cache-write and reasoning token sums to the rollups, does the
+same, so no rollup row keeps the 0 the new columns start with (until rebuilt, a dirty bucket
+is read from the raw rows).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from services.accounting.clickhouse_tables import TABLE
-from services.accounting.rollups import ROLLUPS, STATE_DDL, mark_everything_sql, table_ddl
+from services.accounting.rollups import ROLLUPS, STATE_DDL, add_details_sql, mark_everything_sql, table_ddl
 
 __all__ = ["MIGRATIONS", "TABLE", "Migration", "apply_migrations"]
 MIGRATIONS_TABLE = "schema_migrations"
@@ -71,6 +74,9 @@ ORDER BY (org_id, toDate(time), key_id, model, event_id)
         f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {column} UInt32 DEFAULT 0 AFTER {after}"
         for column, after in (("cached_tokens", "total_tokens"), ("cache_write_tokens", "cached_tokens"),
                               ("reasoning_tokens", "cache_write_tokens")))),
+    # their sums in the rollups; every bucket dirty, so the builder refills the zeros of old rows
+    Migration(5, "usage rollups.cached_reasoning_tokens", (*(sql for rollup in ROLLUPS for sql in add_details_sql(rollup)),
+                                                           *(mark_everything_sql(rollup) for rollup in ROLLUPS))),
 )
 
 SCHEMA_MIGRATIONS_DDL = f"""

@@ -37,7 +37,9 @@ QUANTILES = "quantilesTDigest(0.5, 0.95, 0.99)"
 Grain = Literal["hour", "day"]
 GRAIN_SECONDS: dict[Grain, int] = {"hour": 3600, "day": 86400}
 START_OF: dict[Grain, str] = {"hour": "toStartOfHour", "day": "toStartOfDay"}
-MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "latency")
+# parts of the prompt (read from, written to a cache) and of the completion (reasoning); migration 5
+TOKEN_DETAILS = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
+MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", *TOKEN_DETAILS, "cost", "latency")
 # every event has one time, so its duplicates share a partition: FINAL need not merge across them
 FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
@@ -62,7 +64,8 @@ class Rollup:
 # days; bench/usage_query.py): `daily` 2,400 rows, `hourly_models` 11,520 (whole-gateway
 # hours: merging sketches is what a query over a rollup spends its time on, so fewer rows
 # per hour pay), `hourly` 57,600, `daily_keys` 360,000. A rollup added later needs its own
-# migration (migration 3 creates these).
+# migration (migration 3 creates these, migration 5 adds their TOKEN_DETAILS: table_ddl, then
+# add_details_sql).
 ROLLUPS: tuple[Rollup, ...] = (
     Rollup("daily", "day", ("org_id", "model", "provider")),
     Rollup("hourly_models", "hour", ("model", "provider")),
@@ -117,6 +120,13 @@ ORDER BY (rollup_name, bucket)
 """)
 
 
+def add_details_sql(rollup: Rollup) -> tuple[str, ...]:
+    """The TOKEN_DETAILS sums for a table of table_ddl's shape (0 until its buckets are rebuilt)."""
+    after = ("total_tokens", *TOKEN_DETAILS)
+    return tuple(f"ALTER TABLE {rollup.table} ADD COLUMN IF NOT EXISTS {column} UInt64 DEFAULT 0 AFTER {previous}"
+                 for column, previous in zip(TOKEN_DETAILS, after, strict=False))
+
+
 def mark_everything_sql(rollup: Rollup) -> str:
     """Every bucket holding raw rows, dirty (a new rollup, or raw rows written around the store)."""
     return (f"INSERT INTO {DIRTY_TABLE} (rollup_name, bucket) SELECT '{rollup.name}', {START_OF[rollup.grain]}(time) AS b "
@@ -166,7 +176,8 @@ def rebuild_sql(rollup: Rollup, intervals: list[tuple[int, int]]) -> str:
     dims = ", ".join(rollup.dims)
     return (f"INSERT INTO {rollup.table} (bucket, {dims}, {', '.join(MEASURES)}, built_at) "
             f"SELECT {START_OF[rollup.grain]}(time) AS b, {dims}, count(), countIf(status = 'error'), "
-            f"sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cost), "
+            f"sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), "
+            f"{''.join(f'sum({column}), ' for column in TOKEN_DETAILS)}sum(cost), "
             f"{QUANTILES.replace('(', 'State(', 1)}(latency_ms), now64(6) "
             f"FROM {TABLE} FINAL WHERE {where} GROUP BY b, {dims}" + FINAL_SETTINGS)
 

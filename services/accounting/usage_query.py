@@ -1,10 +1,10 @@
 """The usage query answered over NATS (`ACCOUNTING_USAGE_QUERY`): UsageQuery → UsageReport.
 
 Aggregates come from ClickHouse with FINAL (so duplicates count once): per group and in
-total, requests, tokens, cost, errors and their rate, latency p50/p95/p99. A rollup answers
-what it can (services/accounting/usage_plan.py: then the percentiles are approximate), the
-raw rows the rest. Grouping columns
-come from a fixed whitelist and every user value is a bound parameter; nothing a caller
+total, requests, tokens (with their cached, cache-write and reasoning parts), cost, errors and
+their rate, latency p50/p95/p99. A rollup answers what it can (services/accounting/usage_plan.py:
+then the percentiles are approximate), the raw rows the rest. Grouping columns come from a fixed
+whitelist and every user value is a bound parameter; nothing a caller
 sends is spliced into SQL. `since` is inclusive, `until` exclusive; a time without a zone
 is UTC. Any failure is answered with `UsageReport(rows=[], error=...)`, never silence.
 """
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from services.accounting.clickhouse_store import TABLE, ClickHouseStore
 from services.accounting.rollup_builder import RollupState, rollup_states
-from services.accounting.rollups import FINAL_SETTINGS, MEASURES, QUANTILES
+from services.accounting.rollups import FINAL_SETTINGS, MEASURES, QUANTILES, TOKEN_DETAILS
 from services.accounting.usage_plan import FILTER_COLUMNS, GROUP_COLUMNS, Plan, choose, needs_rollup_state
 from shared.protocol import UsageQuery, UsageReport, UsageRow
 
@@ -35,14 +35,15 @@ FILTERS = FILTER_COLUMNS
 MAX_ROWS = 10_000
 # exact, linearly interpolated between the two nearest latencies (as numpy's default)
 PERCENTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)"
-AGGREGATES = ("count() AS requests", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
+TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens", *TOKEN_DETAILS)
+AGGREGATES = ("count() AS requests", *(f"sum({column})" for column in TOKENS),
               "toString(sum(cost))", "countIf(status = 'error')", PERCENTILES)
-# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
-# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES)
-MERGED = ("sum(requests)", "sum(prompt_tokens)", "sum(completion_tokens)", "sum(total_tokens)",
+# over a rollup's rows and the raw rows' partial aggregates (same order as AGGREGATES);
+# PARTIAL in the order of a rollup's MEASURES, as UNION ALL matches columns by position
+MERGED = ("sum(requests)", *(f"sum({column})" for column in TOKENS),
           "toString(sum(cost))", "sum(errors)", f"{QUANTILES.replace('(', 'Merge(', 1)}(latency)")
-PARTIAL = ("count() AS requests", "countIf(status = 'error') AS errors", "sum(prompt_tokens) AS prompt_tokens",
-           "sum(completion_tokens) AS completion_tokens", "sum(total_tokens) AS total_tokens", "sum(cost) AS cost",
+PARTIAL = ("count() AS requests", "countIf(status = 'error') AS errors",
+           *(f"sum({column}) AS {column}" for column in TOKENS), "sum(cost) AS cost",
            f"{QUANTILES.replace('(', 'State(', 1)}(latency_ms) AS latency")
 SETTINGS = FINAL_SETTINGS
 
@@ -147,9 +148,10 @@ def money(text: str) -> str:
 
 
 def _row(group: dict[str, str], values: tuple[Any, ...]) -> UsageRow:
-    requests, prompt, completion, total, cost, errors, (p50, p95, p99) = values
+    requests, prompt, completion, total, cached, cache_write, reasoning, cost, errors, (p50, p95, p99) = values
     return UsageRow(group=group, requests=requests, prompt_tokens=prompt, completion_tokens=completion,
-                    total_tokens=total, cost=money(cost), errors=errors, error_rate=errors / requests,
+                    total_tokens=total, cached_tokens=cached, cache_write_tokens=cache_write,
+                    reasoning_tokens=reasoning, cost=money(cost), errors=errors, error_rate=errors / requests,
                     latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99)
 
 

@@ -37,6 +37,8 @@ def test_admin_usage_groups_totals_and_the_live_audit_chain(gateway: Gateway, tm
     assert row["requests"] == 3 and row["errors"] == 0 and row["error_rate"] == 0
     assert 0 < row["latency_p50_ms"] <= row["latency_p95_ms"] <= row["latency_p99_ms"]
     assert body["totals"]["total_tokens"] == row["total_tokens"] > 0
+    details = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")  # reported, 0 for this model
+    assert [body["totals"][name] for name in details] == [row[name] for name in details] == [0, 0, 0]
 
     with gateway.admin() as http:
         bad = http.get("/admin/usage", params={"group_by": "colour"})

@@ -1,5 +1,6 @@
 """Usage rollups on real chDB: the same answers as the raw rows, duplicates counted once,
-late events counted after the rebuild, open buckets left to the raw rows."""
+late events counted after the rebuild, open buckets left to the raw rows, rollups of an
+older schema rebuilt with the token details."""
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,9 @@ from shared.events import UsageEvent
 from shared.protocol import UsageQuery, UsageReport
 from shared.settings import AccountingSettings
 
-SUMS = ("group", "requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "errors", "error_rate")
+DETAILS = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
+SUMS = ("group", "requests", "prompt_tokens", "completion_tokens", "total_tokens", *DETAILS, "cost", "errors",
+        "error_rate")
 # a rollup's percentile is the exact percentile of a rank at most this far off (t-digest)
 RANK_TOLERANCE = 0.02
 
@@ -37,17 +40,23 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 def workload(harness, count: int = 2400) -> list[UsageEvent]:  # type: ignore[no-untyped-def]
-    """Events over three days, four hours a day, every dimension varied; seeded."""
+    """Events over three days, four hours a day, every dimension varied (cached, cache-write and
+    reasoning parts in some); seeded."""
     rng = random.Random(8)
     events = []
     for i in range(count):
+        prompt, completion = rng.randrange(500), rng.randrange(200)
         event = harness.usage(f"k{i % 4}", str(Decimal(rng.randrange(1, 10**6)) / 10**9),
-                              model=("m-a", "m-b")[i % 2], tokens=(rng.randrange(500), rng.randrange(200)),
+                              model=("m-a", "m-b")[i % 2], tokens=(prompt, completion),
                               team_id=f"t{i % 4 // 2}", user_id=f"u{i % 3}",
                               time=at(10 + i % 3, 8 + i % 4, rng.randrange(60)) + timedelta(seconds=rng.random()))
+        cached = rng.randrange(prompt + 1) if i % 3 else 0
         data = event.data.model_copy(update={"provider": ("p-x", "p-y")[i % 8 < 2],
                                              "status": "error" if i % 13 == 0 else "ok",
-                                             "latency_ms": round(rng.lognormvariate(6, 0.7), 1)})
+                                             "latency_ms": round(rng.lognormvariate(6, 0.7), 1),
+                                             "cached_tokens": cached,
+                                             "cache_write_tokens": rng.randrange(prompt - cached + 1) if i % 5 else 0,
+                                             "reasoning_tokens": rng.randrange(completion + 1) if i % 7 else 0})
         events.append(event.model_copy(update={"data": data}))
     return events
 
@@ -114,6 +123,8 @@ async def test_rollups_answer_as_the_raw_rows_do(store, harness) -> None:
         assert plan.rollup is not None and plan.rollup.name == rollup, query
         exact, rolled = await raw_report(store, query), await usage_report(store, query)
         assert exact.totals is not None and exact.totals.requests == sum(map(keep, events))
+        for name in DETAILS:  # the raw rows' totals, as the events hold them (the rollup's: assert_same)
+            assert getattr(exact.totals, name) == sum(getattr(e.data, name) for e in events if keep(e)) > 0, name
         assert_same(exact, rolled, latencies_by(events, list(query.group_by), keep), list(query.group_by))
 
 
@@ -217,6 +228,46 @@ async def test_migration_marks_the_rows_of_an_older_database_dirty(chdb_dsn: str
         await rebuild_due(store, close_grace_s=0)
         report = await usage_report(store, UsageQuery(org_id="o", group_by=["day"]))
         assert [(row.group, row.requests, row.cost) for row in report.rows] == [({"day": "2025-05-10"}, 1, "0.5")]
+    finally:
+        await store.close()
+
+
+async def test_migration_5_rebuilds_the_rollups_built_before_the_token_details(chdb_dsn: str) -> None:
+    import clickhouse_connect
+
+    from services.accounting.clickhouse_migrations import MIGRATIONS, apply_migrations
+
+    client = clickhouse_connect.get_client(dsn=chdb_dsn)
+    assert [m.version for m in MIGRATIONS[:4]] == [1, 2, 3, 4]
+    apply_migrations(client, MIGRATIONS[:4])
+    client.command("INSERT INTO usage_events (event_id, time, org_id, model, prompt_tokens, completion_tokens, "
+                   "total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, latency_ms) "
+                   "VALUES ('e1', '2025-05-10 08:30:00', 'o', 'm', 100, 50, 150, 60, 30, 20, 0.5, 12)")
+    # the builder of before migration 5 rolled the day up, without the details, and recorded it built
+    client.command("INSERT INTO usage_rollup_daily (bucket, org_id, model, provider, requests, errors, prompt_tokens, "
+                   "completion_tokens, total_tokens, cost, latency, built_at) SELECT toStartOfDay(time) AS b, org_id, "
+                   "model, provider, count(), countIf(status = 'error'), sum(prompt_tokens), sum(completion_tokens), "
+                   "sum(total_tokens), sum(cost), quantilesTDigestState(0.5, 0.95, 0.99)(latency_ms), now64(6) "
+                   "FROM usage_events FINAL GROUP BY b, org_id, model, provider")
+    client.command("INSERT INTO usage_rollup_built VALUES ('daily', '2025-05-10 00:00:00', now64(6))")
+    client.close()
+    query = UsageQuery(org_id="o", group_by=["day"])
+    details = {"cached_tokens": 60, "cache_write_tokens": 30, "reasoning_tokens": 20}
+    store = await ClickHouseStore.open(chdb_dsn)  # applies migration 5
+    try:
+        states = await rollup_states(store)
+        assert states["daily"].dirty == {int(at(10, 0).timestamp())} and not states["daily"].clean
+        for rebuilt in (False, True):  # the raw rows answer until the rebuild, the rollup after
+            if rebuilt:
+                assert await rebuild_due(store, close_grace_s=0) == 4
+            plan = choose(query, *window(query), await rollup_states(store))
+            assert (plan.rollup.name if plan.rollup else None) == ("daily" if rebuilt else None)
+            report = await usage_report(store, query)
+            assert report.totals is not None
+            assert [row.model_dump(include={"group", "requests", "total_tokens", *DETAILS}) for row in
+                    (*report.rows, report.totals)] == [{"group": {"day": "2025-05-10"}, "requests": 1,
+                                                        "total_tokens": 150, **details},
+                                                       {"group": {}, "requests": 1, "total_tokens": 150, **details}]
     finally:
         await store.close()
 
