@@ -6,7 +6,7 @@ import httpx
 import openai
 
 from tests.e2e.gateway import Gateway
-from tests.fakes.openai_upstream import RATE_LIMIT_HEADERS
+from tests.fakes.openai_wire import RATE_LIMIT_HEADERS
 
 MESSAGES = [{"role": "user", "content": "which limits apply to me"}]
 

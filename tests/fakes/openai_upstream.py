@@ -20,8 +20,8 @@ gateway config can point different deployments at different behaviours:
 - `hang`: sleeps `HANG_S` (30 s) before answering
 - `slow`: sleeps `SLOW_S` (1.5 s) before a normal answer; `.slow_answered` counts those sent
 - `POST /v1/responses`: the Responses API (tests/fakes/openai_responses.py)
-- `POST /v1/completions` (legacy): a `text_completion` (streamed: one chunk per piece, then
-  usage when asked for)
+- the other endpoints (tests/fakes/openai_endpoints.py): `POST /v1/completions` (legacy): a
+  `text_completion` (streamed: one chunk per piece, then usage when asked for)
 - `POST /v1/audio/transcriptions`: a multipart upload (`.uploads`), its transcript (text,
   srt, vtt, json or verbose_json; usage by duration for `whisper-1`, else by tokens)
 - `POST /v1/audio/speech`: bytes of the asked format (`tests.fakes` digest of the input) in
@@ -52,14 +52,13 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.router.providers.openai import endpoint_payloads as ep
 from services.router.providers.openai import payloads as p
-from shared.openai_audio import SPEECH_MEDIA_TYPES
-from tests.fakes.multipart import form_fields
+from tests.fakes.openai_endpoints import OtherEndpoints
 from tests.fakes.openai_responses import ResponsesEndpoint
+from tests.fakes.openai_wire import json_response, openai_headers
 from tests.fakes.server import ThreadedServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
@@ -92,7 +91,7 @@ class RecordedRequest:
         return auth[7:] if auth.lower().startswith("bearer ") else None
 
 
-class FakeOpenAI(ResponsesEndpoint):
+class FakeOpenAI(ResponsesEndpoint, OtherEndpoints):
     """Start with `start()` (or `with FakeOpenAI() as fake:`); point clients at `.base_url`."""
 
     def __init__(self, *, expected_api_key: str | None = None, models: Sequence[str] = DEFAULT_MODELS,
@@ -210,7 +209,7 @@ class FakeOpenAI(ResponsesEndpoint):
         with self._lock:
             self._requests.append(recorded)
         if self.expected_api_key is not None and recorded.bearer != self.expected_api_key:
-            return body, _json(401, p.invalid_api_key(recorded.bearer))
+            return body, json_response(401, p.invalid_api_key(recorded.bearer))
         return body, None
 
     async def _receive_model_request(self, request: Request) -> tuple[p.Json, Response | None]:
@@ -218,11 +217,11 @@ class FakeOpenAI(ResponsesEndpoint):
         if early is not None:
             return {}, early
         if not isinstance(body, dict):
-            return {}, _json(400, p.invalid_request(
+            return {}, json_response(400, p.invalid_request(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
                 "your HTTP library correctly. The OpenAI API expects a JSON payload.)"))
         if not isinstance(body.get("model"), str) or not body["model"]:
-            return {}, _json(400, p.invalid_request("you must provide a model parameter"))
+            return {}, json_response(400, p.invalid_request("you must provide a model parameter"))
         return body, self._failure(body["model"])
 
     def _failure(self, model: str) -> Response | None:
@@ -233,13 +232,13 @@ class FakeOpenAI(ResponsesEndpoint):
         if model in _FAILURES:
             status, build = _FAILURES[model]
             extra = {"retry-after": str(self.retry_after_s)} if status == 429 else {}
-            return _json(status, build(model), extra)
+            return json_response(status, build(model), extra)
         if model == "flaky-500":
             with self._lock:
                 self._flaky_seen += 1
                 first = self._flaky_seen == 1
             if first:
-                return _json(500, p.server_error())
+                return json_response(500, p.server_error())
         return None
 
     async def _chat(self, request: Request) -> Response:
@@ -261,8 +260,8 @@ class FakeOpenAI(ResponsesEndpoint):
         if body.get("stream") is True:
             return self._stream(body, model, prompt_tokens, tool)
         if tool is not None:
-            return _json(200, p.tool_call_completion(model, prompt_tokens, *tool))
-        return _json(200, p.chat_completion(model, prompt_tokens))
+            return json_response(200, p.tool_call_completion(model, prompt_tokens, *tool))
+        return json_response(200, p.chat_completion(model, prompt_tokens))
 
     def _stream(self, body: p.Json, model: str, prompt_tokens: int, tool: tuple[str, str] | None) -> Response:
         asked = (body.get("stream_options") or {}).get("include_usage") is True and model != "stream-no-usage"
@@ -278,23 +277,23 @@ class FakeOpenAI(ResponsesEndpoint):
         delay = SLOW_STREAM_DELAY_S if slow else 0.0
         stall_after = STALL_AFTER_CHUNKS if model == "stall-stream" else None
         return StreamingResponse(self._events(chunks, delay, stall_after), media_type="text/event-stream",
-                                 headers=_openai_headers())
+                                 headers=openai_headers())
 
     def _echo(self, body: p.Json, model: str, prompt_tokens: int, key: str) -> Response:
         """An upstream that writes the caller's key back: in a header, an answer, an error, a stream."""
         header = {"x-echoed-key": key}
         said = f"Incorrect API key provided: {key}."
         if model == "echo-key-400":
-            return _json(400, p.invalid_request(said, f"key {key}"), header)
+            return json_response(400, p.invalid_request(said, f"key {key}"), header)
         if model == "echo-key-500":
-            return _json(500, p.error_body(f"Internal error while checking {key}", "server_error"), header)
+            return json_response(500, p.error_body(f"Internal error while checking {key}", "server_error"), header)
         if body.get("stream") is not True:
-            return _json(200, p.chat_completion(model, prompt_tokens, f"You sent me {key}, right?"), header)
+            return json_response(200, p.chat_completion(model, prompt_tokens, f"You sent me {key}, right?"), header)
         _, _, chunks = p.content_stream(model, ["You sent me ", key, ", right?"], False)
         if model == "echo-key-stream-error":
             chunks = [*chunks[:2], p.error_body(f"The stream broke while holding {key}", "server_error")]
         return StreamingResponse(self._events(chunks, 0.0), media_type="text/event-stream",
-                                 headers={**_openai_headers(), **header})
+                                 headers={**openai_headers(), **header})
 
     async def _events(self, chunks: list[p.Json], delay: float, stall_after: int | None = None) -> AsyncIterator[bytes]:
         finished = False
@@ -312,6 +311,10 @@ class FakeOpenAI(ResponsesEndpoint):
                 with self._lock:
                     self._streams_aborted += 1
 
+    def _record_upload(self, form: dict[str, bytes]) -> None:
+        with self._lock:
+            self._uploads.append(form)
+
     async def _embeddings(self, request: Request) -> Response:
         body, early = await self._receive_model_request(request)
         if early is not None:
@@ -320,73 +323,16 @@ class FakeOpenAI(ResponsesEndpoint):
             await asyncio.sleep(HANG_S)
         inputs = body.get("input")
         if inputs is None or inputs == "" or inputs == []:
-            return _json(400, p.invalid_request("'input' is a required property", "input"))
+            return json_response(400, p.invalid_request("'input' is a required property", "input"))
         encoding = "base64" if body.get("encoding_format") == "base64" else "float"
         dimensions = body.get("dimensions") or p.EMBEDDING_DIMENSIONS
         # orjson: a batch of 2,048 x 3,072 floats is ~55 MB of JSON (json.dumps takes seconds)
         answer = orjson.dumps(p.embeddings_list(body["model"], inputs, encoding, int(dimensions)))
-        return Response(answer, media_type="application/json", headers=_openai_headers())
-
-    async def _completions(self, request: Request) -> Response:
-        """The legacy completions endpoint (a `prompt`, `text_completion` answers)."""
-        body, early = await self._receive_model_request(request)
-        if early is not None:
-            return early
-        if "prompt" not in body:
-            return _json(400, p.invalid_request("you must provide a prompt parameter", "prompt"))
-        model, prompt_tokens = body["model"], ep.count_prompt_tokens(body["prompt"])
-        if body.get("stream") is not True:
-            return _json(200, ep.text_completion(model, prompt_tokens))
-        asked = (body.get("stream_options") or {}).get("include_usage") is True
-        return StreamingResponse(self._events(ep.text_completion_stream(model, prompt_tokens, asked), 0.0),
-                                 media_type="text/event-stream", headers=_openai_headers())
-
-    async def _moderations(self, request: Request) -> Response:
-        body, early = await self._receive_model_request(request)
-        if early is not None:
-            return early
-        if not body.get("input"):
-            return _json(400, p.invalid_request("'input' is a required property", "input"))
-        return _json(200, ep.moderation(body["model"], body["input"]))
-
-    async def _images(self, request: Request) -> Response:
-        body, early = await self._receive_model_request(request)
-        if early is not None:
-            return early
-        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
-            return _json(400, p.invalid_request("'prompt' is a required property", "prompt"))
-        return _json(200, ep.image_generation(body["model"], body["prompt"], int(body.get("n") or 1),
-                                              body.get("response_format")))
-
-    async def _speech(self, request: Request) -> Response:
-        body, early = await self._receive_model_request(request)
-        if early is not None:
-            return early
-        if not isinstance(body.get("input"), str) or not body.get("voice"):
-            return _json(400, p.invalid_request("'input' and 'voice' are required properties", "input"))
-        audio_format = body.get("response_format") or "mp3"
-        return Response(ep.speech_audio(body["input"], audio_format), media_type=SPEECH_MEDIA_TYPES[audio_format],
-                        headers=_openai_headers())
-
-    async def _transcriptions(self, request: Request) -> Response:
-        """A multipart upload (read with the standard library's MIME parser)."""
-        _, early = await self._receive(request)
-        if early is not None:
-            return early
-        form = form_fields(await request.body(), request.headers.get("content-type", ""))
-        if form is None or "file" not in form or not form.get("model"):
-            return _json(400, p.invalid_request("'file' and 'model' are required", "file"))
-        with self._lock:
-            self._uploads.append(form)
-        response_format = form.get("response_format", b"json").decode()
-        answer = ep.transcription(form["model"].decode(), len(form["file"]), response_format)
-        if isinstance(answer, str):
-            return Response(answer, media_type="text/plain", headers=_openai_headers())
-        return _json(200, answer)
+        return Response(answer, media_type="application/json", headers=openai_headers())
 
     async def _list_models(self, request: Request) -> Response:
         _, early = await self._receive(request)
-        return early or _json(200, p.models_list(self.models))
+        return early or json_response(200, p.models_list(self.models))
 
     async def _get_model(self, request: Request) -> Response:
         _, early = await self._receive(request)
@@ -394,31 +340,15 @@ class FakeOpenAI(ResponsesEndpoint):
         if early is not None:
             return early
         if model not in self.models:
-            return _json(404, p.model_not_found(model))
-        return _json(200, p.model_object(model))
+            return json_response(404, p.model_not_found(model))
+        return json_response(200, p.model_object(model))
 
     async def _not_found(self, request: Request) -> Response:
         _, early = await self._receive(request)
-        return early or _json(404, p.invalid_url(request.method, request.url.path))
+        return early or json_response(404, p.invalid_url(request.method, request.url.path))
 
 
 def _answers_tool_result(body: p.Json) -> bool:
     messages = body.get("messages")
     return isinstance(messages, list) and bool(messages) and isinstance(messages[-1], dict) \
         and messages[-1].get("role") == "tool"
-
-
-RATE_LIMIT_HEADERS = {  # as OpenAI sends them (API reference, "Rate limits")
-    "x-ratelimit-limit-requests": "10000", "x-ratelimit-limit-tokens": "30000000",
-    "x-ratelimit-remaining-requests": "9999", "x-ratelimit-remaining-tokens": "29999945",
-    "x-ratelimit-reset-requests": "6ms", "x-ratelimit-reset-tokens": "0s",
-}
-
-
-def _openai_headers() -> dict[str, str]:
-    return {"x-request-id": p.request_id(), "openai-processing-ms": "1", "openai-version": "2020-10-01",
-            **RATE_LIMIT_HEADERS}
-
-
-def _json(status: int, body: p.Json, extra_headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={**_openai_headers(), **(extra_headers or {})})
