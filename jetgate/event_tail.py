@@ -92,20 +92,22 @@ def _sse(response: httpx.Response) -> Iterator[tuple[int, str]]:
 
 
 def tail(url: str, api_key: str, stream: str, params: dict[str, str], *, as_json: bool, count: int | None,
-         read_timeout_s: float = 60.0, out: Any = None) -> int:
-    """Print events until interrupted (or `count` of them); reconnect after `Last-Event-ID`."""
+         read_timeout_s: float = 60.0, connect_timeout_s: float = 10.0, retry_wait_s: float = 1.0,
+         out: Any = None) -> int:
+    """Print events until interrupted (or `count` of them); reconnect after `Last-Event-ID`,
+    `retry_wait_s` after a refused or broken connection."""
     out = out or sys.stdout
     last: int | None = None
     shown = 0
     with httpx.Client(base_url=url, headers={"authorization": f"Bearer {api_key}"},
-                      timeout=httpx.Timeout(10, read=read_timeout_s)) as client:
+                      timeout=httpx.Timeout(connect_timeout_s, read=read_timeout_s)) as client:
         while True:
             headers = {"last-event-id": str(last)} if last is not None else {}
             try:
                 with client.stream("GET", f"/events/{stream}", params=params, headers=headers) as response:
                     if response.status_code == 503:  # the bus or this replica is busy: try again
                         print("the event feed is unavailable; retrying", file=sys.stderr)
-                        time.sleep(1.0)
+                        time.sleep(retry_wait_s)
                         continue
                     if response.status_code != 200:
                         print(f"error: {response.status_code} {response.read().decode(errors='replace')}", file=sys.stderr)
@@ -118,5 +120,5 @@ def tail(url: str, api_key: str, stream: str, params: dict[str, str], *, as_json
                             return 0
             except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
                 print(f"reconnecting after {type(exc).__name__}", file=sys.stderr)
-                time.sleep(1.0)
+                time.sleep(retry_wait_s)
             params = {k: v for k, v in params.items() if k != "since"}  # resumed by Last-Event-ID from now on

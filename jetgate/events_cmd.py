@@ -37,7 +37,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
                                               ("key_id", args.key), ("model", args.model)) if value}
     try:
         return tail(_gateway_url(args, settings), _api_key(settings), args.stream, params, as_json=args.json,
-                    count=args.count)
+                    count=args.count, connect_timeout_s=args.connect_timeout, retry_wait_s=args.retry_wait)
     except KeyboardInterrupt:
         return 0
 

@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     tail_cmd.add_argument("--model", help="comma-separated models")
     tail_cmd.add_argument("--count", type=int, help="stop after this many events")
     tail_cmd.add_argument("--url", help="the gateway (default: the running `jetgate up` of --home)")
+    tail_cmd.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to reach the gateway (10)")
+    tail_cmd.add_argument("--retry-wait", type=float, default=1.0,
+                          help="seconds between reconnects when the feed is away or unavailable (1)")
     creds = events_sub.add_parser("creds", help="a NATS user that reads only this organisation's events")
     creds.add_argument("--org", required=True)
     schemas = events_sub.add_parser("schemas", help="write docs/schemas/*.json and docs/asyncapi.json from the models")
