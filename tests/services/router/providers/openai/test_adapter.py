@@ -13,7 +13,8 @@ from services.router.http_client import UpstreamHttp
 from services.router.providers.base import ChatCall, EmbeddingsCall
 from services.router.providers.openai import OpenAIConfig, OpenAIProvider, payloads
 from shared.errors import GatewayError
-from tests.fakes.openai_upstream import RATE_LIMIT_HEADERS, FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_wire import RATE_LIMIT_HEADERS
 
 KEY = "sk-router-adapter-test-key-0123456789"
 KEY_ENV = "JETGATE_TEST_ROUTER_UPSTREAM_KEY"
