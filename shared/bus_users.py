@@ -16,11 +16,13 @@ from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.subjects import (
     ACCOUNTING_USAGE_QUERY,
     AUDIT_STREAM,
+    BUS_PROBE,
     CONFIG_BUCKET,
     DLQ_STREAM,
     KEYS_REVOKED,
     LIMITS_KV_SUBJECTS,
     ROUTER_CANCEL,
+    ROUTER_RESEND,
     SYSTEM_ORG,
     TENANCY_CHANGED,
     USAGE_STREAM,
@@ -63,8 +65,8 @@ def _stage_subjects(stage: Stage) -> tuple[str, ...]:
 SERVICE_PERMISSIONS: dict[str, Permissions] = {
     "ingress": Permissions(
         publish=(*_stage_subjects(Stage.GUARDRAILS), *_stage_subjects(Stage.ROUTER), ACCOUNTING_USAGE_QUERY,
-                 ROUTER_CANCEL, KEYS_REVOKED, TENANCY_CHANGED, *AUDIT_STREAM.subjects, *USAGE_STREAM.subjects,
-                 JS_API, LIMITS_KV_SUBJECTS, config_kv_subject("ingress")),
+                 ROUTER_CANCEL, ROUTER_RESEND, BUS_PROBE, KEYS_REVOKED, TENANCY_CHANGED, *AUDIT_STREAM.subjects,
+                 *USAGE_STREAM.subjects, JS_API, LIMITS_KV_SUBJECTS, config_kv_subject("ingress")),
         subscribe=(INBOXES, KEYS_REVOKED, TENANCY_CHANGED)),
     "guardrails": Permissions(
         publish=(*_stage_subjects(Stage.ROUTER), INBOXES, GUARDRAIL_FINDINGS, *_config_digest("guardrails"),
@@ -72,7 +74,7 @@ SERVICE_PERMISSIONS: dict[str, Permissions] = {
         subscribe=(*_stage_subjects(Stage.GUARDRAILS), INBOXES)),
     "router": Permissions(
         publish=(INBOXES, *USAGE_STREAM.subjects, JS_API, PROVIDER_HEALTH, *_config_digest("router")),
-        subscribe=(*_stage_subjects(Stage.ROUTER), ROUTER_CANCEL, INBOXES)),
+        subscribe=(*_stage_subjects(Stage.ROUTER), ROUTER_CANCEL, ROUTER_RESEND, INBOXES)),
     "accounting": Permissions(
         publish=(INBOXES, JS_API, JS_ACK, *DLQ_STREAM.subjects, *_config_digest("accounting")),
         subscribe=(ACCOUNTING_USAGE_QUERY, INBOXES)),

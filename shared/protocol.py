@@ -338,6 +338,14 @@ class CancelRequest(BaseModel):
     call_id: str
 
 
+class ReplyAgain(BaseModel):
+    """Broadcast to every router: send this call's whole reply again, if you kept it. The
+    ingress asks once, when a call that reached an upstream fell silent after a bus outage
+    (the reply may be what the outage lost: services/router/kept_replies.py)."""
+
+    call_id: str
+
+
 class KeyRevoked(BaseModel):
     """Broadcast to every ingress: forget this key at once."""
 

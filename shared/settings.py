@@ -115,6 +115,9 @@ class IngressSettings(_Group):
     # a call under way when the NATS connection drops waits this long for it to come back
     # (its answer is then delivered), then gets 503; calls arriving while it is down get 503 at once
     bus_outage_wait_s: float = 5.0
+    # a worker went silent while the link looks up: nats-server is pinged for this long
+    # before the silence is called the worker's (a server that just died took both)
+    bus_probe_timeout_s: float = Field(default=1.0, gt=0)
     usage_query_timeout_s: float = 30.0
     # one query of the Responses API's store (save, get, delete of a response) in Postgres
     response_store_timeout_s: float = 5.0
@@ -174,6 +177,14 @@ class RouterSettings(WorkerSettings):
     # `cooldown_s` (unless every deployment of the route is cooling down); 0 turns it off
     unhealthy_after_failures: int = Field(default=3, ge=0)
     cooldown_s: float = Field(default=30.0, gt=0)
+    # whole replies kept so the ingress can ask for one again after a bus outage
+    # (services/router/kept_replies.py): the last `kept_replies_window_s` always (at least
+    # the ingress's heartbeat_timeout_s: a server that dies unnoticed takes what was just
+    # sent), and around an outage until `kept_replies_keep_s` after the link is back; at
+    # most `kept_replies_max_bytes` of bodies, the oldest dropped first
+    kept_replies_window_s: float = Field(default=3.0, ge=0)
+    kept_replies_keep_s: float = Field(default=30.0, ge=0)
+    kept_replies_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
 
 class AccountingSettings(_Group):

@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         remember_settings(settings)  # also when the app is served by another runner than __main__
         config = load_config(settings.config)
-        bus = BusWatch(settings.ingress.bus_outage_wait_s)
+        bus = BusWatch(settings.ingress.bus_outage_wait_s, settings.ingress.bus_probe_timeout_s)
         nc = await connect(settings.require("nats_url"), "jetgate-ingress", settings.bus,
                            on_disconnected=bus.disconnected, on_reconnected=bus.reconnected)
         bus.watch(nc)

@@ -18,20 +18,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
 
 from shared.errors import BusUnavailable, GatewayError
+from shared.subjects import BUS_PROBE
 
 log = logging.getLogger(__name__)
 
 
 class BusWatch:
-    def __init__(self, outage_wait_s: float) -> None:
+    def __init__(self, outage_wait_s: float, probe_timeout_s: float = 1.0) -> None:
         self._wait = outage_wait_s
+        self._probe_s = probe_timeout_s
         self._nc: Client | None = None
         self._calls: set[asyncio.Task[object]] = set()
         self._cut: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._up_since = 0.0  # monotonic: when the link last came back
+        self._down_at = 0.0  # wall clock: when it last went away
 
     def watch(self, nc: Client) -> None:
         self._nc = nc
@@ -46,13 +51,41 @@ class BusWatch:
             raise BusUnavailable("The message bus is unreachable; try again shortly.", retry_after="1")
 
     async def disconnected(self) -> None:
+        self._down_at = time.time()
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._wait, self._cut_calls)
 
-    def explains_silence(self, seconds: float) -> bool:
+    async def explains_silence(self, seconds: float) -> bool:
         """Whether our own link explains a worker's silence of `seconds`: it is down, or came
         back less than that ago (the workers' links come back on their own schedule, their
-        heartbeats with them), so the silence says nothing of the worker."""
+        heartbeats with them), so the silence says nothing of the worker.
+
+        A link that looks up is asked first (`bus_probe_timeout_s`): a server that just died
+        takes the workers' heartbeats with it a moment before this connection reads its end,
+        and that silence is the bus's too."""
+        if self._link_explains(seconds):
+            return True
+        return not await self._server_answers() or self._link_explains(seconds)
+
+    async def _server_answers(self) -> bool:
+        """A request nobody listens to: "no responders" comes from nats-server itself. (Not
+        `flush(timeout=)`: nats-py leaves a timed-out PING's future queued, and the next PONG
+        then stops its read loop.)"""
+        assert self._nc is not None
+        try:
+            await self._nc.request(BUS_PROBE, b"", timeout=self._probe_s)
+        except NoRespondersError:
+            return True
+        except (NatsError, TimeoutError):
+            return False
+        return True  # somebody answered: alive all the same
+
+    def went_away_since(self, wall_time: float) -> bool:
+        """Whether the link dropped after `wall_time`: a call under way then may have lost
+        frames in the outage (a reply sent before the ingress's subscriptions were back)."""
+        return self._down_at >= wall_time
+
+    def _link_explains(self, seconds: float) -> bool:
         return not self.up or time.monotonic() - self._up_since < seconds
 
     async def reconnected(self) -> None:

@@ -13,7 +13,10 @@ worker holding the call is gone:
 Silence while the ingress's own bus connection is down, or within a heartbeat timeout of its
 coming back (the workers' connections come back on their own schedule), says nothing of
 the worker: the call waits for the bus (its answer comes when it is back) until the bus guard cuts it
-(`bus_outage_wait_s`, 503 `bus_unavailable`), and it is not sent again meanwhile. A client
+(`bus_outage_wait_s`, 503 `bus_unavailable`), and it is not sent again meanwhile. A link that
+looks up is asked first (the bus guard's probe). A call whose worker falls silent after the
+link dropped during it gets 503 `bus_unavailable` rather than `worker_lost`: its answer may be
+what the outage lost. A client
 that goes away cancels the call at the routers (they charge what it cost). A call the bus
 guard cuts (`cut`) is cancelled at the routers too, once the bus is back, and gets its
 `usage.corrected`: a router that finished it meanwhile charges its tokens (the upstream's),
@@ -38,12 +41,13 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from services.ingress.bus_guard import BusWatch
 from services.ingress.frames import Frames, FrameStream, Inboxes, Settle, next_frame, once, publish_cancel
-from shared.errors import ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
+from shared.errors import BusUnavailable, ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageCorrection, UsageEvent
 from shared.protocol import (
     Call,
     CallUsage,
     Frame,
+    ReplyAgain,
     UsageQuery,
     UsageReport,
     client_headers,
@@ -56,7 +60,7 @@ from shared.protocol import (
     usage_of,
 )
 from shared.settings import IngressSettings
-from shared.subjects import ACCOUNTING_USAGE_QUERY
+from shared.subjects import ACCOUNTING_USAGE_QUERY, ROUTER_RESEND
 from shared.usage import estimated_usage, relayed_text, usage_correction, usage_event
 
 Emit = Callable[[UsageEvent | UsageCorrection], None]
@@ -208,6 +212,7 @@ class PipelineClient:
     async def _answer(self, call: Call, frames: Frames, deadline: float) -> tuple[Msg, list[bytes], int | None]:
         parts: list[bytes] = []
         upstream: int | None = None
+        asked_again = False
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -220,10 +225,14 @@ class PipelineClient:
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     continue  # answered above
-                if self._link_explains(self._settings.heartbeat_timeout_s):
+                if await self._link_explains(self._settings.heartbeat_timeout_s):
                     continue  # our own link, not the worker: the answer comes when it is back, or the guard cuts
                 if upstream is None:
                     raise _Resend(silent=True) from None
+                if not asked_again and self._outage_during(call):  # the outage may have lost the reply
+                    asked_again = True
+                    await self._ask_again(call)
+                    continue
                 raise self._lost(call, upstream, []) from None
             if msg is None:
                 publish_cancel(self._nc, call.envelope.call_id, self._closing)
@@ -238,8 +247,22 @@ class PipelineClient:
             else:
                 return msg, parts, upstream
 
-    def _link_explains(self, silence_s: float) -> bool:
-        return self._bus is not None and self._bus.explains_silence(silence_s)
+    def _outage_during(self, call: Call) -> bool:
+        return self._bus is not None and self._bus.went_away_since(self._began(call))
+
+    def _began(self, call: Call) -> float:
+        """When the call was admitted (wall clock), from its deadline."""
+        envelope = call.envelope
+        return envelope.deadline - (envelope.route.timeout_s or self._settings.worker_timeout_s)
+
+    async def _ask_again(self, call: Call) -> None:
+        """Ask the routers for the call's whole reply once more (the one that kept it answers
+        on the call's inbox: services/router/kept_replies.py); a heartbeat timeout to come."""
+        with contextlib.suppress(NatsError):  # not sent: the silence that follows ends the call as lost
+            await self._nc.publish(ROUTER_RESEND, ReplyAgain(call_id=call.envelope.call_id).model_dump_json().encode())
+
+    async def _link_explains(self, silence_s: float) -> bool:
+        return self._bus is not None and await self._bus.explains_silence(silence_s)
 
     def _guarded(self, call: Call) -> AbstractContextManager[None]:
         """A bus outage past its wait ends the call with 503 (`cut`), when a guard is given."""
@@ -261,6 +284,7 @@ class PipelineClient:
         """The worker holding a call that reached an upstream went silent: charge what is
         known (the prompt, the chunks relayed), and the client's error."""
         envelope = call.envelope
+        began = self._began(call)
         if self._emit is not None and upstream is not None:
             try:
                 body = orjson.loads(call.body)
@@ -269,15 +293,16 @@ class PipelineClient:
             text, usage = relayed_text(relayed)
             targets = envelope.route.targets
             target = targets[upstream] if upstream < len(targets) else None
-            began = envelope.deadline - (envelope.route.timeout_s or self._settings.worker_timeout_s)
             self._emit(usage_event(
                 envelope, source="ingress", provider=target.provider if target else None,
                 deployment_model=target.model if target else None,
                 usage=usage or estimated_usage(envelope.endpoint, body if isinstance(body, dict) else {}, text),
                 usage_source="upstream" if usage else "estimated", status="error",
                 latency_ms=max(0.0, time.time() - began) * 1000, attempts=upstream + 1))
-        error = ServiceUnavailable("The worker handling this call stopped answering.", code="worker_lost",
-                                   retry_after="1")
+        error: GatewayError = ServiceUnavailable("The worker handling this call stopped answering.",
+                                                 code="worker_lost", retry_after="1")
+        if self._outage_during(call):  # its answer may be what the outage lost
+            error = BusUnavailable("The message bus went away during the call; try again shortly.", retry_after="1")
         if upstream is not None:  # a router only silent (the bus away) may still finish it: ours wins
             self._correct(call, error)
         return error

@@ -25,6 +25,7 @@ from services.router.failover import RouteFailure, call_with_failover
 from services.router.health import DeploymentHealth, RouteHealth
 from services.router.health_report import HealthReport
 from services.router.http_client import UpstreamHttp
+from services.router.kept_replies import KeptReplies
 from services.router.openai_endpoints import ENDPOINTS
 from services.router.passthrough import serve_passthrough
 from services.router.providers.base import ChatCall, Completion, EmbeddingsCall
@@ -38,11 +39,11 @@ from shared.config_events import announce_config
 from shared.errors import InvalidRequest
 from shared.metrics_server import start_metrics_server
 from shared.pipeline import Endpoint, Stage
-from shared.protocol import DEFAULT_FRAME_BYTES, Call, CancelRequest, send_reply
+from shared.protocol import DEFAULT_FRAME_BYTES, Call, CancelRequest, ReplyAgain, send_reply
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.stage import StageServer
-from shared.subjects import ROUTER_CANCEL
+from shared.subjects import ROUTER_CANCEL, ROUTER_RESEND
 from shared.usage import call_usage, estimated_usage
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def _body(call: Call) -> dict[str, Any]:
 class RouterWorker:
     def __init__(self, nc: Client, registry: ProviderRegistry, publisher: EventPublisher,
                  frame_bytes: int = DEFAULT_FRAME_BYTES, http: UpstreamHttp | None = None,
-                 health: DeploymentHealth | None = None) -> None:
+                 health: DeploymentHealth | None = None, kept: KeptReplies | None = None) -> None:
         self._nc = nc
+        self._kept = kept  # None: no reply is kept for asking again
         self._health = health  # None: every deployment is always tried
         self._http = http or UpstreamHttp()
         self._registry = registry
@@ -185,9 +187,11 @@ class RouterWorker:
             usage_source="upstream" if usage else "estimated", status="ok",
             latency_ms=(time.perf_counter() - started) * 1000, attempts=answer.attempts,
             units=spec.units(body, usage) if spec is not None else Decimal(0))
+        reply_usage = call_usage(event)
+        if self._kept is not None:
+            self._kept.keep(envelope.call_id, msg.reply, answer.completion.raw, reply_usage, answer.completion.headers)
         await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes,
-                         client=answer.completion.headers,
-                         usage=call_usage(event))
+                         client=answer.completion.headers, usage=reply_usage)
         self._publisher.emit(event)
 
     async def on_cancel(self, msg: Msg) -> None:
@@ -199,20 +203,35 @@ class RouterWorker:
         if cancel is not None:
             cancel.set()
 
+    async def on_reply_again(self, msg: Msg) -> None:
+        """The ingress lost this call's reply in a bus outage: send it again if kept here."""
+        try:
+            request = ReplyAgain.model_validate_json(msg.data)
+        except ValidationError:
+            return
+        kept = self._kept.take(request.call_id) if self._kept is not None else None
+        if kept is not None:
+            log.info("call %s: its reply sent again after a bus outage", request.call_id)
+            await send_reply(self._nc, kept.inbox, kept.body, frame_bytes=self._frame_bytes,
+                             client=kept.client, usage=kept.usage)
+
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     start_metrics_server(settings.router.metrics_host, settings.router.metrics_port, "router")
-    nc = await connect(settings.require("nats_url"), "jetgate-router", settings.bus)
+    router = settings.router
+    kept = KeptReplies(router.kept_replies_window_s, router.kept_replies_keep_s, router.kept_replies_max_bytes)
+    nc = await connect(settings.require("nats_url"), "jetgate-router", settings.bus,
+                       on_disconnected=kept.disconnected, on_reconnected=kept.reconnected)
     js = jetstream(nc, settings.bus)
     await ensure_streams(js, settings.stream_replicas, settings.stream_limits())
     http = UpstreamHttp()
     registry = ProviderRegistry(config, http)
     publisher = EventPublisher(js, settings.events)
-    report = HealthReport(publisher.emit, settings.router.cooldown_s)
+    report = HealthReport(publisher.emit, router.cooldown_s)
     report.seed(config)
-    health = DeploymentHealth(settings.router.unhealthy_after_failures, settings.router.cooldown_s, on_change=report)
-    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http, health)
+    health = DeploymentHealth(router.unhealthy_after_failures, router.cooldown_s, on_change=report)
+    worker = RouterWorker(nc, registry, publisher, settings.bus.frame_bytes, http, health, kept)
     server = StageServer(nc, Stage.ROUTER, {Endpoint.CHAT: worker.on_chat, Endpoint.RESPONSES: worker.on_responses,
                                             Endpoint.EMBEDDINGS: worker.on_embeddings,
                                             Endpoint.PASSTHROUGH: worker.on_passthrough,
@@ -220,11 +239,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                          concurrent=True, heartbeat_s=settings.bus.heartbeat_interval_s)
     await server.start()
     await nc.subscribe(ROUTER_CANCEL, cb=worker.on_cancel)
+    await nc.subscribe(ROUTER_RESEND, cb=worker.on_reply_again)
     await announce_config(js, publisher.emit, "router", config, settings)
     log.info("router ready: %d providers", len(registry))
     await stop.wait()
     log.info("router stopping: draining")
-    await server.stop(settings.router.drain_timeout_s)  # calls under way finish, streams included
+    await server.stop(router.drain_timeout_s)  # calls under way finish, streams included
     await publisher.flush()
     await nc.drain()
     await http.close()

@@ -22,8 +22,10 @@ from shared.bus import connect
 from shared.errors import BusUnavailable, GatewayError
 from shared.events import UsageCorrection
 from shared.pipeline import Stage
-from shared.protocol import Lease, send_reply
+from shared.protocol import Lease, ReplyAgain, send_reply
 from shared.settings import BusSettings, IngressSettings
+from shared.subjects import ROUTER_RESEND
+from tests.process_tree import frozen
 from tests.services.ingress.conftest import make_call, stand_in
 
 CALL_TIMEOUT_S = 30.0  # what a call would wait without the guard
@@ -57,8 +59,8 @@ def bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
     supervisor.stop_all(timeout=10)
 
 
-async def watched(bus: Bus, wait_s: float) -> tuple[Client, BusWatch]:
-    watch = BusWatch(wait_s)
+async def watched(bus: Bus, wait_s: float, probe_s: float = 1.0) -> tuple[Client, BusWatch]:
+    watch = BusWatch(wait_s, probe_s)
     nc = await connect(bus.server.url, "ingress-under-test", QUICK, on_disconnected=watch.disconnected,
                        on_reconnected=watch.reconnected)
     watch.watch(nc)
@@ -105,17 +107,31 @@ async def test_new_requests_are_refused_while_the_bus_is_away(bus: Bus) -> None:
 async def test_a_silence_is_the_links_while_it_is_away_and_for_a_window_after_it_returns(bus: Bus) -> None:
     nc, watch = await watched(bus, 5.0)
     try:
-        assert not watch.explains_silence(0.3)  # up all along: a silence is the worker's
+        assert not await watch.explains_silence(0.3)  # up all along: a silence is the worker's
         bus.kill()
         await disconnected(nc)
-        assert watch.explains_silence(0.3)
+        assert await watch.explains_silence(0.3)
         await bus.restart()
         while not nc.is_connected:
             await asyncio.sleep(0.01)
         # back, but the workers' links may not be yet: their heartbeats get a window
-        assert watch.explains_silence(0.3)
+        assert await watch.explains_silence(0.3)
         await asyncio.sleep(0.35)
-        assert not watch.explains_silence(0.3)
+        assert not await watch.explains_silence(0.3)
+    finally:
+        await nc.close()
+
+
+async def test_a_silence_is_the_links_while_its_server_is_gone_unnoticed(bus: Bus) -> None:
+    # a frozen server: the connection still looks up, as in the moment after a kill before
+    # the socket's end is read; the ping that finds out stands in for the heartbeats it took
+    nc, watch = await watched(bus, 5.0, probe_s=0.2)
+    try:
+        with frozen(bus.child.pid):
+            assert watch.up
+            assert await watch.explains_silence(0.3)
+        await nc.flush(timeout=5)
+        assert not await watch.explains_silence(0.3)  # it answers again: a silence is the worker's
     finally:
         await nc.close()
 
@@ -228,5 +244,58 @@ async def test_a_call_cut_by_the_guard_records_the_status_the_client_saw_and_lea
         await bus.restart()  # what waits in the buffer (the cancel for the routers) goes out
         while not nc.is_connected:
             await asyncio.sleep(0.01)
+    finally:
+        await nc.close()
+
+
+async def test_a_call_whose_answer_the_outage_lost_ends_as_the_buses_not_as_a_lost_worker(
+        bus: Bus, router: tuple[Client, list[Msg]]) -> None:
+    router_nc, held = router
+    nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
+    try:
+        call = make_call([Stage.ROUTER])
+        task = asyncio.create_task(pipeline.call(call))
+        while not held:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        await disconnected(nc)
+        # the router's answer, sent while the server is gone: nats-py drops or resends it before
+        # the ingress's inbox is subscribed again; either way it never arrives
+        await send_reply(router_nc, "_INBOX.nobody", b'{"answer": true}')
+        await bus.restart()
+        with pytest.raises(BusUnavailable) as ended:
+            await asyncio.wait_for(task, 10)  # silent past the window after the link came back
+        assert ended.value.status == 503 and ended.value.retry_after == "1"
+        codes = [getattr(getattr(e, "data", None), "error_code", None) for e in emitted]
+        assert "bus_unavailable" in codes  # the client's status wins over the router's, as for a lost worker
+        assert len(held) == 1  # it had reached the upstream: never sent again
+    finally:
+        await nc.close()
+
+
+async def test_a_call_whose_answer_the_outage_lost_gets_it_from_the_router_that_kept_it(
+        bus: Bus, router: tuple[Client, list[Msg]]) -> None:
+    router_nc, held = router
+    asked: list[ReplyAgain] = []
+
+    async def reply_again(msg: Msg) -> None:  # the router's side: services/router/kept_replies.py
+        asked.append(ReplyAgain.model_validate_json(msg.data))
+        await send_reply(router_nc, held[0].reply, b'{"answer": true}')
+
+    await router_nc.subscribe(ROUTER_RESEND, cb=reply_again)
+    nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
+    try:
+        call = make_call([Stage.ROUTER])
+        task = asyncio.create_task(pipeline.call(call))
+        while not held:
+            await asyncio.sleep(0.01)
+        bus.kill()
+        await disconnected(nc)
+        await send_reply(router_nc, "_INBOX.nobody", b'{"answer": true}')  # lost with the server
+        await bus.restart()
+        reply = await asyncio.wait_for(task, 10)
+        assert (reply.status, reply.body) == (200, b'{"answer": true}')
+        assert [a.call_id for a in asked] == [call.envelope.call_id] and len(held) == 1
+        assert emitted == []  # answered: the router's usage stands
     finally:
         await nc.close()

@@ -33,6 +33,7 @@ from shared.protocol import (
     CallEnvelope,
     CallUsage,
     CancelRequest,
+    ReplyAgain,
     Route,
     error_of,
     joined,
@@ -40,7 +41,7 @@ from shared.protocol import (
     usage_of,
 )
 from shared.settings import BusSettings, RouterSettings, Settings
-from shared.subjects import ROUTER_CANCEL, usage_subject
+from shared.subjects import ROUTER_CANCEL, ROUTER_RESEND, usage_subject
 from tests.fakes.openai_upstream import SLOW_STREAM_CHUNKS, FakeOpenAI
 
 ROUTER_CHAT = stage_subject(Stage.ROUTER, Endpoint.CHAT)
@@ -369,3 +370,30 @@ async def test_a_long_call_sends_heartbeats_and_a_cancel_stops_it_and_charges_th
             msg = await sub.next_msg(timeout=5 * HEARTBEAT_S)
             assert msg.headers[FRAME_HEADER] == "heartbeat"
     await sub.unsubscribe()
+
+
+async def test_a_reply_is_sent_again_once_when_the_ingress_asks_after_an_outage(nc: Client) -> None:
+    who = principal()
+    _, payload, call_id = chat_request(who, "gw-chat")
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    try:
+        await nc.publish(ROUTER_CHAT, payload, reply=inbox)
+
+        async def final() -> Msg:
+            while (msg := await sub.next_msg(timeout=10)).headers[FRAME_HEADER] == "heartbeat":
+                pass
+            return msg
+
+        first = await final()
+        ask = ReplyAgain(call_id=call_id).model_dump_json().encode()
+        await nc.publish(ROUTER_RESEND, ask)
+        again = await final()  # the one kept (within kept_replies_window_s of its sending)
+        assert (again.data, again.headers) == (first.data, first.headers)  # the same reply, its usage with it
+        await nc.publish(ROUTER_RESEND, ask)
+        await nc.publish(ROUTER_RESEND, ReplyAgain(call_id="never-seen").model_dump_json().encode())
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.5)  # asked for once: nothing more
+    finally:
+        await sub.unsubscribe()
+    assert len(await usage_events(nc, who.org_id)) == 1  # sent twice, charged once
