@@ -20,8 +20,10 @@ class Part:
 
 
 def _part(cmdline: list[str]) -> str:
-    for arg in cmdline:
-        if arg.startswith("services."):
+    for at, arg in enumerate(cmdline):
+        if arg == "services" and at + 1 < len(cmdline):  # python -m services SERVICE
+            return cmdline[at + 1]
+        if arg.startswith("services."):  # python -m services.SERVICE
             return arg.removeprefix("services.")
     name = Path(cmdline[0]).name if cmdline else "?"
     if name.startswith("postgres"):  # postgres renames its processes ("postgres: walwriter")

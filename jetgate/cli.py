@@ -6,7 +6,6 @@ start without the ingress, FastAPI or what other commands need."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,8 +56,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _run_service(service: str, settings: Settings) -> int:
     """Join a running `jetgate up` (found by --home) unless server URLs are set."""
     from jetgate.home import joined
+    from services.__main__ import load
 
-    importlib.import_module(f"services.{service}.__main__").main(joined(settings, service))
+    settings = joined(settings, service)
+    load(service, settings)(settings)
     return 0
 
 
@@ -89,9 +90,13 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from shared.service import setup_process
+    from shared.service import setup_process, without_aiohttp
 
     settings = _settings(args)
+    # `up` checks the providers' config with the router's own code, `run` decides by its service
+    # (services/__main__.py); the admin and event commands never call HTTP through aiohttp
+    if args.command not in ("up", "run"):
+        without_aiohttp(settings.nats_url)
     setup_process(settings, "jetgate")
     sys.exit(_command(args, settings))
 

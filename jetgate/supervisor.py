@@ -32,7 +32,7 @@ STABLE_AFTER_S = 60.0
 
 
 def service_argv(service: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{service}"]
+    return [sys.executable, "-m", "services", service]
 
 
 def child_env(settings_env: dict[str, str], **extra: str) -> dict[str, str]:

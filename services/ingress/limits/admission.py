@@ -240,6 +240,10 @@ class Limiter:
         for i, result in zip(short, results, strict=True):
             need = needs[i]
             if isinstance(result, StoreUnavailable):
+                if time.monotonic() >= self._down_until:  # once per failure, not per request
+                    log.warning("limits: the NATS KV failed (%s); for %.1f s rate limits fail %s, budgets %s",
+                                result, self._settings.kv_retry_s, self._settings.rate_limits_on_kv_failure,
+                                self._settings.budgets_on_kv_failure)
                 self._down_until = time.monotonic() + self._settings.kv_retry_s
                 if self._fails_open(need.metric):
                     waived.add(i)
