@@ -97,10 +97,12 @@ class DurablePull:
 
     async def _ensure_consumer(self) -> None:
         try:
-            await self._js.consumer_info(self._stream, self._durable)
-            return
+            info = await self._js.consumer_info(self._stream, self._durable)
         except NotFoundError:
-            pass
+            info = None
+        if info is not None:
+            await self._apply_settings(info)
+            return
         config = self._config
         if self._ack_floor is not None:  # everything at or below the floor is acked: start after it
             config = replace(config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._ack_floor + 1)
@@ -109,6 +111,22 @@ class DurablePull:
         except BadRequestError:  # another replica may have created it meanwhile
             await self._js.consumer_info(self._stream, self._durable)
         log.info("%s: durable consumer created on %s", self._durable, self._stream)
+
+    async def _apply_settings(self, info: ConsumerInfo) -> None:
+        """A durable made by an earlier start keeps its config: the settings that can change
+        (`ack_wait_s`, the pending bound) are applied to it, the rest left as they are."""
+        now, wanted = info.config, self._config
+        if now.ack_wait is not None and wanted.ack_wait is not None and abs(now.ack_wait - wanted.ack_wait) < 1e-3 \
+                and now.max_ack_pending == wanted.max_ack_pending:
+            return
+        try:
+            await self._js.add_consumer(self._stream, replace(now, ack_wait=wanted.ack_wait,
+                                                              max_ack_pending=wanted.max_ack_pending))
+        except BadRequestError as exc:  # a server that cannot edit it: the old values stay
+            log.warning("%s: durable consumer settings not updated: %s", self._durable, exc)
+            return
+        log.info("%s: durable consumer updated (ack_wait %.1f s, max_ack_pending %s)", self._durable,
+                 wanted.ack_wait or 0, wanted.max_ack_pending)
 
     async def consumer_info(self) -> ConsumerInfo:
         info: ConsumerInfo = await self._js.consumer_info(self._stream, self._durable)

@@ -147,3 +147,17 @@ async def test_two_replicas_share_the_durable_and_write_each_event_once(nc, harn
     written = recorders[0].written + recorders[1].written
     assert sorted(written) == sorted(bodies)  # each once, across both
     assert all(recorder.written for recorder in recorders)  # both took a share
+
+
+async def test_a_restart_applies_a_changed_ack_wait_to_the_durable_it_finds(nc, stream) -> None:
+    js = nc.jetstream()
+    first = BatchConsumer(js, consumer_spec(stream, ack_wait_s=30.0), bytes.decode, Recorder().write)
+    await first.subscribe()
+    await first.close()
+    assert (await js.consumer_info(stream.name, consumer_spec(stream).name)).config.ack_wait == 30.0
+    spec = consumer_spec(stream, ack_wait_s=3.0, batch_size=10_000)  # the next start, with other settings
+    again = BatchConsumer(js, spec, bytes.decode, Recorder().write)
+    await again.subscribe()
+    await again.close()
+    config = (await js.consumer_info(stream.name, spec.name)).config
+    assert (config.ack_wait, config.max_ack_pending) == (3.0, 40_000)  # unacked messages come back in 3 s now
