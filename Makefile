@@ -1,4 +1,8 @@
 PY ?= python3
+# the suite waits on servers and processes more than it computes (about 1.1 cores busy on
+# two), so test files run on this many pytest processes, each with its own nats-server,
+# Postgres and chDB; 0 runs them in this process, one after another
+PYTEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -26,7 +30,7 @@ check: install-test
 # again (~0.3 s of CPU per ingress start)
 test: check
 	$(BIN)/python -m compileall -q jetgate shared services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 schemas: install
 	$(BIN)/jetgate events schemas

@@ -33,7 +33,11 @@ def _sent(fake: FakeAnthropic, question: str = QUESTION) -> dict[str, Any]:
     """The last Messages API request whose last user turn carries `question`."""
     def matches(body: Any) -> bool:
         turns = body.get("messages") if isinstance(body, dict) else None
-        return bool(turns) and any(b.get("text") == question for b in turns[-1]["content"])
+        if not turns:
+            return False
+        content = turns[-1]["content"]  # a string where another test called /v1/messages itself
+        blocks = [{"text": content}] if isinstance(content, str) else content
+        return any(isinstance(b, dict) and b.get("text") == question for b in blocks)
     return [r for r in fake.requests if matches(r.json)][-1].json  # type: ignore[no-any-return]
 
 
