@@ -17,12 +17,12 @@ from jetgate.embedded.children import nats_child
 from jetgate.embedded.nats import EmbeddedNats
 from jetgate.supervisor import Child, Supervisor
 from services.ingress.bus_guard import BusWatch
-from services.ingress.calls import PipelineClient
+from services.ingress.calls import PipelineClient, Reply
 from shared.bus import connect
 from shared.errors import BusUnavailable, GatewayError
 from shared.events import UsageCorrection
 from shared.pipeline import Stage
-from shared.protocol import Lease, ReplyAgain, send_reply
+from shared.protocol import Call, Lease, ReplyAgain, send_reply
 from shared.settings import BusSettings, IngressSettings
 from shared.subjects import ROUTER_RESEND
 from tests.process_tree import frozen
@@ -200,15 +200,30 @@ async def guarded_pipeline(bus: Bus, wait_s: float) -> tuple[Client, PipelineCli
     return nc, PipelineClient(nc, IngressSettings(heartbeat_timeout_s=0.3), emitted.append, watch), emitted
 
 
+async def held_call(pipeline: PipelineClient, held: list[Msg]) -> tuple[Call, asyncio.Task[Reply]]:
+    """A call under way: the stand-in router holds it, past the upstream."""
+    call = make_call([Stage.ROUTER])
+    task = asyncio.create_task(pipeline.call(call))
+    while not held:
+        await asyncio.sleep(0.01)
+    return call, task
+
+
+async def answer_lost_in_an_outage(bus: Bus, nc: Client, router_nc: Client) -> None:
+    """nats-server dies and comes back; the router's answer, sent while it is gone, never
+    arrives (nats-py drops it or resends it before the ingress's inbox is subscribed again)."""
+    bus.kill()
+    await disconnected(nc)
+    await send_reply(router_nc, "_INBOX.nobody", b'{"answer": true}')
+    await bus.restart()
+
+
 async def test_silence_while_the_bus_is_away_is_not_a_lost_worker_and_the_answer_comes_after(
         bus: Bus, router: tuple[Client, list[Msg]]) -> None:
     router_nc, held = router
     nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
     try:
-        call = make_call([Stage.ROUTER])
-        task = asyncio.create_task(pipeline.call(call))
-        while not held:
-            await asyncio.sleep(0.01)
+        _, task = await held_call(pipeline, held)
         bus.kill()
         await disconnected(nc)
         await asyncio.sleep(0.6)  # twice the heartbeat timeout, with no frame: the bus is away, not the router
@@ -230,10 +245,7 @@ async def test_a_call_cut_by_the_guard_records_the_status_the_client_saw_and_lea
     held = router[1]
     nc, pipeline, emitted = await guarded_pipeline(bus, 0.8)
     try:
-        call = make_call([Stage.ROUTER])
-        task = asyncio.create_task(pipeline.call(call))
-        while not held:
-            await asyncio.sleep(0.01)
+        call, task = await held_call(pipeline, held)
         bus.kill()
         with pytest.raises(BusUnavailable):
             await asyncio.wait_for(task, CALL_TIMEOUT_S / 2)
@@ -253,16 +265,8 @@ async def test_a_call_whose_answer_the_outage_lost_ends_as_the_buses_not_as_a_lo
     router_nc, held = router
     nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
     try:
-        call = make_call([Stage.ROUTER])
-        task = asyncio.create_task(pipeline.call(call))
-        while not held:
-            await asyncio.sleep(0.01)
-        bus.kill()
-        await disconnected(nc)
-        # the router's answer, sent while the server is gone: nats-py drops or resends it before
-        # the ingress's inbox is subscribed again; either way it never arrives
-        await send_reply(router_nc, "_INBOX.nobody", b'{"answer": true}')
-        await bus.restart()
+        _, task = await held_call(pipeline, held)
+        await answer_lost_in_an_outage(bus, nc, router_nc)
         with pytest.raises(BusUnavailable) as ended:
             await asyncio.wait_for(task, 10)  # silent past the window after the link came back
         assert ended.value.status == 503 and ended.value.retry_after == "1"
@@ -285,14 +289,8 @@ async def test_a_call_whose_answer_the_outage_lost_gets_it_from_the_router_that_
     await router_nc.subscribe(ROUTER_RESEND, cb=reply_again)
     nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
     try:
-        call = make_call([Stage.ROUTER])
-        task = asyncio.create_task(pipeline.call(call))
-        while not held:
-            await asyncio.sleep(0.01)
-        bus.kill()
-        await disconnected(nc)
-        await send_reply(router_nc, "_INBOX.nobody", b'{"answer": true}')  # lost with the server
-        await bus.restart()
+        call, task = await held_call(pipeline, held)
+        await answer_lost_in_an_outage(bus, nc, router_nc)
         reply = await asyncio.wait_for(task, 10)
         assert (reply.status, reply.body) == (200, b'{"answer": true}')
         assert [a.call_id for a in asked] == [call.envelope.call_id] and len(held) == 1
