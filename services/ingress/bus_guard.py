@@ -12,6 +12,7 @@ router may still finish it once the bus is back: shared/usage.py, `usage.correct
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,6 @@ from contextlib import contextmanager
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
 
 from shared.errors import BusUnavailable, GatewayError
 from shared.subjects import BUS_PROBE
@@ -62,23 +62,22 @@ class BusWatch:
 
         A link that looks up is asked first (`bus_probe_timeout_s`): a server that just died
         takes the workers' heartbeats with it a moment before this connection reads its end,
-        and that silence is the bus's too."""
+        and that silence is the bus's too; by the time the probe is answered or refused, the
+        end has been read. A server that is stalled, its connections open (SIGSTOP, a dead
+        link), answers nothing and ends nothing: the silence stays the worker's, so the call
+        ends in seconds as a lost worker's does, not at its deadline."""
         if self._link_explains(seconds):
             return True
-        return not await self._server_answers() or self._link_explains(seconds)
+        await self._probe()
+        return self._link_explains(seconds)
 
-    async def _server_answers(self) -> bool:
+    async def _probe(self) -> None:
         """A request nobody listens to: "no responders" comes from nats-server itself. (Not
         `flush(timeout=)`: nats-py leaves a timed-out PING's future queued, and the next PONG
         then stops its read loop.)"""
         assert self._nc is not None
-        try:
+        with contextlib.suppress(NatsError, TimeoutError):  # no responders (alive), or no answer
             await self._nc.request(BUS_PROBE, b"", timeout=self._probe_s)
-        except NoRespondersError:
-            return True
-        except (NatsError, TimeoutError):
-            return False
-        return True  # somebody answered: alive all the same
 
     def went_away_since(self, wall_time: float) -> bool:
         """Whether the link dropped after `wall_time`: a call under way then may have lost

@@ -6,7 +6,8 @@ stream of frames) comes back on it from whichever stage ends the call, and heart
 while a stage holds it (shared/protocol.py). Silence past `heartbeat_timeout_s` means the
 worker holding the call is gone:
 - the call had not gone to an upstream (no heartbeat said so): nothing was done, so it is
-  sent again, as a call nobody took is (a worker restarting), until `no_responders_wait_s`;
+  sent again, as a call nobody took is (a worker restarting), until `no_responders_wait_s`
+  from the first such silence (afresh after a worker that beat), then 503: its takers are stalled;
 - it had: 503 `worker_lost` at once, and the ingress charges the call itself (estimated;
   its usage event has the call's id as event id, so a late one from the router counts once),
   and publishes `usage.corrected` with the client's status, which wins over the router's.
@@ -77,11 +78,13 @@ class Reply:
 
 class _Resend(Exception):
     """Nobody holds the call and nothing reached an upstream: it may be sent again.
-    `silent`: the worker that took it went silent (else nobody took it)."""
+    `silent`: the worker that took it went silent (else nobody took it); `heard`: it sent a
+    heartbeat before it did (it was alive, holding the call)."""
 
-    def __init__(self, *, silent: bool) -> None:
+    def __init__(self, *, silent: bool, heard: bool = False) -> None:
         super().__init__()
         self.silent = silent
+        self.heard = heard
 
 
 async def _while_no_responders(worker: str, wait_s: float) -> AsyncIterator[int]:
@@ -192,6 +195,7 @@ class PipelineClient:
         worker = call.envelope.stages[0].value
         data, subject = call.encode(), call.subject()
         deadline = time.monotonic() + call.envelope.seconds_left()  # the model's timeout, decided at admission
+        unheard_until: float | None = None  # sent again to workers that took it and never beat, until this
         while True:  # a silence without an upstream starts a new wait for a worker
             async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
                 try:
@@ -202,6 +206,7 @@ class PipelineClient:
                     msg, parts, upstream = await self._answer(call, frames, deadline)
                 except _Resend as resend:
                     if resend.silent:
+                        unheard_until = self._unheard_until(unheard_until, resend.heard, worker)
                         break
                     continue
                 if settle is not None and frame_of(msg) != Frame.CHUNK.value:
@@ -209,9 +214,22 @@ class PipelineClient:
                 _raise_if_error(msg)
                 return msg, parts, upstream
 
+    def _unheard_until(self, until: float | None, heard: bool, worker: str) -> float:
+        """A call taken and dropped without a word is sent again for `no_responders_wait_s`
+        from the first such silence (a worker that beat before it went silent starts it
+        afresh); past it the workers that take it are stalled (SIGSTOP, a frozen
+        nats-server) and the client gets 503 in seconds, not at the call's deadline."""
+        now = time.monotonic()
+        if until is None or heard:
+            return now + self._settings.no_responders_wait_s
+        if now > until:
+            raise ServiceUnavailable(f"No {worker} worker answered the call.", retry_after="1")
+        return until
+
     async def _answer(self, call: Call, frames: Frames, deadline: float) -> tuple[Msg, list[bytes], int | None]:
         parts: list[bytes] = []
         upstream: int | None = None
+        heard = False
         asked_again = False
         while True:
             left = deadline - time.monotonic()
@@ -228,7 +246,7 @@ class PipelineClient:
                 if await self._link_explains(self._settings.heartbeat_timeout_s):
                     continue  # our own link, not the worker: the answer comes when it is back, or the guard cuts
                 if upstream is None:
-                    raise _Resend(silent=True) from None
+                    raise _Resend(silent=True, heard=heard) from None
                 if not asked_again and self._outage_during(call):  # the outage may have lost the reply
                     asked_again = True
                     await self._ask_again(call)
@@ -239,6 +257,7 @@ class PipelineClient:
                 raise ClientClosed("The client closed the connection.")
             frame = frame_of(msg)
             if frame == Frame.HEARTBEAT.value:
+                heard = True
                 upstream = upstream_of(msg, upstream)
             elif frame == Frame.PART.value:
                 parts.append(msg.data)

@@ -75,6 +75,26 @@ async def test_a_call_whose_worker_died_before_any_upstream_is_sent_again(worker
     assert taken == [call.encode()] * 2 and emitted == []  # the same call, nothing charged twice
 
 
+async def test_a_call_every_worker_takes_and_drops_without_a_word_is_a_503_in_seconds(worker_nc: Client,
+                                                                                     watched: Watched) -> None:
+    # a stalled worker (SIGSTOP) or nats-server: the call is taken, nothing is heard, ever
+    pipeline, emitted = watched
+    call = make_call([Stage.ROUTER])  # its deadline: worker_timeout_s, 5 s
+    taken: list[float] = []
+
+    async def stalled(msg: Msg) -> None:
+        taken.append(asyncio.get_running_loop().time())
+
+    await stand_in(worker_nc, call.subject(), stalled)
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(ServiceUnavailable) as refused:
+        await pipeline.call(call)
+    seconds = asyncio.get_running_loop().time() - began
+    assert refused.value.status == 503 and "answered" in refused.value.message
+    # no_responders_wait_s (2 s) of resending after the first silence (0.4 s), short of the 5 s deadline
+    assert 2.0 <= seconds < 4.0 and len(taken) >= 3 and emitted == []
+
+
 async def test_a_worker_dead_after_the_call_reached_an_upstream_is_a_503_charged_once(worker_nc: Client,
                                                                                      watched: Watched) -> None:
     pipeline, emitted = watched
