@@ -33,6 +33,12 @@ def _part(cmdline: list[str]) -> str:
     return "launcher" if any("jetgate" in a for a in cmdline[:3]) else name
 
 
+def part_of(pid: int) -> str:
+    """Which part of the gateway a process is (raises OSError once it is gone)."""
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    return _part([c for c in cmdline if c])
+
+
 def sample(root: int) -> dict[str, Part]:
     parts: dict[str, Part] = {}
     for pid in [root, *(pid for pid, _ in descendants(root))]:

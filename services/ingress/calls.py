@@ -206,7 +206,11 @@ class PipelineClient:
                     msg, parts, upstream = await self._answer(call, frames, deadline)
                 except _Resend as resend:
                     if resend.silent:
-                        unheard_until = self._unheard_until(unheard_until, resend.heard, worker)
+                        try:
+                            unheard_until = self._unheard_until(unheard_until, resend.heard, worker)
+                        except ServiceUnavailable as error:  # a stalled bus may still deliver it later
+                            self.cut(call, error)
+                            raise
                         break
                     continue
                 if settle is not None and frame_of(msg) != Frame.CHUNK.value:
@@ -218,7 +222,9 @@ class PipelineClient:
         """A call taken and dropped without a word is sent again for `no_responders_wait_s`
         from the first such silence (a worker that beat before it went silent starts it
         afresh); past it the workers that take it are stalled (SIGSTOP, a frozen
-        nats-server) and the client gets 503 in seconds, not at the call's deadline."""
+        nats-server) and the client gets 503 in seconds, not at the call's deadline. The
+        call is then cut like one the bus guard ends: cancelled at the routers, and recorded
+        with the status the client saw, should a thawed bus deliver it after all."""
         now = time.monotonic()
         if until is None or heard:
             return now + self._settings.no_responders_wait_s
