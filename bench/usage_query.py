@@ -26,7 +26,7 @@ from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.rollup_builder import rebuild_due
 from services.accounting.rollups import ROLLUPS, mark_everything_sql
 from services.accounting.usage_query import usage_report
-from shared.protocol import UsageQuery, UsageReport
+from shared.usage_report import UsageQuery, UsageReport
 
 FILL = f"""
 INSERT INTO {TABLE} (event_id, time, org_id, team_id, user_id, key_id, request_id, model, provider,

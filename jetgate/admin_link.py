@@ -11,8 +11,8 @@ from jetgate.credentials import bus_as, read_credentials
 from jetgate.home import read_state
 from shared.bus import connect, publish_event
 from shared.bus_users import ADMIN
+from shared.control import KeyRevoked, TenancyChanged
 from shared.events import AdminEvent, KeyEvent
-from shared.protocol import KeyRevoked, TenancyChanged
 from shared.settings import BusSettings, Settings
 from shared.subjects import KEYS_REVOKED, TENANCY_CHANGED
 from shared.tenancy import LevelKind

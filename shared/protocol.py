@@ -30,7 +30,7 @@ settles the call's rate limits and budget reservation at once (`CallUsage`). A f
 without it (another stage's reply, an older router) settles with the ingress's estimate.
 What a frame carries is redacted as it is sent: reply and chunk bodies of the secrets the
 sending process holds (an upstream echoing its key), error text by `GatewayError`.
-Replies to anything else on the bus (usage queries) are plain typed messages below.
+Control broadcasts are in shared/control.py, the usage query in shared/usage_report.py.
 """
 from __future__ import annotations
 
@@ -38,13 +38,12 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
 
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge, WireError
 from shared.events import Principal
@@ -52,7 +51,6 @@ from shared.native import NativeRequest
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.prices import TokenPrices
 from shared.redact import redact_content
-from shared.tenancy import LevelKind
 
 FRAME_HEADER = "Jetgate-Frame"
 STATUS_HEADER = "Jetgate-Status"
@@ -327,82 +325,3 @@ def no_responders(msg: Msg) -> bool:
     """The server's own answer when nobody is subscribed to a subject."""
     headers = msg.headers
     return bool(headers) and headers is not None and headers.get("Status") == "503" and not msg.data
-
-
-# control messages and queries -----------------------------------------------------------
-
-class CancelRequest(BaseModel):
-    """Broadcast to every router: stop this call's upstream request (streamed or not), charge
-    what was made. The ingress sends it when the client went away or it gave up waiting."""
-
-    call_id: str
-
-
-class ReplyAgain(BaseModel):
-    """Broadcast to every router: send this call's whole reply again, if you kept it. The
-    ingress asks once, when a call that reached an upstream fell silent after a bus outage
-    (the reply may be what the outage lost: services/router/kept_replies.py)."""
-
-    call_id: str
-
-
-class KeyRevoked(BaseModel):
-    """Broadcast to every ingress: forget this key at once."""
-
-    key_id: str
-
-
-class TenancyChanged(BaseModel):
-    """Broadcast to every ingress: an org, team, user or key changed; forget the keys beneath it."""
-
-    kind: LevelKind
-    id: str
-
-
-# org_id and key_id: the first names of org and key, still accepted
-UsageGroup = Literal["org", "team", "user", "key", "model", "provider", "hour", "day", "status", "org_id", "key_id"]
-USAGE_GROUPS: tuple[str, ...] = UsageGroup.__args__  # type: ignore[attr-defined]
-
-
-def _default_groups() -> list[UsageGroup]:
-    return ["model", "key_id"]
-
-
-class UsageQuery(BaseModel):
-    group_by: list[UsageGroup] = Field(default_factory=_default_groups)
-    org_id: str | None = None
-    team_id: str | None = None
-    user_id: str | None = None
-    key_id: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    status: Literal["ok", "error", "cancelled"] | None = None
-    since: str | None = None  # ISO-8601
-    until: str | None = None
-
-
-class UsageRow(BaseModel):
-    group: dict[str, str]
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    # parts of prompt_tokens read from / written to a prompt cache, and of completion_tokens
-    # spent reasoning, as the upstream reported them (0 where it reported none)
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost: str  # decimal as string: never a float
-    errors: int = 0  # requests with status error
-    error_rate: float = 0.0  # errors / requests
-    # router latency of the requests: exact percentiles, linearly interpolated, from the raw rows;
-    # approximate (t-digest, within 2 % of rank) where a rollup answers (docs/architecture.md)
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-    latency_p99_ms: float = 0.0
-
-
-class UsageReport(BaseModel):
-    rows: list[UsageRow]
-    totals: UsageRow | None = None  # over every request the filters select (group empty)
-    error: str | None = None

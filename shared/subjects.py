@@ -20,7 +20,7 @@ KEYS_REVOKED = "jetgate.ctl.keys.revoked"
 # nobody listens here: a request answered "no responders" proves nats-server is alive (services/ingress/bus_guard.py)
 BUS_PROBE = "jetgate.ctl.probe"
 # an org, team, user or key changed (limits, models, role, scopes, deletion): every ingress
-# evicts the cached keys beneath it (shared/protocol.py TenancyChanged)
+# evicts the cached keys beneath it (shared/control.py TenancyChanged)
 TENANCY_CHANGED = "jetgate.ctl.tenancy.changed"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from services.accounting.rollup_builder import RollupState
 from services.accounting.rollups import ROLLUPS, Rollup, intervals_of
-from shared.protocol import UsageQuery
+from shared.usage_report import UsageQuery
 
 # group name → raw column (hour, day: from the time; status: raw rows only)
 GROUP_COLUMNS = {"org": "org_id", "org_id": "org_id", "team": "team_id", "user": "user_id", "key": "key_id",

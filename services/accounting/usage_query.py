@@ -22,7 +22,7 @@ from services.accounting.clickhouse_store import TABLE, ClickHouseStore
 from services.accounting.rollup_builder import RollupState, rollup_states
 from services.accounting.rollups import FINAL_SETTINGS, MEASURES, QUANTILES, TOKEN_DETAILS
 from services.accounting.usage_plan import FILTER_COLUMNS, GROUP_COLUMNS, Plan, choose, needs_rollup_state
-from shared.protocol import UsageQuery, UsageReport, UsageRow
+from shared.usage_report import UsageQuery, UsageReport, UsageRow
 
 log = logging.getLogger(__name__)
 

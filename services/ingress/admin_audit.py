@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from services.ingress.access import Caller
 from services.ingress.state import IngressState
+from shared.control import TenancyChanged
 from shared.events import AdminData, AdminEvent
-from shared.protocol import TenancyChanged
 from shared.subjects import TENANCY_CHANGED
 from shared.tenancy import LevelKind
 

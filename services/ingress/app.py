@@ -32,6 +32,7 @@ from shared.admin_bodies import KEY_BODIES, TENANT_BODIES
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.config_events import announce_config
+from shared.control import KeyRevoked, TenancyChanged
 from shared.db.engine import make_engine
 from shared.openai_audio import SpeechRequest
 from shared.openai_completions import CompletionsRequest
@@ -39,7 +40,6 @@ from shared.openai_images import ImagesRequest
 from shared.openai_moderations import ModerationsRequest
 from shared.openai_responses import ResponsesRequest
 from shared.openai_types import ChatCompletionRequest, EmbeddingsRequest
-from shared.protocol import KeyRevoked, TenancyChanged
 from shared.publisher import EventPublisher
 from shared.secrets import remember_settings
 from shared.settings import Settings

@@ -42,15 +42,13 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from services.ingress.bus_guard import BusWatch
 from services.ingress.frames import Frames, FrameStream, Inboxes, Settle, next_frame, once, publish_cancel
+from shared.control import ReplyAgain
 from shared.errors import BusUnavailable, ClientClosed, GatewayError, PayloadTooLarge, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageCorrection, UsageEvent
 from shared.protocol import (
     Call,
     CallUsage,
     Frame,
-    ReplyAgain,
-    UsageQuery,
-    UsageReport,
     client_headers,
     error_of,
     frame_of,
@@ -63,6 +61,7 @@ from shared.protocol import (
 from shared.settings import IngressSettings
 from shared.subjects import ACCOUNTING_USAGE_QUERY, ROUTER_RESEND
 from shared.usage import estimated_usage, relayed_text, usage_correction, usage_event
+from shared.usage_report import UsageQuery, UsageReport
 
 Emit = Callable[[UsageEvent | UsageCorrection], None]
 ClientGone = Callable[[], Awaitable[Any]]  # returns once the client has gone away

@@ -23,8 +23,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from shared.control import CancelRequest
 from shared.errors import GatewayError, UpstreamTimeout
-from shared.protocol import CallUsage, CancelRequest, Frame, frame_of, is_final, upstream_of, usage_of
+from shared.protocol import CallUsage, Frame, frame_of, is_final, upstream_of, usage_of
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens
 from shared.usage import relayed_text

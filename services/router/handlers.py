@@ -36,10 +36,11 @@ from services.router.usage import usage_event
 from shared.bus import connect, ensure_streams, jetstream
 from shared.config import load_config
 from shared.config_events import announce_config
+from shared.control import CancelRequest, ReplyAgain
 from shared.errors import InvalidRequest
 from shared.metrics_server import start_metrics_server
 from shared.pipeline import Endpoint, Stage
-from shared.protocol import DEFAULT_FRAME_BYTES, Call, CancelRequest, ReplyAgain, send_reply
+from shared.protocol import DEFAULT_FRAME_BYTES, Call, send_reply
 from shared.publisher import EventPublisher
 from shared.settings import Settings
 from shared.stage import StageServer

@@ -18,14 +18,15 @@ from services.ingress.openapi import ADMIN_ERRORS, body_of, errors
 from services.ingress.routes.admin_tenants import Limit, Spent, _check_models, check_grant
 from services.ingress.state import IngressState, State
 from shared.admin_bodies import CreateKey, LimitFields, RotateKey, Text, UpdateKey
+from shared.control import KeyRevoked
 from shared.db.outage import bounded
 from shared.errors import InvalidRequest, NotFound, ServiceUnavailable
 from shared.keys import KeyRecord, create_key, get_key, list_keys, revoke_key, rotate_key, update_key
-from shared.protocol import USAGE_GROUPS, KeyRevoked, UsageQuery, UsageReport
 from shared.subjects import KEYS_REVOKED
 from shared.tenancy import LevelKind, Limits, Role, Slug, budget_period
 from shared.tenants.spend import spend_in_period
 from shared.tenants.store import check_parents
+from shared.usage_report import USAGE_GROUPS, UsageQuery, UsageReport
 
 router = APIRouter(prefix="/admin", responses=errors(*ADMIN_ERRORS))
 

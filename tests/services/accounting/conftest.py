@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.accounting.handlers import serve
 from shared.db.tables import api_keys, audit_log, spend_ledger
 from shared.events import UsageData, UsageEvent
-from shared.protocol import UsageQuery, UsageReport
 from shared.settings import AccountingSettings, Settings
 from shared.subjects import ACCOUNTING_USAGE_QUERY, usage_subject
+from shared.usage_report import UsageQuery, UsageReport
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:

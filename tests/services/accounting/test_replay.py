@@ -20,9 +20,9 @@ from services.accounting.usage_query import usage_report
 from shared.bus import publish_event
 from shared.db.tables import audit_log, spend_ledger
 from shared.events import CorrectionData, UsageCorrection
-from shared.protocol import UsageQuery
 from shared.settings import ReplaySettings, Settings
 from shared.subjects import AUDIT_CONSUMER, AUDIT_STREAM, USAGE_CONSUMER, USAGE_STREAM, usage_subject
+from shared.usage_report import UsageQuery
 from tests.services.accounting.test_audit_chain import audit_events
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

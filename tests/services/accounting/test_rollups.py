@@ -18,8 +18,8 @@ from services.accounting.rollup_marks import Marks
 from services.accounting.usage_plan import choose
 from services.accounting.usage_query import build_sql, to_report, usage_report, window
 from shared.events import UsageEvent
-from shared.protocol import UsageQuery, UsageReport
 from shared.settings import AccountingSettings
+from shared.usage_report import UsageQuery, UsageReport
 
 DETAILS = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
 SUMS = ("group", "requests", "prompt_tokens", "completion_tokens", "total_tokens", *DETAILS, "cost", "errors",

@@ -9,7 +9,7 @@ import pytest
 
 from services.accounting.clickhouse_store import ClickHouseStore
 from services.accounting.usage_query import answer, build_sql, money, usage_report
-from shared.protocol import UsageQuery, UsageReport
+from shared.usage_report import UsageQuery, UsageReport
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ from jetgate.supervisor import Child, Supervisor
 from services.ingress.bus_guard import BusWatch
 from services.ingress.calls import PipelineClient, Reply
 from shared.bus import connect
+from shared.control import ReplyAgain
 from shared.errors import BusUnavailable, GatewayError
 from shared.events import UsageCorrection
 from shared.pipeline import Stage
-from shared.protocol import Call, Lease, ReplyAgain, send_reply
+from shared.protocol import Call, Lease, send_reply
 from shared.settings import BusSettings, IngressSettings
 from shared.subjects import ROUTER_RESEND
 from tests.process_tree import frozen

@@ -13,19 +13,10 @@ from nats.aio.msg import Msg
 
 from services.ingress.calls import PipelineClient
 from shared.bus import connect
+from shared.control import CancelRequest
 from shared.errors import ClientClosed, GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
 from shared.pipeline import Stage
-from shared.protocol import (
-    Call,
-    CallUsage,
-    CancelRequest,
-    Lease,
-    frame_of,
-    send_chunk,
-    send_end,
-    send_error,
-    send_reply,
-)
+from shared.protocol import Call, CallUsage, Lease, frame_of, send_chunk, send_end, send_error, send_reply
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens

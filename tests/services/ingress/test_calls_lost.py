@@ -13,10 +13,11 @@ from nats.aio.msg import Msg
 
 from services.ingress.calls import PipelineClient
 from shared.bus import connect
+from shared.control import CancelRequest
 from shared.errors import BusUnavailable, ServiceUnavailable, UpstreamTimeout
 from shared.events import UsageCorrection, UsageEvent
 from shared.pipeline import Stage
-from shared.protocol import Call, CancelRequest, Lease, send_chunk, send_reply
+from shared.protocol import Call, Lease, send_chunk, send_reply
 from shared.settings import IngressSettings
 from shared.subjects import ROUTER_CANCEL
 from shared.tokens import estimate_text_tokens

@@ -24,6 +24,7 @@ from services.router.handlers import serve
 from services.router.providers.openai import payloads
 from shared.bus import connect
 from shared.config import load_config
+from shared.control import CancelRequest, ReplyAgain
 from shared.events import Principal, UsageEvent, parse_event
 from shared.pipeline import Endpoint, Stage, stage_subject
 from shared.protocol import (
@@ -32,8 +33,6 @@ from shared.protocol import (
     Call,
     CallEnvelope,
     CallUsage,
-    CancelRequest,
-    ReplyAgain,
     Route,
     error_of,
     joined,
