@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 from shared.service import without_aiohttp
 from shared.settings import Settings, load_settings
 
-SERVICES = ("ingress", "guardrails", "router", "accounting")
 USES_AIOHTTP = frozenset({"router"})  # its upstream client (services/router/http_client.py)
 
 
@@ -25,7 +25,8 @@ def load(service: str, settings: Settings) -> Callable[[Settings], None]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services", description=__doc__)
-    parser.add_argument("service", choices=SERVICES)
+    # the services are the packages here with a __main__ of their own
+    parser.add_argument("service", choices=[entry.parent.name for entry in sorted(Path(__file__).parent.glob("*/__main__.py"))])
     service = parser.parse_args(argv).service
     settings = load_settings()
     load(service, settings)(settings)
