@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class BusWatch:
-    def __init__(self, outage_wait_s: float, probe_timeout_s: float = 1.0) -> None:
+    def __init__(self, outage_wait_s: float, probe_timeout_s: float) -> None:
         self._wait = outage_wait_s
         self._probe_s = probe_timeout_s
         self._nc: Client | None = None

@@ -205,11 +205,7 @@ class PipelineClient:
                     msg, parts, upstream = await self._answer(call, frames, deadline)
                 except _Resend as resend:
                     if resend.silent:
-                        try:
-                            unheard_until = self._unheard_until(unheard_until, resend.heard, worker)
-                        except ServiceUnavailable as error:  # a stalled bus may still deliver it later
-                            self.cut(call, error)
-                            raise
+                        unheard_until = self._unheard_until(call, unheard_until, resend.heard)
                         break
                     continue
                 if settle is not None and frame_of(msg) != Frame.CHUNK.value:
@@ -217,7 +213,7 @@ class PipelineClient:
                 _raise_if_error(msg)
                 return msg, parts, upstream
 
-    def _unheard_until(self, until: float | None, heard: bool, worker: str) -> float:
+    def _unheard_until(self, call: Call, until: float | None, heard: bool) -> float:
         """A call taken and dropped without a word is sent again for `no_responders_wait_s`
         from the first such silence (a worker that beat before it went silent starts it
         afresh); past it the workers that take it are stalled (SIGSTOP, a frozen
@@ -228,7 +224,9 @@ class PipelineClient:
         if until is None or heard:
             return now + self._settings.no_responders_wait_s
         if now > until:
-            raise ServiceUnavailable(f"No {worker} worker answered the call.", retry_after="1")
+            error = ServiceUnavailable(f"No {call.envelope.stages[0]} worker answered the call.", retry_after="1")
+            self.cut(call, error)  # a thawed bus may still deliver it
+            raise error
         return until
 
     async def _answer(self, call: Call, frames: Frames, deadline: float) -> tuple[Msg, list[bytes], int | None]:
