@@ -116,8 +116,8 @@ class DurablePull:
         """A durable made by an earlier start keeps its config: the settings that can change
         (`ack_wait_s`, the pending bound) are applied to it, the rest left as they are."""
         now, wanted = info.config, self._config
-        if now.ack_wait is not None and wanted.ack_wait is not None and abs(now.ack_wait - wanted.ack_wait) < 1e-3 \
-                and now.max_ack_pending == wanted.max_ack_pending:
+        same_wait = abs((now.ack_wait or 0) - (wanted.ack_wait or 0)) < 1e-3  # nats-py truncates it to whole ns
+        if same_wait and now.max_ack_pending == wanted.max_ack_pending:
             return
         try:
             await self._js.add_consumer(self._stream, replace(now, ack_wait=wanted.ack_wait,
