@@ -3,7 +3,7 @@ long each request waits and what it gets, in two-second buckets of when it was s
 
     python -m bench.nats_stall --rate 20 --seconds 30 --stall-at 3 --stall-for 20
 
-Starts bench/upstream.py and `jetgate up` the way bench.run does, finds the gateway's
+Starts bench/upstream.py and `jetgate up` (bench.run's `gateway_on_upstream`), finds the gateway's
 nats-server among its children, and stops everything by PID at the end (SIGCONT first).
 """
 from __future__ import annotations
@@ -13,20 +13,16 @@ import asyncio
 import contextlib
 import os
 import secrets
-import shutil
 import signal
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from bench import footprint, procs
 from bench.loadgen import CHAT_PATH
-from bench.run import MODEL, start_gateway, start_upstream
-from jetgate.embedded.ports import free_port
+from bench.run import MODEL, gateway_on_upstream
 from jetgate.supervisor import Child
 
 
@@ -102,23 +98,14 @@ def main() -> None:
     if not (0 < args.rate <= 1000 and 0 < args.seconds <= 600 and 0 <= args.stall_at < args.seconds
             and 0 < args.stall_for <= 600 and 0 < args.timeout <= 900):
         parser.error("out of range")
-    workdir = Path(tempfile.mkdtemp(prefix="jetgate-stall-"))
-    children: list[Child] = []
-    try:
-        upstream_port, gateway_port = free_port(), free_port()
-        children.append(start_upstream(workdir, upstream_port))
-        key = "jg-stall-" + secrets.token_urlsafe(24)
-        children.append(start_gateway(workdir, upstream_port, gateway_port, key, guardrails=True))
-        nats = nats_pid(children[-1])
+    key = "jg-stall-" + secrets.token_urlsafe(24)
+    with gateway_on_upstream("stall", key) as (gateway, gateway_port):
+        nats = nats_pid(gateway)
         try:
             report(asyncio.run(load(gateway_port, key, nats, args)), args)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(nats, signal.SIGCONT)
-    finally:
-        for child in reversed(children):
-            procs.stop(child)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

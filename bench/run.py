@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -79,6 +81,23 @@ def start_gateway(workdir: Path, upstream_port: int, port: int, master_key: str,
     argv = [_jetgate(), "up", "--config", str(config), "--home", str(workdir / "home"), "--port", str(port)]
     return procs.start("gateway", argv, workdir / "gateway.log", env=env, cwd=workdir, port=port, ready_timeout_s=180,
                        http=True)
+
+
+@contextlib.contextmanager
+def gateway_on_upstream(name: str, master_key: str) -> Iterator[tuple[Child, int]]:
+    """bench/upstream.py and `jetgate up` (guardrails on) in a scratch directory: the
+    gateway's child and port; both are stopped by PID after, also on errors and Ctrl-C."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"jetgate-{name}-"))
+    children: list[Child] = []
+    try:
+        upstream_port, gateway_port = free_port(), free_port()
+        children.append(start_upstream(workdir, upstream_port))
+        children.append(start_gateway(workdir, upstream_port, gateway_port, master_key, guardrails=True))
+        yield children[-1], gateway_port
+    finally:
+        for child in reversed(children):
+            procs.stop(child)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def smoke(name: str, target: Target, stream: bool) -> None:
