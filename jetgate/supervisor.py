@@ -63,6 +63,7 @@ class Child:
     crashes: int = 0
     started_at: float = 0.0
     restart_at: float | None = None
+    service: str | None = None  # the gateway service it runs (a replica too): where it stops in `stop_all`
 
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - owned by the child
@@ -140,7 +141,12 @@ class Supervisor:
                 child.start()
 
     def stop_all(self, order: Sequence[str] = STOP_ORDER, timeout: float = 45.0) -> None:
-        """Stop the named children in `order`, then any other child, each given `timeout`."""
-        names = [n for n in order if n in self.children] + [n for n in self.children if n not in order]
-        for name in names:
-            self.children[name].stop(timeout)
+        """Stop the children running the services in `order` (replicas with their service),
+        then any other child (the servers: a replica stopped after them would wait on a dead
+        bus), each given `timeout`."""
+        def rank(child: Child) -> int:
+            service = child.service or child.name
+            return order.index(service) if service in order else len(order)
+
+        for child in sorted(self.children.values(), key=rank):  # sorted() is stable: same rank, added first
+            child.stop(timeout)

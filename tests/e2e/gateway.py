@@ -35,7 +35,8 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def _child(self, name: str, service: str, **overrides: str) -> Child:
-        return Child(name, service_argv(service), {**self.env, **overrides}, self.workdir / f"{name}.log")
+        return Child(name, service_argv(service), {**self.env, **overrides}, self.workdir / f"{name}.log",
+                     service=service)
 
     def start(self, service: str) -> None:
         """Start a service (again, after `kill`)."""

@@ -64,14 +64,17 @@ def test_stop_all_goes_in_order_and_kills_what_ignores_sigterm(tmp_path: Path) -
               f"def bye(*_):\n    open({str(log)!r}, 'a').write(sys.argv[1] + ' ')\n    sys.exit(0)\n"
               "signal.signal(signal.SIGTERM, bye)\nprint('up', flush=True)\ntime.sleep(60)")
     supervisor = Supervisor()
-    for name in ("accounting", "router", "ingress"):
-        supervisor.add(Child(name, [sys.executable, "-c", polite, name], child_env({}), tmp_path / f"{name}.log"))
+    # a server added before a replica of the ingress: the replica still stops with its service
+    for name, service in (("accounting", "accounting"), ("router", "router"), ("ingress", "ingress"),
+                          ("nats", None), ("ingress-2", "ingress")):
+        supervisor.add(Child(name, [sys.executable, "-c", polite, name], child_env({}), tmp_path / f"{name}.log",
+                             service=service))
     hard = supervisor.add(Child("extra", python(stubborn), child_env({}), tmp_path / "extra.log"))
-    for name in ("accounting", "router", "ingress", "extra"):
+    for name in ("accounting", "router", "ingress", "nats", "ingress-2", "extra"):
         wait(lambda name=name: "up" in (tmp_path / f"{name}.log").read_text())  # type: ignore[misc]
     began = time.monotonic()
     supervisor.stop_all(timeout=0.5)
-    assert log.read_text().split() == ["ingress", "router", "accounting"]
+    assert log.read_text().split() == ["ingress", "ingress-2", "router", "accounting", "nats"]
     assert hard.process is None and time.monotonic() - began < 5
 
 
