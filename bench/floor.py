@@ -4,13 +4,20 @@ An edge (Starlette on uvicorn, uvloop, httptools: what the ingress runs on) take
 request and sends it through `--stages` NATS hops (nats-py, queue groups, each stage
 forwarding the call with the edge's reply subject as JetGate's stages do); the last stage
 posts the body upstream with aiohttp (the router's client) and answers the edge's inbox.
-With `--stages 0` the edge itself posts upstream. No auth, no validation, no events, no
-accounting: what is left is processes, wake-ups and the bus.
+With `--stages 0` the edge itself posts upstream. No auth, no validation, no accounting:
+what is left is processes, wake-ups and the bus.
 
-    python -m bench.floor --rate 100 --seconds 20
+The last shape adds what the design records of every request, with nothing around it: the
+edge publishes two JetStream events (as `request.received` and `request.completed`), the
+last stage one (as `usage.recorded`), each acknowledged by the server, and a consumer
+process takes them from a durable and acks each one (as accounting does, writing nothing).
 
-prints one row per shape (direct, 0, 1, 2 stages): latency at a fixed rate, from the
-scheduled send time (bench/loadgen.py). Everything it starts is stopped by PID at the end.
+    python -m bench.floor --rate 100 --seconds 20 --conns 32 --closed-seconds 10
+
+prints one row per shape (direct, 0, 1, 2 stages, 2 stages with events): latency at a fixed
+rate, from the scheduled send time (bench/loadgen.py), and CPU per request both at that
+rate and at full load (`--conns` connections back to back, `--closed-seconds`; 0 skips it).
+Everything it starts is stopped by PID at the end.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +37,8 @@ import uvicorn
 import uvloop
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,7 +46,7 @@ from starlette.routing import Route
 
 from bench import footprint, procs
 from bench.client import Target
-from bench.loadgen import CHAT_PATH, Summary, chat_body, open_loop
+from bench.loadgen import CHAT_PATH, Summary, chat_body, closed_loop, open_loop
 from bench.loop import run_loop
 from bench.run import MODEL, REPO, start_upstream
 from jetgate.embedded.nats import EmbeddedNats
@@ -44,6 +54,8 @@ from jetgate.embedded.ports import free_port
 from jetgate.supervisor import Child
 
 SUBJECT = "floor.stage.{}"
+EVENTS_STREAM, EVENTS = "FLOOR_EVENTS", "floor.events.{}"
+EVENT = b'{"pad":"' + b"x" * 560 + b'"}'  # about the size of a request event's JSON
 
 
 async def _upstream_post(session: aiohttp.ClientSession, url: str, body: bytes) -> bytes:
@@ -51,13 +63,22 @@ async def _upstream_post(session: aiohttp.ClientSession, url: str, body: bytes) 
         return await response.read()
 
 
-async def serve_stage(nats_url: str, index: int, last: bool, upstream: str) -> None:
+async def _event(js: JetStreamContext | None, kind: str) -> None:
+    """One event on JetStream, its ack taken by nats-py and not awaited (the least a durable
+    event can cost its publisher)."""
+    if js is not None:
+        await js.publish_async(EVENTS.format(kind), EVENT)
+
+
+async def serve_stage(nats_url: str, index: int, last: bool, upstream: str, events: bool) -> None:
     nc = await nats.connect(nats_url)
+    js = nc.jetstream() if events else None
     session = aiohttp.ClientSession()
 
     async def on_call(msg: Msg) -> None:
         if last:
             await nc.publish(msg.reply, await _upstream_post(session, upstream, msg.data))
+            await _event(js, "usage")
         else:
             await nc.publish(SUBJECT.format(index + 1), msg.data, reply=msg.reply)
 
@@ -65,27 +86,66 @@ async def serve_stage(nats_url: str, index: int, last: bool, upstream: str) -> N
     await asyncio.Event().wait()
 
 
-def serve_edge(nats_url: str, port: int, stages: int, upstream: str) -> None:
+async def serve_consumer(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+
+    async def settle(msg: Msg) -> None:
+        await msg.ack()
+
+    await nc.jetstream().subscribe(EVENTS.format(">"), durable="floor", manual_ack=True, cb=settle,
+                                   pending_msgs_limit=100_000)
+    await asyncio.Event().wait()
+
+
+def serve_edge(nats_url: str, port: int, stages: int, upstream: str, events: bool) -> None:
     nc = Client()
     sessions: list[aiohttp.ClientSession] = []
+    streams: list[JetStreamContext] = []
 
     async def chat(request: Request) -> Response:
         body = await request.body()
+        js = streams[0] if streams else None
+        await _event(js, "received")
         if stages == 0:
             answer = await _upstream_post(sessions[0], upstream, body)
         else:
             answer = (await nc.request(SUBJECT.format(0), body, timeout=10)).data
+        await _event(js, "completed")
         return Response(answer, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await nc.connect(nats_url)
         sessions.append(aiohttp.ClientSession())
+        if events:
+            streams.append(nc.jetstream())
         yield
 
     app = Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"])], lifespan=lifespan)
     uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
                 log_level="warning")
+
+
+async def _create_events_stream(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().add_stream(StreamConfig(name=EVENTS_STREAM, subjects=[EVENTS.format(">")],
+                                                 storage=StorageType.FILE))
+    await nc.close()
+
+
+@dataclass
+class Shape:
+    name: str
+    target: Target
+    pids: list[int]
+
+
+@dataclass
+class Measured:
+    fixed: Summary       # at the fixed rate
+    cpu_ms: float        # per request at the fixed rate
+    full: Summary | None  # closed loop
+    full_cpu_ms: float | None
 
 
 def _start(workdir: Path, name: str, args: list[str], port: int) -> Child:
@@ -102,35 +162,55 @@ def _cpu_s(pids: list[int]) -> float:
     return sum(part.cpu_s for pid in pids for part in footprint.sample(pid).values())
 
 
-def measure_shapes(args: argparse.Namespace) -> dict[str, tuple[Summary, float]]:
+def _shape(workdir: Path, server: EmbeddedNats, children: list[Child], upstream: str, body: bytes,
+           stages: int, events: bool) -> Shape:
+    first = len(children)
+    tag = f"{stages}{'e' if events else ''}"
+    flags = ["--events"] if events else []
+    if events:
+        children.append(_start(workdir, f"consumer{tag}", ["consumer", "--nats", server.url], server.port))
+    for index in range(stages):
+        children.append(_start(workdir, f"stage{tag}-{index}",
+                               ["stage", "--nats", server.url, "--index", str(index), "--upstream", upstream,
+                                *(["--last"] if index == stages - 1 else []), *flags], server.port))
+    port = free_port()
+    children.append(_start(workdir, f"edge{tag}", ["edge", "--nats", server.url, "--port", str(port),
+                                                  "--stages", str(stages), "--upstream", upstream, *flags], port))
+    name = f"edge + {stages} NATS stage{'s' if stages != 1 else ''}" + (" + 3 JetStream events, consumed" if events
+                                                                       else "")
+    return Shape(name, Target(port, CHAT_PATH, body), [children[0].pid, _pid(server),
+                                                       *(c.pid for c in children[first:])])
+
+
+def _measure(shape: Shape, args: argparse.Namespace) -> Measured:
+    print(f"  {shape.name}: {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
+    before = _cpu_s(shape.pids)
+    fixed = run_loop(open_loop(shape.target, rate=args.rate, seconds=args.seconds, warmup_s=2))
+    cpu_ms = (_cpu_s(shape.pids) - before) * 1000 / round(args.rate * (args.seconds + 2))
+    if not args.closed_seconds:
+        return Measured(fixed, cpu_ms, None, None)
+    print(f"  {shape.name}: {args.conns} connections for {args.closed_seconds:g}s ...", flush=True)
+    before = _cpu_s(shape.pids)
+    full = run_loop(closed_loop(shape.target, conns=args.conns, seconds=args.closed_seconds))
+    return Measured(fixed, cpu_ms, full, (_cpu_s(shape.pids) - before) * 1000 / max(full.ok, 1))
+
+
+def measure_shapes(args: argparse.Namespace) -> dict[str, Measured]:
     workdir = Path(tempfile.mkdtemp(prefix="jetgate-floor-"))
     server = EmbeddedNats(workdir / "nats").start()
     children: list[Child] = []
-    results: dict[str, tuple[Summary, float]] = {}
+    results: dict[str, Measured] = {}
     try:
+        run_loop(_create_events_stream(server.url))
         upstream_port = free_port()
         children.append(start_upstream(workdir, upstream_port))
         upstream = f"http://127.0.0.1:{upstream_port}{CHAT_PATH}"
         body = chat_body(MODEL, False)
-        shapes: list[tuple[str, Target, list[int]]] = [("direct", Target(upstream_port, CHAT_PATH, body),
-                                                        [children[0].pid])]
-        for stages in range(3):
-            first = len(children)
-            for index in range(stages):
-                children.append(_start(workdir, f"stage{stages}-{index}",
-                                       ["stage", "--nats", server.url, "--index", str(index), "--upstream", upstream,
-                                        *(["--last"] if index == stages - 1 else [])], server.port))
-            port = free_port()
-            children.append(_start(workdir, f"edge{stages}", ["edge", "--nats", server.url, "--port", str(port),
-                                                             "--stages", str(stages), "--upstream", upstream], port))
-            shapes.append((f"edge + {stages} NATS stage{'s' if stages != 1 else ''}", Target(port, CHAT_PATH, body),
-                           [children[0].pid, _pid(server), *(c.pid for c in children[first:])]))
-        for name, target, pids in shapes:
-            print(f"  {name}: {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
-            before = _cpu_s(pids)
-            summary = run_loop(open_loop(target, rate=args.rate, seconds=args.seconds, warmup_s=2))
-            sent = round(args.rate * (args.seconds + 2))
-            results[name] = (summary, (_cpu_s(pids) - before) * 1000 / sent)
+        shapes = [Shape("direct", Target(upstream_port, CHAT_PATH, body), [children[0].pid])]
+        shapes += [_shape(workdir, server, children, upstream, body, stages, False) for stages in range(3)]
+        shapes.append(_shape(workdir, server, children, upstream, body, 2, True))
+        for shape in shapes:
+            results[shape.name] = _measure(shape, args)
     finally:
         for child in reversed(children):
             procs.stop(child, grace_s=5)
@@ -147,28 +227,47 @@ def main() -> None:
     stage.add_argument("--index", type=int, required=True)
     stage.add_argument("--last", action="store_true")
     stage.add_argument("--upstream", required=True)
+    stage.add_argument("--events", action="store_true")
+    consumer = sub.add_parser("consumer")
+    consumer.add_argument("--nats", required=True)
     edge = sub.add_parser("edge")
     edge.add_argument("--nats", required=True)
     edge.add_argument("--port", type=int, required=True)
     edge.add_argument("--stages", type=int, required=True)
     edge.add_argument("--upstream", required=True)
+    edge.add_argument("--events", action="store_true")
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--closed-seconds", type=float, default=10.0)
     args = parser.parse_args()
     if args.role == "stage":
-        uvloop.run(serve_stage(args.nats, args.index, args.last, args.upstream))
+        uvloop.run(serve_stage(args.nats, args.index, args.last, args.upstream, args.events))
+    elif args.role == "consumer":
+        uvloop.run(serve_consumer(args.nats))
     elif args.role == "edge":
-        serve_edge(args.nats, args.port, args.stages, args.upstream)
+        serve_edge(args.nats, args.port, args.stages, args.upstream, args.events)
     else:
-        if not (0 < args.rate <= 5_000 and 0 < args.seconds <= 300):
+        if not (0 < args.rate <= 5_000 and 0 < args.seconds <= 300 and 0 <= args.closed_seconds <= 300
+                and 0 < args.conns <= 256):
             parser.error("out of range")
-        results = measure_shapes(args)
-        direct = results["direct"][0].p50_ms or 0.0
-        print("\n| shape | p50 ms | p90 ms | p99 ms | added p50 ms | CPU ms per request | ok/sent |\n"
-              "|---|---:|---:|---:|---:|---:|---:|")
-        for name, (s, cpu) in results.items():
-            print(f"| {name} | {s.p50_ms} | {s.p90_ms} | {s.p99_ms} | {(s.p50_ms or 0) - direct:+.2f} | {cpu:.2f} | "
-                  f"{s.ok}/{s.sent} |")
+        print(table(measure_shapes(args)))
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def table(results: dict[str, Measured]) -> str:
+    direct = results["direct"].fixed.p50_ms or 0.0
+    rows = ["| shape | p50 ms | p90 ms | p99 ms | added p50 ms | CPU ms per request | ok/sent "
+            "| full load req/s | CPU ms per request at full load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in results.items():
+        s = m.fixed
+        rate = "—" if m.full is None else f"{m.full.ok_rps:,.0f}"
+        rows.append(f"| {name} | {s.p50_ms} | {s.p90_ms} | {s.p99_ms} | {(s.p50_ms or 0) - direct:+.2f} | "
+                    f"{m.cpu_ms:.2f} | {s.ok}/{s.sent} | {rate} | {_ms(m.full_cpu_ms)} |")
+    return "\n" + "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ class IngressSettings(_Group):
     # headers, never cookies, so credentials are not allowed cross-origin
     cors_allow_origins: list[str] = []
     cors_max_age_s: int = 600
+    # FastAPI's own OpenTelemetry spans, metrics and logs, for a process that configures an
+    # OpenTelemetry SDK; off, FastAPI does not look for one on every request
+    opentelemetry: bool = False
 
 
 class LimitsSettings(_Group):

@@ -114,7 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
                 await nc.close()
             await engine.dispose()
 
-    app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    otel = settings.ingress.opentelemetry
+    app = FastAPI(title="JetGate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel})
     install_error_handlers(app)
     app.add_middleware(HotLane, lanes=openai.LANES)  # innermost: inside CORS and the edge
     install_cors(app, settings.ingress)  # inside the edge: preflights get a request id and are counted

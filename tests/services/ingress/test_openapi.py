@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from services.ingress.app import create_app
-from shared.settings import Settings
+from shared.settings import IngressSettings, Settings
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 ANTHROPIC_ERROR_REF = "#/components/schemas/AnthropicErrorBody"
@@ -95,3 +95,9 @@ def test_422_only_on_the_admin_api_and_every_reference_resolves(doc: dict[str, A
     names = {ref.removeprefix("#/components/schemas/") for ref in refs(doc)}
     assert names and names <= set(schemas)
     assert schemas["ErrorBody"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_fastapis_own_opentelemetry_follows_the_setting(on: bool) -> None:
+    app = create_app(Settings(ingress=IngressSettings(opentelemetry=on)))
+    assert {app._telemetry[part] for part in ("tracing", "metrics", "logs")} == {on}
