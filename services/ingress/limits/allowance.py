@@ -138,20 +138,27 @@ class Allowance:
         return Refusal(limit=limit, used=self.granted, retry_after_s=1.0)
 
     async def give_back(self, store: LimitStore) -> None:
-        """Return the unused allowance (or pay a debt) to the shared entry."""
+        """Return the unused allowance (or pay a debt) to the shared entry. The units are
+        withdrawn first: a request admitted while the write is under way finds none here and
+        leases (after this, under the lock) instead of spending units another replica may
+        already have leased again. They come back if the shared entry cannot be written."""
         async with self.lock:
-            for _ in range(CONFLICT_RETRIES):
-                if not self.local:
-                    return
-                if not self.valid(time.time()):
-                    self.local = 0
-                    return
-                shared = await store.read(self.key)
-                if shared.start != self.start:
-                    self.local = 0
-                    return
-                granted = max(0, shared.granted - self.local)
-                if await store.write(self.key, Shared(shared.start, granted, shared.revision)) is not None:
-                    self.local = 0
-                    self.granted = granted
-                    return
+            if not self.local:
+                return
+            returning, self.local = self.local, 0
+            try:
+                for _ in range(CONFLICT_RETRIES):
+                    if not self.valid(time.time()):
+                        returning = 0
+                        return
+                    shared = await store.read(self.key)
+                    if shared.start != self.start:
+                        returning = 0  # counted in a window that is over
+                        return
+                    granted = max(0, shared.granted - returning)
+                    if await store.write(self.key, Shared(shared.start, granted, shared.revision)) is not None:
+                        returning = 0
+                        self.granted = granted
+                        return
+            finally:
+                self.local += returning  # not given back: held again (settlements meanwhile kept)

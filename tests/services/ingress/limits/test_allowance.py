@@ -90,3 +90,20 @@ async def test_a_settled_debt_is_paid_to_the_shared_entry(replicas: list[Client]
     assert allowance.local == -5
     await allowance.give_back(store)
     assert (await store.read("tpm.key.k")).granted == 15
+
+
+async def test_units_given_back_are_not_also_taken_while_the_give_back_is_under_way(replicas: list[Client],
+                                                                                   bucket: str) -> None:
+    """A give-back spans two KV round trips; a request admitted meanwhile must not spend the
+    units being returned (they would be spent here and leased again by another replica)."""
+    store, other = await store_of(replicas[0], bucket), await store_of(replicas[1], bucket)
+    a, b = Allowance("rpm.key.g", rate_period(60.0)), Allowance("rpm.key.g", rate_period(60.0))
+    assert await a.lease(store, 1, 10, 1.0) is None
+    assert a.local == 10
+    giving_back = asyncio.ensure_future(a.give_back(store))
+    await asyncio.sleep(0)  # the give-back is waiting on its read
+    taken = [a.take(1) for _ in range(5) if a.covers(1, time.time())]
+    await giving_back
+    assert await b.lease(other, 1, 10, 1.0) is None  # another replica leases all that is left
+    assert len(taken) + a.local + b.local <= 10  # spent here, held here, held there: within the limit
+    assert (await store.read("rpm.key.g")).granted == len(taken) + a.local + b.local
