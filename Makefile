@@ -1,8 +1,11 @@
 PY ?= python3
 # the suite waits on servers and processes more than it computes (about 1.1 cores busy on
-# two), so test files run on this many pytest processes, each with its own nats-server,
-# Postgres and chDB; 0 runs them in this process, one after another
-PYTEST_WORKERS ?= 2
+# two with one process), so test files run on this many pytest processes, each with its own
+# nats-server, Postgres and chDB; 0 runs them in this process, one after another
+PYTEST_WORKERS ?= 3
+# mypy's cache lives beside pip's and uv's, outside the clone: a fresh clone checks in ~1 s
+# instead of ~12 s (mypy checks every cached module against its file's hash)
+MYPY_CACHE ?= $(HOME)/.cache/jetgate/mypy
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -29,7 +32,7 @@ run: install
 
 check: install-test
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE)
 
 # bytecode of the project's modules, written once: the suite starts services and the CLI as
 # processes again and again, and with PYTHONDONTWRITEBYTECODE set each would compile them

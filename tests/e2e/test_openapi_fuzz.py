@@ -16,7 +16,7 @@ from tests.e2e.gateway import Gateway
 # examples per operation and mode (the run is derandomized: the same cases every time);
 # bodies with OpenAI's deep schemas are slow to generate, the rest is cheap
 EXAMPLES = 12
-MORE = 40
+MORE = 20
 CHEAP = ("/admin", "/v1/models")
 # every other generated body names a model the gateway serves, so it travels the whole
 # pipeline (guardrails, router, the fake upstream) instead of stopping at a 404

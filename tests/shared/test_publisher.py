@@ -184,3 +184,36 @@ async def test_no_known_secret_or_credential_reaches_the_stream(nc: Client, org_
     stored_event = parse_event(msg.data)
     assert stored_event.id == event.id and isinstance(stored_event, RequestEvent)
     assert stored_event.data.reason == "upstream said ***; dsn postgresql://u:***@db/x"
+
+
+async def test_an_emitted_event_never_acknowledged_is_lost_after_its_attempts_in_all(
+        nc: Client, org_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain's own publish counts as the first attempt: `attempts` publishes in all, then
+    lost once, and nothing is left pending."""
+    sent: list[str] = []
+    publish_async = nc.jetstream().publish_async
+
+    async def counted(js: object, subject: str, *args: object, **kwargs: object) -> object:
+        sent.append(subject)
+        return await publish_async(subject, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("shared.publisher.event_subject", lambda _event: f"jetgate.nowhere.{org_id}")
+    monkeypatch.setattr("nats.js.client.JetStreamContext.publish_async", counted)
+    publisher = EventPublisher(nc.jetstream(), EventSettings(ack_timeout_s=0.05, attempts=3, retry_delay_s=0.01))
+    lost_before = published("usage.recorded", "lost")
+    publisher.emit(usage(org_id))
+    assert publisher.pending == 1
+    await publisher.flush()
+    assert publisher.pending == 0
+    assert published("usage.recorded", "lost") == lost_before + 1
+    assert len(sent) == 3
+
+
+async def test_emitted_events_are_stored_in_the_order_emitted(nc: Client, org_id: str) -> None:
+    publisher = EventPublisher(nc.jetstream())
+    events = [usage(org_id) for _ in range(50)]
+    for event in events:
+        publisher.emit(event)
+    await publisher.flush()
+    stored_ids = [msg.headers["Nats-Msg-Id"] for msg in await stored(nc, usage_subject(org_id)) if msg.headers]
+    assert stored_ids == [event.id for event in events]
