@@ -137,7 +137,7 @@ async def _create_events_stream(nats_url: str) -> None:
 class Shape:
     name: str
     target: Target
-    pids: list[int]
+    pids: dict[str, int]  # part (upstream, nats-server, edge, stage 0, ...) -> its pid
 
 
 @dataclass
@@ -145,7 +145,7 @@ class Measured:
     fixed: Summary       # at the fixed rate
     cpu_ms: float        # per request at the fixed rate
     full: Summary | None  # closed loop
-    full_cpu_ms: float | None
+    full_cpu_ms: dict[str, float]  # per request at full load, by part
 
 
 def _start(workdir: Path, name: str, args: list[str], port: int) -> Child:
@@ -158,41 +158,50 @@ def _pid(server: EmbeddedNats) -> int:
     return server.process.pid
 
 
-def _cpu_s(pids: list[int]) -> float:
-    return sum(part.cpu_s for pid in pids for part in footprint.sample(pid).values())
+def _cpu_s(pids: dict[str, int]) -> dict[str, float]:
+    return {name: sum(part.cpu_s for part in footprint.sample(pid).values()) for name, pid in pids.items()}
+
+
+def _per_request_ms(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    return {name: (after[name] - before[name]) * 1000 / max(requests, 1) for name in before}
 
 
 def _shape(workdir: Path, server: EmbeddedNats, children: list[Child], upstream: str, body: bytes,
            stages: int, events: bool) -> Shape:
-    first = len(children)
+    pids = {"upstream": children[0].pid, "nats-server": _pid(server)}
     tag = f"{stages}{'e' if events else ''}"
     flags = ["--events"] if events else []
     if events:
-        children.append(_start(workdir, f"consumer{tag}", ["consumer", "--nats", server.url], server.port))
+        child = _start(workdir, f"consumer{tag}", ["consumer", "--nats", server.url], server.port)
+        children.append(child)
+        pids["consumer"] = child.pid
     for index in range(stages):
-        children.append(_start(workdir, f"stage{tag}-{index}",
-                               ["stage", "--nats", server.url, "--index", str(index), "--upstream", upstream,
-                                *(["--last"] if index == stages - 1 else []), *flags], server.port))
+        child = _start(workdir, f"stage{tag}-{index}",
+                       ["stage", "--nats", server.url, "--index", str(index), "--upstream", upstream,
+                        *(["--last"] if index == stages - 1 else []), *flags], server.port)
+        children.append(child)
+        pids[f"stage {index}"] = child.pid
     port = free_port()
-    children.append(_start(workdir, f"edge{tag}", ["edge", "--nats", server.url, "--port", str(port),
-                                                  "--stages", str(stages), "--upstream", upstream, *flags], port))
+    child = _start(workdir, f"edge{tag}", ["edge", "--nats", server.url, "--port", str(port),
+                                           "--stages", str(stages), "--upstream", upstream, *flags], port)
+    children.append(child)
+    pids["edge"] = child.pid
     name = f"edge + {stages} NATS stage{'s' if stages != 1 else ''}" + (" + 3 JetStream events, consumed" if events
                                                                        else "")
-    return Shape(name, Target(port, CHAT_PATH, body), [children[0].pid, _pid(server),
-                                                       *(c.pid for c in children[first:])])
+    return Shape(name, Target(port, CHAT_PATH, body), pids)
 
 
 def _measure(shape: Shape, args: argparse.Namespace) -> Measured:
     print(f"  {shape.name}: {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
     before = _cpu_s(shape.pids)
     fixed = run_loop(open_loop(shape.target, rate=args.rate, seconds=args.seconds, warmup_s=2))
-    cpu_ms = (_cpu_s(shape.pids) - before) * 1000 / round(args.rate * (args.seconds + 2))
+    cpu_ms = sum(_per_request_ms(before, _cpu_s(shape.pids), round(args.rate * (args.seconds + 2))).values())
     if not args.closed_seconds:
-        return Measured(fixed, cpu_ms, None, None)
+        return Measured(fixed, cpu_ms, None, {})
     print(f"  {shape.name}: {args.conns} connections for {args.closed_seconds:g}s ...", flush=True)
     before = _cpu_s(shape.pids)
     full = run_loop(closed_loop(shape.target, conns=args.conns, seconds=args.closed_seconds))
-    return Measured(fixed, cpu_ms, full, (_cpu_s(shape.pids) - before) * 1000 / max(full.ok, 1))
+    return Measured(fixed, cpu_ms, full, _per_request_ms(before, _cpu_s(shape.pids), full.ok))
 
 
 def measure_shapes(args: argparse.Namespace) -> dict[str, Measured]:
@@ -206,7 +215,7 @@ def measure_shapes(args: argparse.Namespace) -> dict[str, Measured]:
         children.append(start_upstream(workdir, upstream_port))
         upstream = f"http://127.0.0.1:{upstream_port}{CHAT_PATH}"
         body = chat_body(MODEL, False)
-        shapes = [Shape("direct", Target(upstream_port, CHAT_PATH, body), [children[0].pid])]
+        shapes = [Shape("direct", Target(upstream_port, CHAT_PATH, body), {"upstream": children[0].pid})]
         shapes += [_shape(workdir, server, children, upstream, body, stages, False) for stages in range(3)]
         shapes.append(_shape(workdir, server, children, upstream, body, 2, True))
         for shape in shapes:
@@ -254,10 +263,6 @@ def main() -> None:
         print(table(measure_shapes(args)))
 
 
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
 def table(results: dict[str, Measured]) -> str:
     direct = results["direct"].fixed.p50_ms or 0.0
     rows = ["| shape | p50 ms | p90 ms | p99 ms | added p50 ms | CPU ms per request | ok/sent "
@@ -265,8 +270,10 @@ def table(results: dict[str, Measured]) -> str:
     for name, m in results.items():
         s = m.fixed
         rate = "—" if m.full is None else f"{m.full.ok_rps:,.0f}"
+        full = "—" if not m.full_cpu_ms else f"{sum(m.full_cpu_ms.values()):.2f}: " + ", ".join(
+            f"{part} {ms:.2f}" for part, ms in m.full_cpu_ms.items())
         rows.append(f"| {name} | {s.p50_ms} | {s.p90_ms} | {s.p99_ms} | {(s.p50_ms or 0) - direct:+.2f} | "
-                    f"{m.cpu_ms:.2f} | {s.ok}/{s.sent} | {rate} | {_ms(m.full_cpu_ms)} |")
+                    f"{m.cpu_ms:.2f} | {s.ok}/{s.sent} | {rate} | {full} |")
     return "\n" + "\n".join(rows)
 
 
