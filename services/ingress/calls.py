@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,19 +86,26 @@ class _Resend(Exception):
         self.heard = heard
 
 
-async def _while_no_responders(worker: str, wait_s: float) -> AsyncIterator[int]:
-    """Attempts while no worker of a kind is subscribed (one restarting, a deploy rolling):
-    a call nobody took is safe to resend. Gives up with 503 after `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.05
-    attempt = 0
-    while True:
-        yield attempt
-        attempt += 1
-        if time.monotonic() + delay > deadline:
-            raise ServiceUnavailable(f"No {worker} worker is available.", retry_after="1")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+class _NoResponders:
+    """The resends of a call while no worker of a kind is subscribed (one restarting, a
+    deploy rolling): a call nobody took is safe to send again. Gives up with 503 after
+    `wait_s`. (A class, not an async generator: the hot path returns from inside the loop,
+    and every generator left unfinished cost a task and a loop wake-up to finalize it.)"""
+
+    __slots__ = ("_deadline", "_delay", "_worker")
+
+    def __init__(self, worker: str, wait_s: float) -> None:
+        self._worker = worker
+        self._deadline = time.monotonic() + wait_s
+        self._delay = 0.05
+
+    async def wait(self) -> None:
+        """Before the next attempt: a pause (0.05 s, doubling to 0.5 s), or 503 once the
+        wait is over."""
+        if time.monotonic() + self._delay > self._deadline:
+            raise ServiceUnavailable(f"No {self._worker} worker is available.", retry_after="1")
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, 0.5)
 
 
 def _raise_if_error(msg: Msg) -> None:
@@ -129,16 +136,17 @@ class PipelineClient:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _request(self, subject: str, data: bytes, worker: str, timeout: float) -> Msg:
-        async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
+        resends = _NoResponders(worker, self._settings.no_responders_wait_s)
+        while True:
             try:
                 return await self._nc.request(subject, data, timeout=timeout)
             except NoRespondersError:
-                continue  # nobody took it: safe to send again once a worker is back
+                pass  # nobody took it: safe to send again once a worker is back
             except NatsTimeout:
                 raise UpstreamTimeout(f"The {worker} worker did not answer in time.") from None
             except NatsError as exc:  # connection closed, reconnecting, buffer full, payload too large
                 raise _bus_refused(exc) from None
-        raise AssertionError("unreachable")
+            await resends.wait()
 
     async def usage(self, query: UsageQuery) -> UsageReport:
         msg = await self._request(ACCOUNTING_USAGE_QUERY, query.model_dump_json().encode(), "accounting",
@@ -196,7 +204,8 @@ class PipelineClient:
         deadline = time.monotonic() + call.envelope.seconds_left()  # the model's timeout, decided at admission
         unheard_until: float | None = None  # sent again to workers that took it and never beat, until this
         while True:  # a silence without an upstream starts a new wait for a worker
-            async for _ in _while_no_responders(worker, self._settings.no_responders_wait_s):
+            resends = _NoResponders(worker, self._settings.no_responders_wait_s)
+            while True:
                 try:
                     await self._nc.publish(subject, data, reply=inbox)
                 except NatsError as exc:
@@ -207,6 +216,7 @@ class PipelineClient:
                     if resend.silent:
                         unheard_until = self._unheard_until(call, unheard_until, resend.heard)
                         break
+                    await resends.wait()
                     continue
                 if settle is not None and frame_of(msg) != Frame.CHUNK.value:
                     settle(NOTHING_USED if frame_of(msg) == Frame.ERROR.value else usage_of(msg), 0)

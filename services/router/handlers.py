@@ -191,9 +191,11 @@ class RouterWorker:
         reply_usage = call_usage(event)
         if self._kept is not None:
             self._kept.keep(envelope.call_id, msg.reply, answer.completion.raw, reply_usage, answer.completion.headers)
+        # emitted first: the event is published by the publisher's drain task, which then runs
+        # before nats-py's flusher, so the reply and the event leave in one socket write
+        self._publisher.emit(event)
         await send_reply(self._nc, msg.reply, answer.completion.raw, frame_bytes=self._frame_bytes,
                          client=answer.completion.headers, usage=reply_usage)
-        self._publisher.emit(event)
 
     async def on_cancel(self, msg: Msg) -> None:
         try:
