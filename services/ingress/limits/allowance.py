@@ -70,7 +70,9 @@ class Allowance:
         self.used_at = time.monotonic()
 
     def valid(self, now: float) -> bool:
-        return self.start <= now < self.end
+        """Whether `local` still counts at `now` (its window may begin a moment ahead: see
+        `rate_window_open`)."""
+        return now < self.end
 
     def covers(self, need: int, now: float) -> bool:
         return self.local >= need and self.valid(now)

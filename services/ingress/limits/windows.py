@@ -23,8 +23,11 @@ _EPOCH_MONDAY = 4 * _DAY  # 1970-01-05, a Monday
 
 
 def rate_window_open(start: float, window_s: float, now: float) -> bool:
-    """Whether the window that began at `start` still counts a request made at `now`."""
-    return start <= now < start + window_s
+    """Whether the window that began at `start` still counts a request made at `now`. A
+    start up to a window ahead of `now` is the current window too: another replica's clock
+    runs ahead, or its write landed between this replica reading the clock and reading the
+    entry. Taking it for over would start a new count and forget what it had granted."""
+    return start - window_s < now < start + window_s
 
 
 def _month_after(moment: datetime) -> datetime:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
+import pytest
 from nats.aio.client import Client
 
 from services.ingress.limits.allowance import Allowance, Refusal, calendar_period, rate_period
@@ -107,3 +109,20 @@ async def test_units_given_back_are_not_also_taken_while_the_give_back_is_under_
     assert await b.lease(other, 1, 10, 1.0) is None  # another replica leases all that is left
     assert len(taken) + a.local + b.local <= 10  # spent here, held here, held there: within the limit
     assert (await store.read("rpm.key.g")).granted == len(taken) + a.local + b.local
+
+
+async def test_a_replica_whose_clock_reads_before_the_windows_start_counts_in_it(
+        replicas: list[Client], bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load a replica reads the clock, then the entry another replica started a moment
+    later: it must add to that window's count, not start a new one over it (which forgot
+    every unit granted: 1,097 tokens taken against a limit of 1,000 in one CI run)."""
+    store, other = await store_of(replicas[0], bucket), await store_of(replicas[1], bucket)
+    a, b = Allowance("tpm.key.w", rate_period(60.0)), Allowance("tpm.key.w", rate_period(60.0))
+    assert await a.lease(store, 10, 100, 0.1) is None
+    started = (await store.read("tpm.key.w")).start
+    behind = SimpleNamespace(time=lambda: started - 0.5, monotonic=time.monotonic)  # b's clock only
+    monkeypatch.setattr("services.ingress.limits.allowance.time", behind)
+    assert await b.lease(other, 10, 100, 0.1) is None
+    assert b.covers(10, started - 0.5)
+    shared = await store.read("tpm.key.w")
+    assert shared.start == started and shared.granted == a.local + b.local

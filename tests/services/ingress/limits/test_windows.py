@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingress.limits.allowance import rate_period
 from services.ingress.limits.windows import FOREVER, budget_period, rate_window_open, reset_text
 from shared.tenancy import budget_period as tenancy_period
 
@@ -32,7 +33,15 @@ def test_thirty_day_blocks_and_the_budget_that_never_resets() -> None:
 
 def test_an_anchored_window_counts_from_its_start_only() -> None:
     assert rate_window_open(100.0, 60.0, 100.0) and rate_window_open(100.0, 60.0, 159.9)
-    assert not rate_window_open(100.0, 60.0, 160.0) and not rate_window_open(100.0, 60.0, 99.0)
+    assert not rate_window_open(100.0, 60.0, 160.0) and not rate_window_open(100.0, 60.0, 40.0)
+
+
+def test_a_window_that_begins_a_moment_ahead_is_the_current_one() -> None:
+    """A replica whose clock reads 99.5 when it reads an entry another replica started at 100
+    (clock skew, or that write landing between its clock and its read) counts in that
+    window: starting a new one would overwrite the entry and forget every unit granted."""
+    assert rate_window_open(100.0, 60.0, 99.5)
+    assert rate_period(60.0)(99.5, 100.0) == (100.0, 160.0)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
