@@ -95,7 +95,7 @@ def test_rpm_holds_across_four_replicas(gateway: Gateway, replicas: list[str]) -
     passed = sum(r.status_code == 200 for r in responses)
     refused = [r for r in responses if r.status_code == 429]
     assert passed + len(refused) == 500
-    assert 100 <= passed <= 105
+    assert passed == 100  # the limit holds exactly: never over, and a burst spread over the replicas uses it all
     error = refused[0].json()["error"]
     assert error["code"] == "rate_limit_exceeded" and "requests per min" in error["message"]
     assert 1 <= int(refused[0].headers["retry-after"]) <= 60
