@@ -158,12 +158,9 @@ def _pid(server: EmbeddedNats) -> int:
     return server.process.pid
 
 
-def _cpu_s(pids: dict[str, int]) -> dict[str, float]:
-    return {name: sum(part.cpu_s for part in footprint.sample(pid).values()) for name, pid in pids.items()}
-
-
-def _per_request_ms(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
-    return {name: (after[name] - before[name]) * 1000 / max(requests, 1) for name in before}
+def _cpu(pids: dict[str, int]) -> dict[str, footprint.Part]:
+    """CPU time so far of each part (a process and what it forked), by its name here."""
+    return {name: footprint.Part(cpu_s=footprint.cpu_seconds(pid)) for name, pid in pids.items()}
 
 
 def _shape(workdir: Path, server: EmbeddedNats, children: list[Child], upstream: str, body: bytes,
@@ -193,15 +190,15 @@ def _shape(workdir: Path, server: EmbeddedNats, children: list[Child], upstream:
 
 def _measure(shape: Shape, args: argparse.Namespace) -> Measured:
     print(f"  {shape.name}: {args.rate:g} req/s for {args.seconds:g}s ...", flush=True)
-    before = _cpu_s(shape.pids)
+    before = _cpu(shape.pids)
     fixed = run_loop(open_loop(shape.target, rate=args.rate, seconds=args.seconds, warmup_s=2))
-    cpu_ms = sum(_per_request_ms(before, _cpu_s(shape.pids), round(args.rate * (args.seconds + 2))).values())
+    cpu_ms = sum(footprint.per_request(before, _cpu(shape.pids), round(args.rate * (args.seconds + 2))).values())
     if not args.closed_seconds:
         return Measured(fixed, cpu_ms, None, {})
     print(f"  {shape.name}: {args.conns} connections for {args.closed_seconds:g}s ...", flush=True)
-    before = _cpu_s(shape.pids)
+    before = _cpu(shape.pids)
     full = run_loop(closed_loop(shape.target, conns=args.conns, seconds=args.closed_seconds))
-    return Measured(fixed, cpu_ms, full, _per_request_ms(before, _cpu_s(shape.pids), full.ok))
+    return Measured(fixed, cpu_ms, full, footprint.per_request(before, _cpu(shape.pids), full.ok))
 
 
 def measure_shapes(args: argparse.Namespace) -> dict[str, Measured]:

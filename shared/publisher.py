@@ -19,6 +19,7 @@ accept work it cannot record, so memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from functools import partial
@@ -46,6 +47,7 @@ class EventPublisher:
         self._awaiting_ack = 0
         self._retrying: set[asyncio.Task[None]] = set()
         self._published_ok: dict[str, Counter] = {}  # the metric's child per event type, looked up once
+        self._settled = asyncio.Event()  # set whenever nothing is pending (what `flush` waits for)
 
     def emit(self, event: Event) -> None:
         self._queue.append(event)
@@ -78,9 +80,14 @@ class EventPublisher:
         self._awaiting_ack -= 1
         if not ack.cancelled() and ack.exception() is None:
             self._ok(event.type)
+            self._settle_if_idle()
         else:  # not acknowledged in time, or refused: published again (same id), this attempt counted as ever
             held = self._nc.is_connected and self._reconnects() == reconnects
             self._retry(event, failures=int(held))
+
+    def _settle_if_idle(self, _task: object = None) -> None:
+        if not self.pending:
+            self._settled.set()
 
     def _ok(self, event_type: str) -> None:
         counter = self._published_ok.get(event_type)
@@ -92,6 +99,7 @@ class EventPublisher:
         task = asyncio.get_running_loop().create_task(self._publish(event, failures))
         self._retrying.add(task)
         task.add_done_callback(self._retrying.discard)
+        task.add_done_callback(self._settle_if_idle)
 
     async def publish(self, event: Event) -> None:
         await self._publish(event)
@@ -103,11 +111,11 @@ class EventPublisher:
         """The slow path: publish until acknowledged; `failures`: attempts already made on a
         connection that held."""
         settings = self._settings
+        if failures >= settings.attempts:  # the drain's attempt was the last one allowed
+            return self._lost(event, f"{failures} attempts")
         subject, data, headers = event_subject(event), event_data(event), event_headers(event)
         delay = settings.retry_delay_s
         while True:
-            if failures >= settings.attempts:
-                return self._lost(event, f"{failures} attempts")
             await self._connected()
             if self._nc.is_closed:
                 return self._lost(event, "the NATS connection is closed")
@@ -148,9 +156,10 @@ class EventPublisher:
     def saturated(self) -> bool:
         return self.pending >= self._settings.max_pending
 
-    async def flush(self, poll_s: float = 0.01) -> None:
+    async def flush(self) -> None:
         """Wait (up to `flush_timeout_s`) until nothing is pending."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.flush_timeout_s
-        while self.pending and loop.time() < deadline:
-            await asyncio.sleep(poll_s)
+        if not self.pending:
+            return
+        self._settled.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), self._settings.flush_timeout_s)

@@ -148,19 +148,24 @@ class Allowance:
             if not self.local:
                 return
             returning, self.local = self.local, 0
+            settled = False
             try:
-                for _ in range(CONFLICT_RETRIES):
-                    if not self.valid(time.time()):
-                        returning = 0
-                        return
-                    shared = await store.read(self.key)
-                    if shared.start != self.start:
-                        returning = 0  # counted in a window that is over
-                        return
-                    granted = max(0, shared.granted - returning)
-                    if await store.write(self.key, Shared(shared.start, granted, shared.revision)) is not None:
-                        returning = 0
-                        self.granted = granted
-                        return
+                settled = await self._hand_back(store, returning)
             finally:
-                self.local += returning  # not given back: held again (settlements meanwhile kept)
+                if not settled:
+                    self.local += returning  # held again (settlements meanwhile kept)
+
+    async def _hand_back(self, store: LimitStore, units: int) -> bool:
+        """Take `units` off the shared entry's grant; True once they are settled (written, or
+        counted in a window that is over), False when every compare-and-set lost."""
+        for _ in range(CONFLICT_RETRIES):
+            if not self.valid(time.time()):
+                return True
+            shared = await store.read(self.key)
+            if shared.start != self.start:
+                return True
+            granted = max(0, shared.granted - units)
+            if await store.write(self.key, Shared(shared.start, granted, shared.revision)) is not None:
+                self.granted = granted
+                return True
+        return False
