@@ -16,8 +16,11 @@ coming back (the workers' connections come back on their own schedule), says not
 the worker: the call waits for the bus (its answer comes when it is back) until the bus guard cuts it
 (`bus_outage_wait_s`, 503 `bus_unavailable`), and it is not sent again meanwhile. A link that
 looks up is asked first (the bus guard's probe). A call whose worker falls silent after the
-link dropped during it gets 503 `bus_unavailable` rather than `worker_lost`: its answer may be
-what the outage lost. A client
+link dropped during it is first asked for again (the router that answered it kept the reply:
+services/router/kept_replies.py), whether or not a heartbeat told of an upstream: the outage
+may have lost that heartbeat with the reply, and a call sent again would reach the upstream
+twice. Still silent, it is sent again when no heartbeat came, else it gets 503
+`bus_unavailable` rather than `worker_lost`: its answer may be what the outage lost. A client
 that goes away cancels the call at the routers (they charge what it cost). A call the bus
 guard cuts (`cut`) is cancelled at the routers too, once the bus is back, and gets its
 `usage.corrected`: a router that finished it meanwhile charges its tokens (the upstream's),
@@ -258,12 +261,14 @@ class PipelineClient:
                     continue  # answered above
                 if await self._link_explains(self._settings.heartbeat_timeout_s):
                     continue  # our own link, not the worker: the answer comes when it is back, or the guard cuts
-                if upstream is None:
-                    raise _Resend(silent=True, heard=heard) from None
-                if not asked_again and self._outage_during(call):  # the outage may have lost the reply
+                if not asked_again and self._outage_during(call):
+                    # the outage may have lost the reply, and with it the beat that told of an
+                    # upstream: sent again now, the call could reach an upstream twice
                     asked_again = True
                     await self._ask_again(call)
                     continue
+                if upstream is None:
+                    raise _Resend(silent=True, heard=heard) from None
                 raise self._lost(call, upstream, []) from None
             if msg is None:
                 publish_cancel(self._nc, call.envelope.call_id, self._closing)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -116,8 +118,15 @@ class Gateway:
     def stop(self) -> None:
         self.supervisor.stop_all(STOP_ORDER, timeout=30)
 
+    def client(self, key: str | None = None, *, url: str | None = None, timeout: float = 60.0) -> httpx.Client:
+        """A client of this gateway (or the replica at `url`), with `key` as its bearer token.
+        A new client opens a new connection, as a new caller would; what it shares with
+        every other is the TLS context (see `_tls`)."""
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=url or self.url, headers=headers, timeout=timeout, verify=_tls())
+
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.master_key}"}, timeout=30)
+        return self.client(self.master_key, timeout=30)
 
     def create_key(self, name: str, **fields: Any) -> tuple[str, str]:
         """A key made by the master key; its org is made first when it does not exist yet."""
@@ -136,6 +145,14 @@ class Gateway:
             response = client.get("/admin/usage", params=params)
             response.raise_for_status()
             return response.json()["rows"]  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The gateway is plain HTTP, but httpx builds a TLS context for every client it makes
+    (~15 ms of CPU, most of it loading the CA bundle): the fault tests make a client per call,
+    hundreds of them, so they share this one."""
+    return ssl.create_default_context()
 
 
 def gateway_env(*, nats_url: str, database_url: str, clickhouse_url: str, config: Path, port: int,

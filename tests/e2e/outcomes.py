@@ -7,8 +7,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from tests.e2e.conftest import pg_rows
 from tests.e2e.gateway import Gateway, wait_for
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -27,7 +25,7 @@ class Outcome:
 
 def chat(gateway: Gateway, key: str, tag: str, n: int, timeout: float = 60.0, url: str | None = None) -> Outcome:
     began = time.monotonic()
-    with httpx.Client(base_url=url or gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=timeout) as http:
+    with gateway.client(key, url=url, timeout=timeout) as http:
         response = http.post("/v1/chat/completions", json={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{tag} call {n}"}]})
     code = None if response.status_code == 200 else response.json()["error"]["code"]

@@ -153,7 +153,7 @@ def test_budget_warning_once_per_period_and_level(gateway: Gateway, replicas: li
     # cannot then refuse another's request near the end of the budget (a burst may)
     responses = []
     for i in range(17):
-        with httpx.Client(base_url=replicas[i % 4], headers={"authorization": f"Bearer {key}"}, timeout=30) as http:
+        with gateway.client(key, url=replicas[i % 4], timeout=30) as http:
             responses.append(http.post("/v1/chat/completions", json=BODY))
     assert [r.status_code for r in responses] == [200] * 17
     warned = [r for r in responses if "x-jetgate-budget-warning" in r.headers]

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 from jetgate.embedded.ports import free_port
@@ -56,7 +55,7 @@ def clustered(tmp_path_factory: pytest.TempPathFactory, cluster: NatsCluster, ga
 
 
 def _chat(gateway: Gateway, key: str, i: int) -> tuple[int, str]:
-    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=60) as http:
+    with gateway.client(key) as http:
         response = http.post("/v1/chat/completions", json={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"cluster request {i}"}]})
         return response.status_code, response.headers["x-request-id"]

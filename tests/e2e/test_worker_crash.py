@@ -24,7 +24,7 @@ def test_router_killed_mid_burst(gateway: Gateway) -> None:
     total = 300
 
     def call(i: int) -> tuple[int, str]:
-        with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {key}"}, timeout=60) as http:
+        with gateway.client(key) as http:
             response = http.post("/v1/chat/completions", json={
                 "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"crash request {i}"}]})
             return response.status_code, response.headers["x-request-id"]

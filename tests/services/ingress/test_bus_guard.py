@@ -308,3 +308,62 @@ async def test_a_call_whose_answer_the_outage_lost_gets_it_from_the_router_that_
         assert emitted == []  # answered: the router's usage stands
     finally:
         await nc.close()
+
+
+@pytest.fixture
+async def quiet_router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    """A stand-in router whose heartbeat that it went upstream is lost with its answer (both
+    sent while the server was gone, as the fake upstream answers at once): the ingress hears
+    nothing of it. It holds every call it gets."""
+    held: list[Msg] = []
+    nc = await connect(bus.server.url, "quiet-router-under-test", QUICK)
+
+    async def hold(msg: Msg) -> None:
+        held.append(msg)
+
+    await stand_in(nc, make_call([Stage.ROUTER]).subject(), hold)
+    yield nc, held
+    await nc.close()
+
+
+async def test_a_call_whose_beat_and_answer_the_outage_lost_is_asked_for_not_sent_upstream_again(
+        bus: Bus, quiet_router: tuple[Client, list[Msg]]) -> None:
+    router_nc, held = quiet_router
+
+    async def reply_again(msg: Msg) -> None:  # it kept the reply: services/router/kept_replies.py
+        await send_reply(router_nc, held[0].reply, b'{"answer": true}')
+
+    await router_nc.subscribe(ROUTER_RESEND, cb=reply_again)
+    nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
+    try:
+        _, task = await held_call(pipeline, held)
+        await answer_lost_in_an_outage(bus, nc, router_nc)
+        reply = await asyncio.wait_for(task, 10)
+        assert (reply.status, reply.body) == (200, b'{"answer": true}')
+        assert len(held) == 1 and emitted == []  # sent again, it would have reached the upstream twice
+    finally:
+        await nc.close()
+
+
+async def test_a_call_the_outage_lost_before_any_router_kept_it_is_sent_again(
+        bus: Bus, quiet_router: tuple[Client, list[Msg]]) -> None:
+    router_nc, held = quiet_router
+    asked: list[ReplyAgain] = []
+
+    async def kept_nothing(msg: Msg) -> None:
+        asked.append(ReplyAgain.model_validate_json(msg.data))
+
+    await router_nc.subscribe(ROUTER_RESEND, cb=kept_nothing)
+    nc, pipeline, _ = await guarded_pipeline(bus, 10.0)
+    try:
+        call, task = await held_call(pipeline, held)
+        await answer_lost_in_an_outage(bus, nc, router_nc)
+        while len(held) < 2:  # asked for first, then, as nobody had it, sent again
+            await asyncio.sleep(0.01)
+        assert [a.call_id for a in asked] == [call.envelope.call_id]
+        assert held[1].data == held[0].data
+        await send_reply(router_nc, held[1].reply, b'{"second": true}')
+        reply = await asyncio.wait_for(task, 10)
+        assert reply.body == b'{"second": true}'
+    finally:
+        await nc.close()
