@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +32,30 @@ def signal_tree(pid: int, sig: int) -> None:
             os.kill(member, sig)
 
 
+def _stopped(pid: int) -> bool:
+    """Every thread of `pid` stopped (or gone)."""
+    try:
+        states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()]
+    except (OSError, IndexError):
+        return True
+    return all(state in "TtZX" for state in states)  # stopped, or exited
+
+
+def wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until SIGSTOP has taken hold of the whole tree: `kill` returns before it has, and a
+    thread running on the other core may still answer something meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not all(_stopped(member) for member in tree(pid)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not stop in {timeout}s")
+        time.sleep(0.001)
+
+
 @contextlib.contextmanager
 def frozen(pid: int) -> Iterator[None]:
     signal_tree(pid, signal.SIGSTOP)
     try:
+        wait_stopped(pid)
         yield
     finally:
         signal_tree(pid, signal.SIGCONT)
