@@ -117,6 +117,28 @@ def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(gateway
     assert {f.event for f in seen} == {"usage.recorded"}
 
 
+def subscribers(feed_url: str) -> float:
+    for line in httpx.get(feed_url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith('jetgate_event_subscribers{stream="usage"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_subscribers_that_leave_mid_backlog_leave_nothing_behind(gateway: Gateway, master: httpx.Client,
+                                                                 feed_url: str) -> None:
+    """Each leaves while its stream writes a backlog as fast as it pulls it: the moment a
+    cancellation was lost (Python 3.11's `wait_for`), a stream kept pulling for nobody, its
+    consumer and its subscriber slot held forever."""
+    org = new_org()
+    publish(gateway, [usage(org) for _ in range(2_000)])
+    before = subscribers(feed_url)
+    for _ in range(6):
+        with master.stream("GET", "/events/usage", params={"org_id": org, "since": "2000-01-01T00:00:00Z"}) as response:
+            assert len(read_events(opened(response), 5)) == 5
+    wait_for(lambda: feed_consumers(gateway, org) == [], timeout=10)
+    wait_for(lambda: subscribers(feed_url) == before, timeout=10)
+
+
 def test_since_starts_at_a_time(gateway: Gateway, master: httpx.Client) -> None:
     org = new_org()
     before = [usage(org) for _ in range(5)]
@@ -229,10 +251,11 @@ def test_a_subscriber_that_never_reads_slows_nobody(gateway: Gateway, master: ht
             got = events_until_idle(response, len(burst) + 1)
         assert [f.body["id"] for f in got[:len(burst)]] == [e.id for e in burst]
         assert got[-1].body["key_id"] == key_id and len(got) == len(burst) + 1
-        # the stalled subscriber took nothing for send_timeout_s: dropped, its consumer deleted
-        wait_for(lambda: feed_consumers(gateway, org) == [], timeout=15)
-        metrics = httpx.get(feed_url + "/metrics", timeout=10).text
-        assert 'jetgate_event_feed_dropped_total{stream="usage"} 1.0' in metrics
+        # the stalled subscriber took nothing for send_timeout_s: dropped, then its consumer deleted
+        # (generous waits, as the suite's load slows both; a passing run waits ~2 s)
+        dropped = 'jetgate_event_feed_dropped_total{stream="usage"} 1.0'
+        wait_for(lambda: dropped in httpx.get(feed_url + "/metrics", timeout=10).text, timeout=30)
+        wait_for(lambda: feed_consumers(gateway, org) == [], timeout=30)
         assert stream_info(gateway).state.messages >= len(burst)  # nothing lost for anyone else
     finally:
         stalled.close()

@@ -1,6 +1,13 @@
 """The feed's HTTP response: events as they are pulled, heartbeat comments while idle. Each
 write waits at most `send_timeout_s` for the client to take it; a client that takes nothing
-for that long, or that went away, ends the stream and its consumer."""
+for that long, or that went away, ends the stream and its consumer.
+
+A client that went away ends the stream twice over: its task is cancelled, and the loop
+looks at `gone` before each event. A cancellation alone can be lost in Python 3.11: an
+`asyncio.wait_for` whose inner task completes in the same turn returns its result and drops
+the cancel (so the writes use `asyncio.timeout`, which creates no task), and nats-py waits
+on `wait_for` inside `fetch`. Lost, it left the stream writing to nobody and pulling its
+consumer forever, and the replica's stop waiting on it."""
 from __future__ import annotations
 
 import asyncio
@@ -42,9 +49,10 @@ class FeedResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream = self._query.kind.value
         EVENT_SUBSCRIBERS.labels(stream).inc()
+        gone = asyncio.Event()
         try:
-            streaming = asyncio.ensure_future(self._stream(send))
-            watching = asyncio.ensure_future(_disconnected(receive))
+            streaming = asyncio.ensure_future(self._stream(send, gone))
+            watching = asyncio.ensure_future(_disconnected(receive, gone))
             done, pending = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
@@ -55,10 +63,10 @@ class FeedResponse(Response):
                 error = streaming.exception()
                 if error is not None and not isinstance(error, SlowSubscriber):
                     log.warning("event feed ended: %s", type(error).__name__)
-                if not isinstance(error, SlowSubscriber):  # the bus failed: end the response cleanly
+                if not isinstance(error, SlowSubscriber) and not gone.is_set():  # the bus failed: end cleanly
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}),
-                                               self._send_timeout_s)
+                        async with asyncio.timeout(self._send_timeout_s):
+                            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             EVENT_SUBSCRIBERS.labels(stream).dec()
             await self._reader.close()
@@ -66,16 +74,18 @@ class FeedResponse(Response):
 
     async def _send(self, send: Send, body: bytes) -> None:
         try:
-            await asyncio.wait_for(send({"type": "http.response.body", "body": body, "more_body": True}),
-                                   self._send_timeout_s)
+            async with asyncio.timeout(self._send_timeout_s):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         except TimeoutError as exc:
             FEED_DROPPED.labels(self._query.kind.value).inc()
             raise SlowSubscriber from exc
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, send: Send, gone: asyncio.Event) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await self._send(send, b": stream " + self._query.kind.value.encode() + b"\n\n")  # the head goes out now
         async for message in self._reader.messages():
+            if gone.is_set():
+                return
             if message is None:
                 await self._send(send, HEARTBEAT)
                 continue
@@ -89,6 +99,7 @@ class FeedResponse(Response):
             FEED_EVENTS.labels(self._query.kind.value).inc()
 
 
-async def _disconnected(receive: Receive) -> None:
+async def _disconnected(receive: Receive, gone: asyncio.Event) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    gone.set()
