@@ -7,7 +7,7 @@ import uvicorn
 
 from services.ingress.app import create_app
 from services.ingress.http_limits import bounded_protocol
-from shared.service import install_event_loop, setup_process
+from shared.service import freeze_startup_heap, install_event_loop, setup_process
 from shared.settings import Settings, load_settings
 
 
@@ -29,6 +29,7 @@ def main(settings: Settings | None = None) -> None:
                             loop="none", lifespan="on", access_log=False, log_config=None,
                             timeout_graceful_shutdown=int(settings.ingress.graceful_shutdown_s), server_header=False,
                             proxy_headers=False)  # the client address is not read: no per-request header walk
+    freeze_startup_heap()
     _Server(config).run()
 
 

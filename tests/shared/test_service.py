@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +54,18 @@ def test_a_library_logger_with_its_own_handler_is_redacted_too(root_logging: log
     setup_process(Settings(master_key=SecretStr(value)), "testsvc")
     own.warning("key %s", value)
     assert out.getvalue() == "key ***\n"
+
+
+def test_a_worker_serves_with_its_startup_heap_frozen() -> None:
+    """Full collections walk only what the worker made since it started serving: everything
+    imported and built before is frozen (`gc.freeze`). In a process of its own: the test
+    process's collector is left as it is."""
+    script = ("import gc, asyncio\n"
+              "from shared.service import run_worker\n"
+              "async def serve(settings, stop):\n"
+              "    print(gc.get_freeze_count())\n"
+              "run_worker('probe', serve)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "JETGATE_LOG_LEVEL": "WARNING"})
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 10_000  # the modules' objects, at least
