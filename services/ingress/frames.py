@@ -67,8 +67,13 @@ class Inboxes:
 
 
 async def next_frame(frames: Frames, timeout: float) -> Msg | None:
-    """The next frame; raises TimeoutError after `timeout` of silence."""
-    return await asyncio.wait_for(frames.get(), timeout)
+    """The next frame; raises TimeoutError after `timeout` of silence. A frame already
+    queued is taken at once; else `asyncio.timeout`, not `wait_for`: no task per wait, and
+    Python 3.11's `wait_for` can drop a cancel that lands as the frame comes."""
+    if not frames.empty():
+        return frames.get_nowait()
+    async with asyncio.timeout(timeout):
+        return await frames.get()
 
 
 def publish_cancel(nc: Client, call_id: str, closing: set[asyncio.Task[None]]) -> None:
