@@ -4,6 +4,7 @@ wait, and 503 when it is not, never the full call timeout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,22 +188,44 @@ async def test_a_call_under_way_ends_with_503_when_the_bus_stays_away(bus: Bus, 
         await nc.close()
 
 
-@pytest.fixture
-async def router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
-    """A stand-in router on its own connection: tells the caller each call reached the
-    upstream, then holds it (the test answers)."""
+@contextlib.asynccontextmanager
+async def stand_in_router(bus: Bus, *, beats: bool) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    """A stand-in router on its own connection that holds every call it gets (the test
+    answers). `beats`: it first tells the caller the call reached the upstream; else the
+    ingress hears nothing of it, as when an outage lost that heartbeat with the answer (both
+    sent while the server was gone: a quick upstream answers at once)."""
     held: list[Msg] = []
     nc = await connect(bus.server.url, "router-under-test", QUICK)
-    call = make_call([Stage.ROUTER])
 
-    async def reach(msg: Msg) -> None:
+    async def take(msg: Msg) -> None:
         assert msg.reply
-        await Lease(nc, msg.reply).reaching(0)
+        if beats:
+            await Lease(nc, msg.reply).reaching(0)
         held.append(msg)
 
-    await stand_in(nc, call.subject(), reach)
-    yield nc, held
-    await nc.close()
+    await stand_in(nc, make_call([Stage.ROUTER]).subject(), take)
+    try:
+        yield nc, held
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+async def router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    async with stand_in_router(bus, beats=True) as taken:
+        yield taken
+
+
+@pytest.fixture
+async def quiet_router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    async with stand_in_router(bus, beats=False) as taken:
+        yield taken
+
+
+@pytest.fixture(params=[True, False], ids=["its heartbeat heard", "its heartbeat lost too"])
+async def any_router(bus: Bus, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, list[Msg]]]:
+    async with stand_in_router(bus, beats=request.param) as taken:
+        yield taken
 
 
 async def guarded_pipeline(bus: Bus, wait_s: float) -> tuple[Client, PipelineClient, list[object]]:
@@ -289,8 +312,10 @@ async def test_a_call_whose_answer_the_outage_lost_ends_as_the_buses_not_as_a_lo
 
 
 async def test_a_call_whose_answer_the_outage_lost_gets_it_from_the_router_that_kept_it(
-        bus: Bus, router: tuple[Client, list[Msg]]) -> None:
-    router_nc, held = router
+        bus: Bus, any_router: tuple[Client, list[Msg]]) -> None:
+    # asked for, not sent again, whether or not a heartbeat told of its upstream: sent again,
+    # it would reach the upstream twice
+    router_nc, held = any_router
     asked: list[ReplyAgain] = []
 
     async def reply_again(msg: Msg) -> None:  # the router's side: services/router/kept_replies.py
@@ -306,41 +331,6 @@ async def test_a_call_whose_answer_the_outage_lost_gets_it_from_the_router_that_
         assert (reply.status, reply.body) == (200, b'{"answer": true}')
         assert [a.call_id for a in asked] == [call.envelope.call_id] and len(held) == 1
         assert emitted == []  # answered: the router's usage stands
-    finally:
-        await nc.close()
-
-
-@pytest.fixture
-async def quiet_router(bus: Bus) -> AsyncIterator[tuple[Client, list[Msg]]]:
-    """A stand-in router whose heartbeat that it went upstream is lost with its answer (both
-    sent while the server was gone, as the fake upstream answers at once): the ingress hears
-    nothing of it. It holds every call it gets."""
-    held: list[Msg] = []
-    nc = await connect(bus.server.url, "quiet-router-under-test", QUICK)
-
-    async def hold(msg: Msg) -> None:
-        held.append(msg)
-
-    await stand_in(nc, make_call([Stage.ROUTER]).subject(), hold)
-    yield nc, held
-    await nc.close()
-
-
-async def test_a_call_whose_beat_and_answer_the_outage_lost_is_asked_for_not_sent_upstream_again(
-        bus: Bus, quiet_router: tuple[Client, list[Msg]]) -> None:
-    router_nc, held = quiet_router
-
-    async def reply_again(msg: Msg) -> None:  # it kept the reply: services/router/kept_replies.py
-        await send_reply(router_nc, held[0].reply, b'{"answer": true}')
-
-    await router_nc.subscribe(ROUTER_RESEND, cb=reply_again)
-    nc, pipeline, emitted = await guarded_pipeline(bus, 10.0)
-    try:
-        _, task = await held_call(pipeline, held)
-        await answer_lost_in_an_outage(bus, nc, router_nc)
-        reply = await asyncio.wait_for(task, 10)
-        assert (reply.status, reply.body) == (200, b'{"answer": true}')
-        assert len(held) == 1 and emitted == []  # sent again, it would have reached the upstream twice
     finally:
         await nc.close()
 
