@@ -24,6 +24,7 @@ from shared.bus import connect, publish_event
 from shared.events import RequestData, RequestEvent, UsageData, UsageEvent
 from shared.subjects import USAGE_STREAM
 from tests.e2e.gateway import Gateway, wait_for
+from tests.e2e.metrics import sample
 from tests.e2e.sse_events import events_until_idle, read_events
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -117,11 +118,9 @@ def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(gateway
     assert {f.event for f in seen} == {"usage.recorded"}
 
 
-def subscribers(feed_url: str) -> float:
-    for line in httpx.get(feed_url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith('jetgate_event_subscribers{stream="usage"}'):
-            return float(line.split()[-1])
-    return 0.0
+def feed_metric(feed_url: str, name: str) -> float:
+    """A usage-feed metric of the feed's replica (0 before its first subscriber)."""
+    return sample(httpx.get(feed_url + "/metrics", timeout=10).text, name, stream="usage") or 0.0
 
 
 def test_subscribers_that_leave_mid_backlog_leave_nothing_behind(gateway: Gateway, master: httpx.Client,
@@ -131,12 +130,12 @@ def test_subscribers_that_leave_mid_backlog_leave_nothing_behind(gateway: Gatewa
     consumer and its subscriber slot held forever."""
     org = new_org()
     publish(gateway, [usage(org) for _ in range(2_000)])
-    before = subscribers(feed_url)
+    before = feed_metric(feed_url, "jetgate_event_subscribers")
     for _ in range(6):
         with master.stream("GET", "/events/usage", params={"org_id": org, "since": "2000-01-01T00:00:00Z"}) as response:
             assert len(read_events(opened(response), 5)) == 5
     wait_for(lambda: feed_consumers(gateway, org) == [], timeout=10)
-    wait_for(lambda: subscribers(feed_url) == before, timeout=10)
+    wait_for(lambda: feed_metric(feed_url, "jetgate_event_subscribers") == before, timeout=10)
 
 
 def test_since_starts_at_a_time(gateway: Gateway, master: httpx.Client) -> None:
@@ -253,8 +252,7 @@ def test_a_subscriber_that_never_reads_slows_nobody(gateway: Gateway, master: ht
         assert got[-1].body["key_id"] == key_id and len(got) == len(burst) + 1
         # the stalled subscriber took nothing for send_timeout_s: dropped, then its consumer deleted
         # (generous waits, as the suite's load slows both; a passing run waits ~2 s)
-        dropped = 'jetgate_event_feed_dropped_total{stream="usage"} 1.0'
-        wait_for(lambda: dropped in httpx.get(feed_url + "/metrics", timeout=10).text, timeout=30)
+        wait_for(lambda: feed_metric(feed_url, "jetgate_event_feed_dropped_total") == 1.0, timeout=30)
         wait_for(lambda: feed_consumers(gateway, org) == [], timeout=30)
         assert stream_info(gateway).state.messages >= len(burst)  # nothing lost for anyone else
     finally:

@@ -19,6 +19,7 @@ from shared.bus import connect
 from shared.subjects import AUDIT_STREAM, SYSTEM_ORG, audit_subject
 from tests.e2e.conftest import ECHO_KEY, UPSTREAM_KEY, pg_rows
 from tests.e2e.gateway import Gateway, wait_for
+from tests.e2e.metrics import sample
 from tests.e2e.sse_events import events_until_idle, read_events
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -74,10 +75,7 @@ def _get(url: str) -> str | None:
 
 
 def gauge(metrics_url: str, model: str) -> float | None:
-    for line in (_get(metrics_url) or "").splitlines():
-        if line.startswith("jetgate_deployment_healthy{") and f'model="{model}"' in line and 'provider="fake"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    return sample(_get(metrics_url) or "", "jetgate_deployment_healthy", model=model, provider="fake")
 
 
 def client(gateway: Gateway) -> openai.OpenAI:

@@ -87,24 +87,23 @@ def test_calls_a_killed_router_held_are_answered_at_once_and_charged_once(gatewa
                                                                           fake_openai: FakeOpenAI) -> None:
     key, key_id = gateway.create_key("router-held-calls")
     tag = f"held-{uuid.uuid4().hex[:8]}"
-    headers = {"authorization": f"Bearer {key}"}
     stop = threading.Event()
     streams_started = [threading.Event() for _ in range(3)]
 
     def background(n: int) -> list[Outcome]:  # ~100 req/s of quick calls all along
         done = []
-        with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as http:
+        with gateway.client(key) as http:
             while not stop.is_set():
                 done.append(_post(http, "gpt-4o-mini", f"{tag} quick {n}"))
                 time.sleep(0.04)
         return done
 
     def held_call(i: int) -> Outcome:  # the upstream takes 30 s: the router holds it when killed
-        with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as http:
+        with gateway.client(key) as http:
             return _post(http, "hang", f"{tag} hang {i}")
 
     def held_stream(i: int) -> Outcome:  # 10 s of chunks: it has begun when the router is killed
-        with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as http:
+        with gateway.client(key) as http:
             return _stream(http, f"{tag} stream {i}", streams_started[i])
 
     def upstream_calls(word: str) -> int:
